@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings and helpers for the rust-mapdrv scripts. Sourced, not run.
+#
+# Everything downloaded or built lives under $MAPDRV_CACHE, so a second run
+# reuses it and `make distclean` removes it in one step.
+
+set -euo pipefail
+
+MAPDRV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MAPDRV_CACHE=${MAPDRV_CACHE:-$HOME/.cache/rust-mapdrv}
+
+# The kernel we build against: Debian's linux-source package from this suite.
+KERNEL_SERIES=${KERNEL_SERIES:-7.3}
+KERNEL_SUITE=${KERNEL_SUITE:-trixie-backports}
+BINDGEN_VERSION=0.72.1
+
+# Debian's Rust toolchain (rustc-web) builds the kernel side. The rustup
+# toolchain that may come first on PATH has no rust-src, and a kernel crate
+# built by one rustc cannot be read by another, so name the tools explicitly.
+KERNEL_RUSTC=/usr/bin/rustc
+KERNEL_CLIPPY_DRIVER=/usr/bin/clippy-driver
+KERNEL_RUSTFMT=/usr/bin/rustfmt
+KERNEL_LLVM_SUFFIX=-19
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+BINDGEN=$MAPDRV_CACHE/tools/bindgen-$BINDGEN_VERSION/bin/bindgen
+
+# Colour only for people: not in CI, not when piped, not with NO_COLOR.
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ] && [ "${CI:-}" != true ]; then
+	_c_bold=$'\e[1m' _c_red=$'\e[31m' _c_off=$'\e[0m'
+else
+	_c_bold='' _c_red='' _c_off=''
+fi
+
+_t0=${MAPDRV_T0:-$(date +%s)}
+export MAPDRV_T0=$_t0
+
+# stage "text": a progress line with the elapsed time since the run began.
+stage() { printf '%s[%4ss] %s%s\n' "$_c_bold" "$(($(date +%s) - _t0))" "$*" "$_c_off" >&2; }
+info() { printf '       %s\n' "$*" >&2; }
+die() { printf '%serror:%s %s\n' "$_c_red" "$_c_off" "$*" >&2; exit 1; }
+
+# run_logged LOG CMD...: run CMD with its output in LOG; on failure print the
+# tail of LOG and where the rest is, then fail.
+run_logged() {
+	local log=$1; shift
+	mkdir -p "$(dirname "$log")"
+	if ! "$@" >"$log" 2>&1; then
+		printf '%s--- last 40 lines of %s ---%s\n' "$_c_red" "$log" "$_c_off" >&2
+		tail -n 40 "$log" >&2
+		die "command failed: $* (full log: $log)"
+	fi
+}
+
+# The unpacked kernel source recorded by setup.sh.
+kernel_src_dir() {
+	local f=$MAPDRV_CACHE/src/current
+	[ -f "$f" ] || return 1
+	cat "$f"
+}
+
+# The version of the unpacked kernel source, e.g. 7.3.4.
+kernel_version() { make -s -C "$1" kernelversion 2>/dev/null; }
+
+# Cache key of a kernel build: version + flavour + hash of the config fragments.
+# Usage: kernel_build_dir FLAVOUR
+kernel_build_dir() {
+	local flavour=$1 src ver hash
+	src=$(kernel_src_dir) || die "no kernel source yet: run scripts/setup.sh"
+	ver=$(cat "$MAPDRV_CACHE/src/version")
+	hash=$(kconfig_fragments "$flavour" | xargs cat | sha256sum | cut -c1-12)
+	echo "$MAPDRV_CACHE/build/linux-$ver-$flavour-$hash"
+}
+
+# The config fragments of a flavour, in the order they are merged.
+kconfig_fragments() {
+	case $1 in
+	vm) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config" ;;
+	debug) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config $MAPDRV_ROOT/scripts/kconfig/debug.config" ;;
+	*) die "unknown kernel flavour '$1' (known: vm, debug)" ;;
+	esac
+}
+
+# The make arguments that every kernel-side build uses.
+kernel_make_args() {
+	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
+}
+
+# fail STATUS "text": like die, but exit with STATUS.
+fail() { local s=$1; shift; printf '%serror:%s %s\n' "$_c_red" "$_c_off" "$*" >&2; exit "$s"; }

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# One-time set-up, safe to run again: Debian packages, bindgen, kernel source.
+# Every step checks first and does nothing when its result is already there.
+#
+# Usage: scripts/setup.sh [--check]
+#   --check  only report what is missing (exit 1 if anything is)
+source "$(dirname "$0")/lib.sh"
+
+PACKAGES=(
+	rustc-web rust-web-src rustfmt-web rust-web-clippy
+	clang-19 lld-19 llvm-19 libclang-19-dev
+	make gcc flex bison bc libelf-dev libssl-dev
+	cpio xz-utils gzip qemu-system-x86 busybox-static
+	python3 file
+)
+
+check_only=false
+[ "${1:-}" = --check ] && check_only=true
+
+missing_packages() {
+	local p
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
+	done
+}
+
+install_packages() {
+	local missing
+	missing=$(missing_packages | xargs)
+	[ -z "$missing" ] && return 0
+	$check_only && { info "missing Debian packages: $missing"; return 1; }
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		die "missing Debian packages and no root apt-get to install them; as root run: apt-get install $missing"
+	fi
+	stage "installing Debian packages: $missing"
+	run_logged "$MAPDRV_CACHE/logs/apt-update.log" apt-get update
+	DEBIAN_FRONTEND=noninteractive run_logged "$MAPDRV_CACHE/logs/apt-install.log" \
+		apt-get install -y $missing
+}
+
+install_bindgen() {
+	if [ -x "$BINDGEN" ] && "$BINDGEN" --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; then
+		return 0
+	fi
+	$check_only && { info "missing bindgen-cli $BINDGEN_VERSION"; return 1; }
+	local cargo
+	cargo=$(command -v cargo || true)
+	[ -n "$cargo" ] || die "cargo not found: install Rust's cargo (Debian: apt-get install cargo-web) to build bindgen-cli"
+	stage "building bindgen-cli $BINDGEN_VERSION (cargo install --locked, about 1 minute)"
+	run_logged "$MAPDRV_CACHE/logs/bindgen-install.log" \
+		"$cargo" install --locked --quiet bindgen-cli --version "=$BINDGEN_VERSION" \
+		--root "$MAPDRV_CACHE/tools/bindgen-$BINDGEN_VERSION"
+}
+
+# The host's Debian mirror: the URI of its main Debian archive as apt sees it,
+# so that no host name is written into this project.
+debian_mirror() {
+	apt-get indextargets --no-release-info --format '$(REPO_URI)' 2>/dev/null |
+		awk '$1 !~ /security/ && $1 ~ /debian\/?$/ { print $1; exit }'
+}
+
+fetch_kernel_source() {
+	if src=$(kernel_src_dir 2>/dev/null) && [ -f "$src/Makefile" ]; then
+		return 0
+	fi
+	$check_only && { info "missing kernel source linux-source-$KERNEL_SERIES"; return 1; }
+	local mirror apt_dir pkg deb
+	mirror=$(debian_mirror)
+	[ -n "$mirror" ] || die "could not find a Debian mirror in the host's apt configuration (apt-get indextargets)"
+	mirror=${mirror%/}
+	stage "fetching linux-source-$KERNEL_SERIES from $KERNEL_SUITE (private apt configuration, mirror $mirror)"
+
+	# A private apt: own sources list, lists, cache and state, so the host's
+	# apt sources and package lists are never touched.
+	apt_dir=$MAPDRV_CACHE/apt
+	mkdir -p "$apt_dir"/{lists/partial,cache/archives/partial,parts,prefs}
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main" \
+		>"$apt_dir/sources.list"
+	local apt_opts=(
+		-o "Dir::Etc::SourceList=$apt_dir/sources.list"
+		-o "Dir::Etc::SourceParts=$apt_dir/parts"
+		-o "Dir::Etc::Preferences=$apt_dir/prefs/none"
+		-o "Dir::Etc::PreferencesParts=$apt_dir/prefs"
+		-o "Dir::State::Lists=$apt_dir/lists"
+		-o "Dir::Cache=$apt_dir/cache"
+		-o "Dir::State::status=/dev/null"
+		-o "APT::Get::List-Cleanup=false"
+	)
+	run_logged "$MAPDRV_CACHE/logs/apt-kernel-update.log" apt-get "${apt_opts[@]}" update
+	pkg=linux-source-$KERNEL_SERIES
+	mkdir -p "$MAPDRV_CACHE/src"
+	rm -f "$MAPDRV_CACHE/src/${pkg}_"*.deb
+	(cd "$MAPDRV_CACHE/src" && run_logged "$MAPDRV_CACHE/logs/apt-kernel-download.log" \
+		apt-get "${apt_opts[@]}" download "$pkg")
+	deb=$(ls "$MAPDRV_CACHE/src/${pkg}_"*.deb)
+	info "downloaded $(basename "$deb") ($(dpkg-deb -f "$deb" Version))"
+
+	stage "unpacking the kernel source"
+	local tmp
+	tmp=$(mktemp -d "$MAPDRV_CACHE/src/unpack.XXXXXX")
+	dpkg-deb -x "$deb" "$tmp"
+	local tarball
+	tarball=$(ls "$tmp"/usr/src/linux-source-*.tar.* | head -n1)
+	[ -f "$tarball" ] || die "no source tarball under usr/src/ in $deb"
+	tar -C "$tmp" -xf "$tarball"
+	local dir
+	dir=$(find "$tmp" -maxdepth 1 -type d -name 'linux-source-*' | head -n1)
+	[ -f "$dir/Makefile" ] || die "the tarball $tarball has no kernel tree"
+	local ver
+	ver=$(kernel_version "$dir")
+	rm -rf "$MAPDRV_CACHE/src/linux-$ver"
+	mv "$dir" "$MAPDRV_CACHE/src/linux-$ver"
+	rm -rf "$tmp"
+	echo "$ver" >"$MAPDRV_CACHE/src/version"
+	dpkg-deb -f "$deb" Version >"$MAPDRV_CACHE/src/debian-version"
+	echo "$MAPDRV_CACHE/src/linux-$ver" >"$MAPDRV_CACHE/src/current"
+}
+
+mkdir -p "$MAPDRV_CACHE/logs"
+status=0
+install_packages || status=1
+install_bindgen || status=1
+fetch_kernel_source || status=1
+if [ $status = 0 ]; then
+	src=$(kernel_src_dir)
+	info "kernel source: $src (Linux $(cat "$MAPDRV_CACHE/src/version"), Debian linux-source-$KERNEL_SERIES $(cat "$MAPDRV_CACHE/src/debian-version"))"
+fi
+exit $status

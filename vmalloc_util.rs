@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The vmalloc buffer behind `/dev/mapdrv`, and our own walk of the kernel
+//! page tables that finds the physical page behind each of its addresses.
+//!
+//! The classic `map_driver.c` turned a vmalloc address into something it could
+//! hand to the page-fault code in three steps (`vaddress_to_kaddress()`):
+//!
+//! 1. walk the kernel page tables (`pgd_offset_k` → `pmd_offset` →
+//!    `pte_offset`) down to the page-table entry of the address;
+//! 2. turn the entry into its `struct page` (`pte_page`);
+//! 3. turn the page into its direct-map ("kernel logical") address
+//!    (`page_address`).
+//!
+//! [`walk`] does step 1 in Rust, by reading the tables the CPU itself reads:
+//! from CR3 through PGD, P4D (only with 5-level paging), PUD, PMD and PTE, and
+//! stops early at a 1 GiB or 2 MiB leaf. Step 2 is the PFN the leaf entry
+//! holds (the index of the `struct page` in the memory map), and step 3 is
+//! `page_offset_base + (pfn << PAGE_SHIFT)`, the direct-map alias of the same
+//! physical page. [`VmallocBuffer::walk_page`] cross-checks the result with the
+//! kernel's own answers (`vmalloc_to_pfn()` and `lookup_address()`).
+
+use core::ptr::NonNull;
+use kernel::{
+    alloc::allocator::Vmalloc,
+    bindings,
+    iov::{IovIterDest, IovIterSource},
+    page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+};
+
+/// The largest buffer the module accepts, in pages (1 GiB of 4 KiB pages).
+pub(crate) const MAX_PAGES: usize = 262_144;
+
+/// Bits 12..=51 of an x86_64 page-table entry: the physical address of the
+/// next table or of the page (`PTE_PFN_MASK` with 52 physical address bits).
+const ENTRY_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// `_PAGE_PRESENT`.
+const ENTRY_PRESENT: u64 = 1 << 0;
+/// `_PAGE_PSE`: in a PUD or PMD entry, the entry maps a 1 GiB or 2 MiB page.
+const ENTRY_HUGE: u64 = 1 << 7;
+/// Entries per table at every level on x86_64.
+const ENTRIES_PER_TABLE: usize = 512;
+/// CR4.LA57: 5-level paging is on.
+const CR4_LA57: u64 = 1 << 12;
+
+/// A level of the x86_64 page tables.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Level {
+    /// The top-level table that CR3 points to.
+    Pgd,
+    /// The fourth level, present only with 5-level paging.
+    P4d,
+    /// Page upper directory; an entry may map a 1 GiB page.
+    Pud,
+    /// Page middle directory; an entry may map a 2 MiB page.
+    Pmd,
+    /// Page table; its entries map 4 KiB pages.
+    Pte,
+}
+
+impl Level {
+    /// The name the kernel uses for the level.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Level::Pgd => "pgd",
+            Level::P4d => "p4d",
+            Level::Pud => "pud",
+            Level::Pmd => "pmd",
+            Level::Pte => "pte",
+        }
+    }
+
+    /// The lowest virtual-address bit that indexes a table of this level.
+    ///
+    /// With 4-level paging the P4D is folded into the PGD, which then covers
+    /// what the P4D would: the PGD is indexed by bits 39..=47.
+    pub(crate) fn shift(self, five_level: bool) -> u32 {
+        match self {
+            Level::Pgd if five_level => 48,
+            Level::Pgd | Level::P4d => 39,
+            Level::Pud => 30,
+            Level::Pmd => 21,
+            Level::Pte => 12,
+        }
+    }
+
+    /// The index of `addr` in a table of this level.
+    pub(crate) fn index(self, addr: usize, five_level: bool) -> usize {
+        (addr >> self.shift(five_level)) & (ENTRIES_PER_TABLE - 1)
+    }
+
+    /// Whether an entry of this level can map a page itself (a leaf).
+    fn may_be_leaf(self) -> bool {
+        matches!(self, Level::Pud | Level::Pmd | Level::Pte)
+    }
+}
+
+/// The levels a walk goes through, top down.
+pub(crate) fn levels(five_level: bool) -> &'static [Level] {
+    if five_level {
+        &[Level::Pgd, Level::P4d, Level::Pud, Level::Pmd, Level::Pte]
+    } else {
+        &[Level::Pgd, Level::Pud, Level::Pmd, Level::Pte]
+    }
+}
+
+/// What an entry read at some level tells the walk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Decoded {
+    /// The entry is not present: the address is not mapped.
+    NotPresent,
+    /// The entry points to the next table, at this physical address.
+    Table(u64),
+    /// The entry maps the address; this is the PFN of its 4 KiB page.
+    Leaf(u64),
+}
+
+/// Decodes `entry`, read at `level` while walking `addr`.
+///
+/// For a huge leaf the PFN is that of the 4 KiB page of `addr` inside the
+/// huge page, so that all levels answer the same question.
+pub(crate) fn decode_entry(level: Level, entry: u64, addr: usize) -> Decoded {
+    if entry & ENTRY_PRESENT == 0 {
+        return Decoded::NotPresent;
+    }
+    let huge = matches!(level, Level::Pud | Level::Pmd) && entry & ENTRY_HUGE != 0;
+    if level == Level::Pte || huge {
+        // A huge entry's address is aligned to the page size; the bits below
+        // it hold flags (bit 12 is PAT), so mask them off.
+        let page_bits = level.shift(false);
+        let base = entry & ENTRY_ADDR_MASK & !((1u64 << page_bits) - 1);
+        let within = (addr as u64 & ((1u64 << page_bits) - 1)) >> PAGE_SHIFT;
+        return Decoded::Leaf((base >> PAGE_SHIFT) + within);
+    }
+    Decoded::Table(entry & ENTRY_ADDR_MASK)
+}
+
+/// One step of a walk: the entry read at a level.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Step {
+    /// The level of the table read.
+    pub(crate) level: Level,
+    /// The index of the entry in that table.
+    pub(crate) index: usize,
+    /// The raw entry.
+    pub(crate) entry: u64,
+}
+
+/// The result of walking the page tables for one address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageWalk {
+    /// The entries read, top down (four with 4-level paging, fewer when a
+    /// huge leaf ends the walk early).
+    pub(crate) steps: [Option<Step>; 5],
+    /// The level that mapped the address.
+    pub(crate) leaf: Level,
+    /// The page frame number of the 4 KiB page behind the address.
+    pub(crate) pfn: u64,
+}
+
+/// Why a walk found no page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NotMapped {
+    /// The level whose entry was not present.
+    pub(crate) level: Level,
+    /// That entry.
+    pub(crate) entry: u64,
+}
+
+/// Reads a control register of the CPU.
+macro_rules! read_cr {
+    ($cr:literal) => {{
+        let value: u64;
+        // SAFETY: Reading a control register has no side effects; this code
+        // runs in ring 0, where the instruction is allowed.
+        unsafe {
+            core::arch::asm!(
+                concat!("mov {}, ", $cr),
+                out(reg) value,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+        value
+    }};
+}
+
+/// Whether the CPU runs with 5-level paging (CR4.LA57).
+pub(crate) fn five_level_paging() -> bool {
+    read_cr!("cr4") & CR4_LA57 != 0
+}
+
+/// The kernel's base of the direct map (`PAGE_OFFSET`, randomised by KASLR).
+pub(crate) fn page_offset_base() -> usize {
+    // SAFETY: `page_offset_base` is written once during early boot and only
+    // read afterwards.
+    unsafe { bindings::page_offset_base as usize }
+}
+
+/// The PGD shift the kernel chose at boot (39 for 4-level, 48 for 5-level).
+pub(crate) fn kernel_pgdir_shift() -> u32 {
+    // SAFETY: `pgdir_shift` is written once during early boot.
+    unsafe { bindings::pgdir_shift }
+}
+
+/// Walks the page tables the CPU uses now for the kernel address `addr`.
+///
+/// # Safety
+///
+/// `addr` must be mapped by a kernel mapping (such as a live vmalloc area)
+/// whose page tables are neither changed nor freed during the call.
+unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
+    let five_level = five_level_paging();
+    let direct_map = page_offset_base();
+    // CR3 holds the physical address of the top-level table; its low 12 bits
+    // are the PCID and bit 63 the no-flush hint, neither part of the address.
+    let mut table_phys = read_cr!("cr3") & ENTRY_ADDR_MASK;
+    let mut steps = [None; 5];
+    for (depth, &level) in levels(five_level).iter().enumerate() {
+        let index = level.index(addr, five_level);
+        let slot = (direct_map + table_phys as usize) as *const u64;
+        // SAFETY: Every page-table page is ordinary memory, so it lies in the
+        // direct map at `page_offset_base + phys`; `index` is below 512, so
+        // the read stays inside the 4 KiB table. The caller guarantees the
+        // tables of `addr` stay in place; the read is volatile because the
+        // CPU may still set accessed bits in the entry at any time.
+        let entry = unsafe { slot.add(index).read_volatile() };
+        steps[depth] = Some(Step {
+            level,
+            index,
+            entry,
+        });
+        match decode_entry(level, entry, addr) {
+            Decoded::NotPresent => return Err(NotMapped { level, entry }),
+            Decoded::Leaf(pfn) if level.may_be_leaf() => {
+                return Ok(PageWalk {
+                    steps,
+                    leaf: level,
+                    pfn,
+                })
+            }
+            // PSE in a PGD or P4D entry is reserved; treat it as a table.
+            Decoded::Leaf(_) => table_phys = entry & ENTRY_ADDR_MASK,
+            Decoded::Table(next) => table_phys = next,
+        }
+    }
+    // The PTE level always decodes to a leaf or to not-present.
+    Err(NotMapped {
+        level: Level::Pte,
+        entry: 0,
+    })
+}
+
+/// A page-aligned, zero-filled vmalloc buffer that lives until it is dropped.
+///
+/// # Invariants
+///
+/// `ptr` is the start of a vmalloc allocation of `pages * PAGE_SIZE` bytes,
+/// owned by this value and freed only in [`Drop`]. The allocation is never
+/// resized: shrinking a vmalloc area frees its tail pages, which user mappings
+/// may still map.
+pub(crate) struct VmallocBuffer {
+    ptr: NonNull<u8>,
+    pages: usize,
+}
+
+// SAFETY: The buffer is plain memory; the type hands out no references into
+// it, only copies made with the kernel's copy routines, which are safe against
+// concurrent writers. It can be used and dropped from any thread.
+unsafe impl Send for VmallocBuffer {}
+// SAFETY: As above: `&VmallocBuffer` only allows byte copies in and out.
+unsafe impl Sync for VmallocBuffer {}
+
+impl VmallocBuffer {
+    /// Allocates `pages` zeroed pages.
+    ///
+    /// The kernel crate's `Vmalloc` allocator cannot express
+    /// `__GFP_RETRY_MAYFAIL`, so this calls the same C entry point
+    /// (`vrealloc_node_align`) with it: a request near the size of RAM fails
+    /// with `ENOMEM` instead of waking the OOM killer, and `__GFP_NOWARN`
+    /// keeps a failure from printing a warning with a call trace.
+    pub(crate) fn new_zeroed(pages: usize) -> Result<Self> {
+        if pages == 0 || pages > MAX_PAGES {
+            return Err(EINVAL);
+        }
+        let size = pages * PAGE_SIZE;
+        let gfp = bindings::GFP_KERNEL
+            | bindings::__GFP_ZERO
+            | bindings::__GFP_NOWARN
+            | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
+        // SAFETY: A NULL pointer asks for a new allocation; `PAGE_SIZE` is a
+        // valid alignment and `size` is not zero.
+        let raw = unsafe {
+            bindings::vrealloc_node_align(
+                core::ptr::null(),
+                size,
+                PAGE_SIZE as _,
+                gfp,
+                bindings::NUMA_NO_NODE,
+            )
+        };
+        let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes.
+        Ok(Self { ptr, pages })
+    }
+
+    /// The size in pages.
+    pub(crate) fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.pages * PAGE_SIZE
+    }
+
+    /// The kernel virtual address of the buffer.
+    pub(crate) fn vaddr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// The kernel virtual address of page `index`, if it is in the buffer.
+    pub(crate) fn page_vaddr(&self, index: usize) -> Option<usize> {
+        (index < self.pages).then(|| self.vaddr() + index * PAGE_SIZE)
+    }
+
+    /// The `struct page` behind page `index`, if it is in the buffer.
+    pub(crate) fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
+        let addr = self.page_vaddr(index)?;
+        // SAFETY: `addr` is inside the live vmalloc allocation of `self` (type
+        // invariant), which outlives the returned borrow of `self`.
+        Some(unsafe { Vmalloc::to_page(NonNull::new(addr as *mut u8)?) })
+    }
+
+    /// The PFN of page `index` as the kernel's `vmalloc_to_pfn()` sees it.
+    pub(crate) fn kernel_pfn(&self, index: usize) -> Option<u64> {
+        let addr = self.page_vaddr(index)?;
+        // SAFETY: `addr` is inside the live vmalloc allocation of `self`.
+        Some(unsafe { bindings::vmalloc_to_pfn(addr as *const _) } as u64)
+    }
+
+    /// Our own page-table walk for page `index`, checked against the
+    /// kernel's `vmalloc_to_pfn()` and `lookup_address()`.
+    ///
+    /// A disagreement is reported with the three answers, so that the caller
+    /// can name the page; it is `EIO` for the errno.
+    pub(crate) fn walk_page(&self, index: usize) -> Result<PageWalk, WalkMismatch> {
+        let addr = self.page_vaddr(index).ok_or(WalkMismatch::default())?;
+        // SAFETY: `addr` is mapped by our vmalloc area, which stays mapped
+        // while `self` is borrowed; vmalloc never frees the page tables of a
+        // live area.
+        let walked = unsafe { walk(addr) };
+        let kernel_pfn = self.kernel_pfn(index).unwrap_or(0);
+        let mut level: u32 = 0;
+        // SAFETY: `lookup_address` only reads the kernel page tables; `addr`
+        // is mapped, so it returns the leaf entry, which stays valid as long
+        // as our area is mapped.
+        let pte = unsafe { bindings::lookup_address(addr as _, &mut level) };
+        let lookup_pfn = if pte.is_null() {
+            None
+        } else {
+            // SAFETY: `pte` points to the live leaf entry of `addr` (above).
+            let entry = unsafe { (*pte).pte } as u64;
+            // `level` is PG_LEVEL_4K (1), PG_LEVEL_2M (2) or PG_LEVEL_1G (3).
+            let leaf = match level {
+                3 => Level::Pud,
+                2 => Level::Pmd,
+                _ => Level::Pte,
+            };
+            match decode_entry(leaf, entry, addr) {
+                Decoded::Leaf(pfn) => Some(pfn),
+                _ => None,
+            }
+        };
+        match walked {
+            Ok(w) if w.pfn == kernel_pfn && lookup_pfn == Some(w.pfn) => Ok(w),
+            _ => Err(WalkMismatch {
+                walked: Some(walked.map(|w| w.pfn)),
+                vmalloc_to_pfn: kernel_pfn,
+                lookup_address: lookup_pfn,
+            }),
+        }
+    }
+
+    /// Fills the buffer; `f` gets each page's index and its bytes.
+    ///
+    /// Takes `&mut self`: only possible before the buffer is shared, so
+    /// nothing else can access the memory meanwhile.
+    pub(crate) fn fill_pages(&mut self, mut f: impl FnMut(usize, &mut [u8])) {
+        for index in 0..self.pages {
+            // SAFETY: The page lies inside our allocation (type invariant) and
+            // `&mut self` guarantees that nobody else accesses it now.
+            let page = unsafe {
+                core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(index * PAGE_SIZE), PAGE_SIZE)
+            };
+            f(index, page);
+        }
+    }
+
+    /// Copies the buffer from byte `offset` into `iov`; returns the count.
+    ///
+    /// Returns 0 at or past the end of the buffer (end of file).
+    pub(crate) fn read_at(&self, offset: usize, iov: &mut IovIterDest<'_>) -> usize {
+        let Some(len) = self.size().checked_sub(offset) else {
+            return 0;
+        };
+        let len = len.min(iov.len());
+        // SAFETY: `offset + len <= size`, so the source lies inside our live
+        // allocation. `_copy_to_iter` copies bytes without creating Rust
+        // references, so user space writing the same pages through a mapping
+        // at the same time is not undefined behaviour, only a torn read.
+        unsafe { bindings::_copy_to_iter(self.ptr.as_ptr().add(offset).cast(), len, iov.as_raw()) }
+    }
+
+    /// Copies from `iov` into the buffer at byte `offset`; returns the count.
+    ///
+    /// Writes what fits: the count is short when the data crosses the end.
+    pub(crate) fn write_at(&self, offset: usize, iov: &mut IovIterSource<'_>) -> usize {
+        let Some(len) = self.size().checked_sub(offset) else {
+            return 0;
+        };
+        let len = len.min(iov.len());
+        // SAFETY: As in `read_at`: the destination lies inside our live
+        // allocation and the copy is byte-wise, so concurrent readers and
+        // writers (other files, user mappings) see torn data at worst.
+        unsafe { bindings::_copy_from_iter(self.ptr.as_ptr().add(offset).cast(), len, iov.as_raw()) }
+    }
+}
+
+impl Drop for VmallocBuffer {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is our vmalloc allocation (type invariant) and this is
+        // its only release; `kvfree` hands vmalloc memory to `vfree`.
+        unsafe { bindings::kvfree(self.ptr.as_ptr().cast()) };
+    }
+}
+
+/// The three answers for a page when they disagree.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WalkMismatch {
+    /// Our walk's PFN, or where it found the address unmapped.
+    pub(crate) walked: Option<Result<u64, NotMapped>>,
+    /// The kernel's `vmalloc_to_pfn()`.
+    pub(crate) vmalloc_to_pfn: u64,
+    /// The kernel's `lookup_address()`, decoded.
+    pub(crate) lookup_address: Option<u64>,
+}
