@@ -42,9 +42,9 @@ use kernel::{
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
-mod vmalloc_util;
 #[path = "rust_mapdrv/vm_ops.rs"]
 mod vm_ops;
+mod vmalloc_util;
 
 use contract::Mode;
 use vm_ops::{Fault, FaultHandler, FaultOutcome, VmOps};
@@ -170,8 +170,11 @@ impl FaultHandler for FaultAround {
         let vma = fault.vma();
         let first_pgoff = vm_ops::vma_pgoff(vma);
         let fault_index = (fault.address() - vma.start()) >> PAGE_SHIFT;
-        let window =
-            contract::faultaround_window(fault_index, vm_ops::vma_pages(vma), dev.faultaround_pages);
+        let window = contract::faultaround_window(
+            fault_index,
+            vm_ops::vma_pages(vma),
+            dev.faultaround_pages,
+        );
         let mut pages = KVec::with_capacity(window.len(), GFP_KERNEL);
         let Ok(pages) = pages.as_mut() else {
             return FaultOutcome::Oom;
@@ -218,7 +221,10 @@ fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
         let n = (count - done).min(CHUNK);
         let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
         for index in done..done + n {
-            pages.push(dev.buffer.page(first_pgoff + index).ok_or(EINVAL)?, GFP_KERNEL)?;
+            pages.push(
+                dev.buffer.page(first_pgoff + index).ok_or(EINVAL)?,
+                GFP_KERNEL,
+            )?;
         }
         let mut refs = KVec::with_capacity(n, GFP_KERNEL)?;
         for p in pages.iter() {
@@ -317,7 +323,8 @@ impl MiscDevice for Mapdrv {
                     mode: dev.mode() as u32,
                 };
                 let mut out =
-                    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<MapdrvInfo>()).writer();
+                    UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<MapdrvInfo>())
+                        .writer();
                 // Field by field, in the header's order: the struct has no padding.
                 out.write(&info.size)?;
                 out.write(&info.pages)?;
@@ -346,12 +353,19 @@ struct MapdrvModule {
 fn parameters() -> Result<(usize, Mode, usize)> {
     let pages_param = module_parameters::pages.value();
     let Some(pages) = contract::check_pages(pages_param) else {
-        pr_err!("pages={} is out of range 1..={}\n", pages_param, vmalloc_util::MAX_PAGES);
+        pr_err!(
+            "pages={} is out of range 1..={}\n",
+            pages_param,
+            vmalloc_util::MAX_PAGES
+        );
         return Err(EINVAL);
     };
     let mode_param = module_parameters::mode.value();
     let Some(mode) = Mode::from_number(mode_param) else {
-        pr_err!("mode={} is not 0 (fault), 1 (faultaround) or 2 (prefault)\n", mode_param);
+        pr_err!(
+            "mode={} is not 0 (fault), 1 (faultaround) or 2 (prefault)\n",
+            mode_param
+        );
         return Err(EINVAL);
     };
     let around_param = module_parameters::faultaround_pages.value();
@@ -395,13 +409,7 @@ fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
         let walk = match buffer.walk_page(index) {
             Ok(w) => w,
             Err(m) => {
-                pr_err!(
-                    "page {}: our walk says pfn {:?}, vmalloc_to_pfn {:#x}, lookup_address {:?}\n",
-                    index,
-                    m.walked,
-                    m.vmalloc_to_pfn,
-                    m.lookup_address
-                );
+                pr_err!("page {}: page-table walks disagree: {}\n", index, m);
                 return Err(EIO);
             }
         };
@@ -449,7 +457,11 @@ impl kernel::InPlaceModule for MapdrvModule {
         let setup = || -> Result<Arc<Mapdrv>> {
             let (pages, mode, faultaround_pages) = parameters()?;
             let mut buffer = VmallocBuffer::new_zeroed(pages).inspect_err(|_| {
-                pr_err!("cannot allocate {} pages ({} KiB)\n", pages, pages * PAGE_SIZE / 1024);
+                pr_err!(
+                    "cannot allocate {} pages ({} KiB)\n",
+                    pages,
+                    pages * PAGE_SIZE / 1024
+                );
             })?;
             buffer.fill_pages(|index, page| {
                 contract::fill_page(index, page);

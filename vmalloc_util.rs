@@ -194,7 +194,7 @@ pub(crate) fn five_level_paging() -> bool {
 pub(crate) fn page_offset_base() -> usize {
     // SAFETY: `page_offset_base` is written once during early boot and only
     // read afterwards.
-    unsafe { bindings::page_offset_base as usize }
+    unsafe { bindings::page_offset_base }
 }
 
 /// The PGD shift the kernel chose at boot (39 for 4-level, 48 for 5-level).
@@ -294,7 +294,7 @@ impl VmallocBuffer {
             bindings::vrealloc_node_align(
                 core::ptr::null(),
                 size,
-                PAGE_SIZE as _,
+                PAGE_SIZE,
                 gfp,
                 bindings::NUMA_NO_NODE,
             )
@@ -345,7 +345,14 @@ impl VmallocBuffer {
     /// A disagreement is reported with the three answers, so that the caller
     /// can name the page; it is `EIO` for the errno.
     pub(crate) fn walk_page(&self, index: usize) -> Result<PageWalk, WalkMismatch> {
-        let addr = self.page_vaddr(index).ok_or(WalkMismatch::default())?;
+        let addr = self.page_vaddr(index).ok_or(WalkMismatch {
+            walked: Err(NotMapped {
+                level: Level::Pgd,
+                entry: 0,
+            }),
+            vmalloc_to_pfn: 0,
+            lookup_address: None,
+        })?;
         // SAFETY: `addr` is mapped by our vmalloc area, which stays mapped
         // while `self` is borrowed; vmalloc never frees the page tables of a
         // live area.
@@ -355,7 +362,7 @@ impl VmallocBuffer {
         // SAFETY: `lookup_address` only reads the kernel page tables; `addr`
         // is mapped, so it returns the leaf entry, which stays valid as long
         // as our area is mapped.
-        let pte = unsafe { bindings::lookup_address(addr as _, &mut level) };
+        let pte = unsafe { bindings::lookup_address(addr, &mut level) };
         let lookup_pfn = if pte.is_null() {
             None
         } else {
@@ -375,7 +382,7 @@ impl VmallocBuffer {
         match walked {
             Ok(w) if w.pfn == kernel_pfn && lookup_pfn == Some(w.pfn) => Ok(w),
             _ => Err(WalkMismatch {
-                walked: Some(walked.map(|w| w.pfn)),
+                walked: walked.map(|w| w.pfn),
                 vmalloc_to_pfn: kernel_pfn,
                 lookup_address: lookup_pfn,
             }),
@@ -423,7 +430,9 @@ impl VmallocBuffer {
         // SAFETY: As in `read_at`: the destination lies inside our live
         // allocation and the copy is byte-wise, so concurrent readers and
         // writers (other files, user mappings) see torn data at worst.
-        unsafe { bindings::_copy_from_iter(self.ptr.as_ptr().add(offset).cast(), len, iov.as_raw()) }
+        unsafe {
+            bindings::_copy_from_iter(self.ptr.as_ptr().add(offset).cast(), len, iov.as_raw())
+        }
     }
 }
 
@@ -436,12 +445,31 @@ impl Drop for VmallocBuffer {
 }
 
 /// The three answers for a page when they disagree.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct WalkMismatch {
     /// Our walk's PFN, or where it found the address unmapped.
-    pub(crate) walked: Option<Result<u64, NotMapped>>,
+    pub(crate) walked: Result<u64, NotMapped>,
     /// The kernel's `vmalloc_to_pfn()`.
     pub(crate) vmalloc_to_pfn: u64,
     /// The kernel's `lookup_address()`, decoded.
     pub(crate) lookup_address: Option<u64>,
+}
+
+impl kernel::fmt::Display for WalkMismatch {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self.walked {
+            Ok(pfn) => write!(f, "our walk says pfn {pfn:#x}")?,
+            Err(e) => write!(
+                f,
+                "our walk found no page ({} entry {:#x} not present)",
+                e.level.name(),
+                e.entry
+            )?,
+        }
+        write!(f, ", vmalloc_to_pfn says {:#x}", self.vmalloc_to_pfn)?;
+        match self.lookup_address {
+            Some(pfn) => write!(f, ", lookup_address says pfn {pfn:#x}"),
+            None => write!(f, ", lookup_address found no page"),
+        }
+    }
 }

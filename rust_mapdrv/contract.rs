@@ -61,7 +61,9 @@ pub(crate) fn check_pages(pages: i64) -> Option<usize> {
 
 /// Checks the `faultaround_pages` parameter.
 pub(crate) fn check_faultaround_pages(n: u32) -> Option<usize> {
-    (1..=MAX_FAULTAROUND_PAGES).contains(&n).then_some(n as usize)
+    (1..=MAX_FAULTAROUND_PAGES)
+        .contains(&n)
+        .then_some(n as usize)
 }
 
 /// Checks that an `mmap` of `len_pages` pages from page `pgoff` lies inside

@@ -66,7 +66,7 @@ pub(crate) trait FaultHandler {
 pub(crate) fn vma_pgoff(vma: &VmaRef) -> usize {
     // SAFETY: `vma` is a live VMA (a `&VmaRef` guarantees that the mmap or
     // VMA read lock is held), and `vm_pgoff` only changes under the write lock.
-    unsafe { (*vma.as_ptr()).vm_pgoff as usize }
+    unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
 /// The length of `vma` in pages.
@@ -99,12 +99,12 @@ impl<'a> Fault<'a> {
 
     /// The file page offset of the faulting address.
     pub(crate) fn pgoff(&self) -> usize {
-        self.raw().pgoff as usize
+        self.raw().pgoff
     }
 
     /// The page-aligned user address that faulted.
     pub(crate) fn address(&self) -> usize {
-        self.raw().address as usize
+        self.raw().address
     }
 
     /// Whether the access was a write.
@@ -125,7 +125,8 @@ impl<'a> Fault<'a> {
         // SAFETY: `vmf` is a fault in progress (type invariant) and `page` is
         // a live page that the caller keeps allocated while it is mapped;
         // `vmf_insert_page_mkwrite` takes its own reference to it.
-        let raw = unsafe { bindings::vmf_insert_page_mkwrite(self.vmf, page.as_ptr(), write && shared) };
+        let raw =
+            unsafe { bindings::vmf_insert_page_mkwrite(self.vmf, page.as_ptr(), write && shared) };
         FaultOutcome::from_raw(raw)
     }
 }
@@ -150,7 +151,7 @@ pub(crate) fn insert_pages(vma: &VmaMixedMap, addr: usize, pages: &[&Page]) -> R
         for (slot, page) in raw.iter_mut().zip(&pages[done..done + n]) {
             *slot = page.as_ptr();
         }
-        let mut remaining = n as _;
+        let mut remaining: usize = n;
         // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA lock is held
         // by our caller (`&VmaMixedMap`); `raw[..n]` are live pages that the
         // caller keeps allocated while they are mapped; `vm_insert_pages`
@@ -159,12 +160,12 @@ pub(crate) fn insert_pages(vma: &VmaMixedMap, addr: usize, pages: &[&Page]) -> R
         let ret = unsafe {
             bindings::vm_insert_pages(
                 vma.as_ptr(),
-                (addr + done * PAGE_SIZE) as _,
+                addr + done * PAGE_SIZE,
                 raw.as_mut_ptr(),
                 &mut remaining,
             )
         };
-        let mapped = n - remaining as usize;
+        let mapped = n - remaining;
         inserted += mapped;
         done += mapped;
         match ret {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Build rust_mapdrv.ko out of tree against a kernel tree.
+#
+# Usage: scripts/build-module.sh [--kdir DIR] [--print-kdir] [KBUILD ARGS...]
+#   --kdir DIR    a built, Rust-enabled kernel tree (default: the cached VM
+#                 kernel, set up and built first if missing)
+#   --print-kdir  only print the tree that would be used
+# Extra arguments go to the kernel's make (e.g. CLIPPY=1, clean).
+source "$(dirname "$0")/lib.sh"
+
+kdir=
+print_only=false
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kdir) kdir=${2:?--kdir needs a directory}; shift 2 ;;
+	--print-kdir) print_only=true; shift ;;
+	*) break ;;
+	esac
+done
+
+if [ -z "$kdir" ]; then
+	bash "$MAPDRV_ROOT/scripts/setup.sh" >&2
+	kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" vm)
+fi
+
+# A user's tree must be one the module can build against: configured and
+# built with Rust, by the same rustc (a crate's metadata is only readable by
+# the compiler that wrote it).
+[ -d "$kdir" ] || die "KDIR=$kdir: no such directory"
+kdir=$(cd "$kdir" && pwd)
+[ -f "$kdir/Makefile" ] || die "KDIR=$kdir is not a kernel tree (no Makefile)"
+[ -f "$kdir/.config" ] || die "KDIR=$kdir is not configured (no .config): run 'make defconfig' or similar there"
+grep -qx 'CONFIG_RUST=y' "$kdir/.config" ||
+	die "KDIR=$kdir is built without Rust (CONFIG_RUST is not set): enable CONFIG_RUST and rebuild it, or leave KDIR unset to use the project's kernel"
+grep -qx 'CONFIG_MODULES=y' "$kdir/.config" || die "KDIR=$kdir has no module support (CONFIG_MODULES is not set)"
+[ -f "$kdir/rust/libkernel.rmeta" ] ||
+	die "KDIR=$kdir has no Rust metadata (rust/libkernel.rmeta): build the tree first ('make LLVM=1' there)"
+[ -f "$kdir/Module.symvers" ] || die "KDIR=$kdir is not fully built (no Module.symvers): run make there first"
+tree_rustc=$(sed -n 's/^CONFIG_RUSTC_VERSION_TEXT="\(.*\)"$/\1/p' "$kdir/.config")
+our_rustc=$("$KERNEL_RUSTC" --version 2>/dev/null || true)
+[ -n "$our_rustc" ] || die "$KERNEL_RUSTC not found: run scripts/setup.sh (Debian package rustc-web)"
+[ "$tree_rustc" = "$our_rustc" ] ||
+	die "KDIR=$kdir was built with '$tree_rustc' but the module would be built with '$our_rustc' ($KERNEL_RUSTC); a kernel crate can only be used by the rustc that built it"
+
+if $print_only; then
+	echo "$kdir"
+	exit 0
+fi
+
+read -r -a make_args <<<"$(kernel_make_args)"
+stage "building rust_mapdrv.ko against $kdir"
+make -C "$kdir" M="$MAPDRV_ROOT" "${make_args[@]}" "${@:-modules}"
