@@ -473,3 +473,69 @@ impl kernel::fmt::Display for WalkMismatch {
         }
     }
 }
+
+#[kernel::macros::kunit_tests(rust_mapdrv_walk)]
+mod tests {
+    use super::*;
+
+    // A real walk from a 5-level guest: vmalloc address 0xffa00000000fe000
+    // went through pgd[416], p4d[0], pud[0], pmd[0] and pte[254].
+    const SAMPLE_ADDR: usize = 0xffa0_0000_000f_e000;
+
+    #[test]
+    fn indices_five_level() {
+        let expected = [416, 0, 0, 0, 254];
+        assert_eq!(levels(true).len(), expected.len());
+        for (level, want) in levels(true).iter().zip(expected) {
+            assert_eq!(level.index(SAMPLE_ADDR, true), want);
+        }
+    }
+
+    #[test]
+    fn indices_four_level() {
+        // With 4-level paging the same address bits 39..=47 index the PGD.
+        assert_eq!(levels(false).len(), 4);
+        assert_eq!(Level::Pgd.index(0xffff_c900_0000_0000, false), 402);
+        assert_eq!(Level::Pud.index(0xffff_c900_4000_0000, false), 1);
+        assert_eq!(Level::Pmd.index(0xffff_c900_0040_0000, false), 2);
+        assert_eq!(Level::Pte.index(0xffff_c900_0000_3000, false), 3);
+    }
+
+    #[test]
+    fn decode_pte_and_tables() {
+        // NX, global, dirty, accessed, RW, present; PFN 0xc00.
+        assert_eq!(
+            decode_entry(Level::Pte, 0x8000_0000_00c0_0163, 0),
+            Decoded::Leaf(0xc00)
+        );
+        assert_eq!(decode_entry(Level::Pte, 0, 0), Decoded::NotPresent);
+        assert_eq!(
+            decode_entry(Level::Pmd, 0x0000_0000_0015_1067, 0),
+            Decoded::Table(0x15_1000)
+        );
+        // Bits 52..=62 (software, protection keys) are not address bits.
+        assert_eq!(
+            decode_entry(Level::Pud, 0x7ff0_0000_0015_0067, 0),
+            Decoded::Table(0x15_0000)
+        );
+        assert_eq!(
+            decode_entry(Level::Pgd, 0x0000_0000_0010_0066, 0),
+            Decoded::NotPresent
+        );
+    }
+
+    #[test]
+    fn decode_huge_leaves() {
+        // A 2 MiB page at 0x20_0000 with PAT (bit 12) set: the PFN of the
+        // 4 KiB page 5 pages into it.
+        assert_eq!(
+            decode_entry(Level::Pmd, 0x0000_0000_0020_10e3, 0xffff_0000_0000_5000),
+            Decoded::Leaf(0x200 + 5)
+        );
+        // A 1 GiB page at 0x4000_0000, address 0x1234_5678 into it.
+        assert_eq!(
+            decode_entry(Level::Pud, 0x0000_0000_4000_00e3, 0xffff_0000_1234_5678),
+            Decoded::Leaf(0x4_0000 + 0x1_2345)
+        );
+    }
+}

@@ -123,3 +123,73 @@ pub(crate) fn fill_page(index: usize, page: &mut [u8]) -> usize {
 
 /// The size of one page, as `u32` for the ioctl answer.
 pub(crate) const PAGE_SIZE_U32: u32 = PAGE_SIZE as u32;
+
+#[kernel::macros::kunit_tests(rust_mapdrv_contract)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_and_numbers() {
+        for mode in Mode::ALL {
+            assert_eq!(Mode::from_number(mode as u32), Some(mode));
+            assert_eq!(Mode::parse(mode.name().as_bytes()), Some(mode));
+        }
+        assert_eq!(Mode::parse(b"faultaround\n"), Some(Mode::FaultAround));
+        assert_eq!(Mode::parse(b" prefault "), Some(Mode::Prefault));
+        assert_eq!(Mode::parse(b"2"), Some(Mode::Prefault));
+        assert_eq!(Mode::from_number(3), None);
+        assert_eq!(Mode::parse(b"3"), None);
+        assert_eq!(Mode::parse(b""), None);
+        assert_eq!(Mode::parse(b"FAULT"), None);
+        assert_eq!(Mode::parse(b"fault around"), None);
+        assert_eq!(Mode::parse(b"\xff"), None);
+    }
+
+    #[test]
+    fn pages_parameter_range() {
+        assert_eq!(check_pages(0), None);
+        assert_eq!(check_pages(-1), None);
+        assert_eq!(check_pages(i64::MIN), None);
+        assert_eq!(check_pages(1), Some(1));
+        assert_eq!(check_pages(10), Some(10));
+        assert_eq!(check_pages(262_144), Some(262_144));
+        assert_eq!(check_pages(262_145), None);
+        assert_eq!(check_pages(i64::MAX), None);
+        assert_eq!(check_faultaround_pages(0), None);
+        assert_eq!(check_faultaround_pages(16), Some(16));
+        assert_eq!(check_faultaround_pages(512), Some(512));
+        assert_eq!(check_faultaround_pages(513), None);
+    }
+
+    #[test]
+    fn mmap_bounds() {
+        assert!(mmap_in_bounds(0, 10, 10));
+        assert!(mmap_in_bounds(9, 1, 10));
+        assert!(!mmap_in_bounds(0, 11, 10));
+        assert!(!mmap_in_bounds(10, 1, 10));
+        assert!(!mmap_in_bounds(0, 0, 10));
+        assert!(!mmap_in_bounds(usize::MAX, 2, 10));
+        assert!(!mmap_in_bounds(2, usize::MAX, 10));
+    }
+
+    #[test]
+    fn faultaround_windows() {
+        assert_eq!(faultaround_window(5, 100, 16), 0..16);
+        assert_eq!(faultaround_window(16, 100, 16), 16..32);
+        assert_eq!(faultaround_window(17, 20, 16), 16..20);
+        assert_eq!(faultaround_window(0, 1, 16), 0..1);
+        assert_eq!(faultaround_window(7, 10, 1), 7..8);
+    }
+
+    #[test]
+    fn page_content_pattern() {
+        let mut page = [0xffu8; 64];
+        assert_eq!(fill_page(7, &mut page), 14);
+        assert_eq!(&page[..14], b"mapdrv page 7\n");
+        assert!(page[14..].iter().all(|&b| b == 0));
+        let mut page = [0xffu8; 64];
+        assert_eq!(fill_page(262_143, &mut page), 19);
+        assert_eq!(&page[..19], b"mapdrv page 262143\n");
+        assert!(page[19..].iter().all(|&b| b == 0));
+    }
+}
