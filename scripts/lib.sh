@@ -85,5 +85,5 @@ kernel_make_args() {
 	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
 }
 
-# fail STATUS "text": like die, but exit with STATUS.
-fail() { local s=$1; shift; printf '%serror:%s %s\n' "$_c_red" "$_c_off" "$*" >&2; exit "$s"; }
+# die_status STATUS "text": like die, but exit with STATUS.
+die_status() { local s=$1; shift; printf '%serror:%s %s\n' "$_c_red" "$_c_off" "$*" >&2; exit "$s"; }

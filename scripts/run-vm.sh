@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot the test VM (QEMU, serial console, busybox initramfs) and run a command
+# in it, or a shell.
+#
+# Usage: scripts/run-vm.sh [options] [-- COMMAND...]
+#   --kernel FILE     bzImage to boot (default: the cached vm kernel that
+#                     scripts/build-kernel.sh vm builds)
+#   --add SRC[:DEST]  put a file or directory into the guest (repeatable);
+#                     without DEST: *.ko to /lib/modules/, *.sh to /tests/,
+#                     anything else to /bin/ (see scripts/mkinitramfs.sh)
+#   --mem SIZE        guest memory (default 1G)
+#   --cpus N          guest CPUs (default 2)
+#   --kvm MODE        auto (default): KVM when /dev/kvm is usable and a quick
+#                     probe boot works (the result is cached per host boot),
+#                     else TCG; on: KVM without a probe; off: TCG
+#   --timeout SECS    stop the VM after SECS seconds (default 300; 0 = never;
+#                     with --shell the default is never)
+#   --log FILE        console log (default $MAPDRV_CACHE/logs/vm-console.log)
+#   --shell           interactive: after COMMAND (if any), a shell on the
+#                     console; the VM ends when it exits
+#   --append ARGS     extra kernel command line arguments
+#   --quiet           do not echo the console, only write the log
+# COMMAND's words are joined with spaces and run by the guest's busybox sh
+# (like ssh does), with standard input /dev/null, so quote a whole script as
+# one word: run-vm.sh -- 'uname -a; cat /proc/cmdline'.
+#
+# Exit status: the guest command's (or shell's) exit status, read from the
+# "MAPDRV-EXIT <status>" line that the guest's /init prints; 124 when the
+# timeout stopped the VM; 125 when the VM ended without that line (a kernel
+# panic, QEMU failing to start, ...); 2 for a usage error.
+#
+# Under TCG the guest is told the host's TSC frequency (tsc_early_khz=...,
+# tsc=reliable clocksource=tsc) so that its clock runs on the TSC with
+# nanosecond steps instead of 4 ms jiffies. Environment: MAPDRV_TSC_KHZ
+# overrides the host TSC frequency read from the host's kernel log or
+# /proc/cpuinfo; MAPDRV_KVM_PROBE_TIMEOUT (default 5) bounds the KVM probe.
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '/^# Usage:/,/^# one word/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+
+kernel=
+adds=()
+mem=1G
+cpus=2
+kvm=auto
+timeout_secs=
+log=$MAPDRV_CACHE/logs/vm-console.log
+shell=false
+extra_append=
+quiet=false
+
+need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usage; }; }
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) need_arg "$1" $#; kernel=$2; shift 2 ;;
+	--add) need_arg "$1" $#; adds+=("$2"); shift 2 ;;
+	--mem) need_arg "$1" $#; mem=$2; shift 2 ;;
+	--cpus) need_arg "$1" $#; cpus=$2; shift 2 ;;
+	--kvm) need_arg "$1" $#; kvm=$2; shift 2 ;;
+	--timeout) need_arg "$1" $#; timeout_secs=$2; shift 2 ;;
+	--log) need_arg "$1" $#; log=$2; shift 2 ;;
+	--append) need_arg "$1" $#; extra_append="$extra_append $2"; shift 2 ;;
+	--shell) shell=true; shift ;;
+	--quiet) quiet=true; shift ;;
+	-h | --help) usage ;;
+	--) shift; break ;;
+	*) echo "run-vm.sh: unknown argument '$1' (a command goes after --)" >&2; usage ;;
+	esac
+done
+cmd="$*"
+
+case $kvm in auto | on | off) ;; *) die_status 2 "--kvm takes auto, on or off, not '$kvm'" ;; esac
+[[ $cpus =~ ^[1-9][0-9]*$ ]] || die_status 2 "--cpus takes a positive number, not '$cpus'"
+if [ -z "$timeout_secs" ]; then
+	if $shell; then timeout_secs=0; else timeout_secs=300; fi
+fi
+[[ $timeout_secs =~ ^[0-9]+$ ]] || die_status 2 "--timeout takes a number of seconds, not '$timeout_secs'"
+if [ -z "$cmd" ] && ! $shell; then
+	die_status 2 "nothing to run: give a command after -- or --shell"
+fi
+if $shell && [ ! -t 0 ]; then
+	die_status 2 "--shell needs a terminal on standard input"
+fi
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: install qemu-system-x86 (scripts/setup.sh)"
+
+if [ -z "$kernel" ]; then
+	kernel=$(kernel_build_dir vm)/arch/x86/boot/bzImage
+	[ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
+fi
+[ -f "$kernel" ] || die "no such kernel image: $kernel"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mapdrv-vm.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+initrd=$work/initramfs.cpio.gz
+mk_args=()
+[ -n "$cmd" ] && mk_args+=(--cmd "$cmd")
+bash "$MAPDRV_ROOT/scripts/mkinitramfs.sh" "${mk_args[@]}" "$initrd" "${adds[@]}"
+
+# Facts about this host that do not change until it reboots are cached per
+# boot (the KVM probe's result, the TSC frequency).
+boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || uname -n)
+host_cache=$MAPDRV_CACHE/vm/host-$boot_id
+mkdir -p "$host_cache"
+
+qemu_base=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot -display none
+	-smp "$cpus" -m "$mem" -kernel "$kernel" -initrd "$initrd")
+base_append="console=ttyS0 panic=-1"
+
+# kvm_probe: boot this kernel under KVM with mapdrv.probe=1, within a few
+# seconds; the guest's /init prints MAPDRV-PROBE-OK at once. Prints "ok" or
+# why not. (On some hosts -cpu host aborts on an MSR write, or the boot hangs.)
+kvm_probe() {
+	local limit=${MAPDRV_KVM_PROBE_TIMEOUT:-5} plog=$work/kvm-probe.log rc=0
+	(timeout -k 1 "$limit" "${qemu_base[@]}" -accel kvm -cpu host -serial stdio \
+		-append "$base_append mapdrv.probe=1" </dev/null >"$plog" 2>&1; exit $?) 2>/dev/null || rc=$?
+	if grep -aq MAPDRV-PROBE-OK "$plog"; then
+		echo ok
+	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		echo "a KVM boot did not reach /init within ${limit}s"
+	else
+		echo "QEMU with KVM failed (status $rc): $(grep -a -m1 -i error "$plog" || tail -n1 "$plog")"
+	fi
+}
+
+# choose_accel: sets accel (kvm or tcg) and accel_note.
+choose_accel() {
+	accel=tcg accel_note=
+	case $kvm in
+	off) accel_note="KVM off (--kvm off)"; return ;;
+	on) accel=kvm; return ;;
+	esac
+	if [ ! -e /dev/kvm ]; then
+		accel_note="no /dev/kvm"
+		return
+	fi
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		accel_note="/dev/kvm is not usable by $(id -un)"
+		return
+	fi
+	local qver cache result
+	qver=$(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }')
+	cache=$host_cache/kvm-probe-qemu-$qver
+	if [ -f "$cache" ]; then
+		result=$(cat "$cache")
+	else
+		info "probing KVM (at most ${MAPDRV_KVM_PROBE_TIMEOUT:-5}s, once per host boot)"
+		result=$(kvm_probe)
+		echo "$result" >"$cache"
+	fi
+	if [ "$result" = ok ]; then
+		accel=kvm
+	else
+		accel_note="KVM probe: $result (cached in $cache)"
+	fi
+}
+
+# host_tsc_khz: the host's TSC frequency in kHz, which a TCG guest's TSC
+# runs at (QEMU's TCG reads the host's TSC). From the host kernel's log, else
+# /proc/cpuinfo; nothing when the host has no constant TSC.
+host_tsc_khz() {
+	if [ -n "${MAPDRV_TSC_KHZ:-}" ]; then
+		echo "$MAPDRV_TSC_KHZ"
+		return
+	fi
+	grep -qw constant_tsc /proc/cpuinfo || return 0
+	local f=$host_cache/tsc-khz mhz
+	if [ ! -s "$f" ]; then
+		mhz=$(dmesg 2>/dev/null | sed -n \
+			-e 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/1 \1/p' \
+			-e 's/.*tsc: Detected \([0-9.]*\) MHz TSC.*/2 \1/p' \
+			-e 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/3 \1/p' |
+			sort -n | awk 'NR == 1 { print $2 }')
+		[ -n "$mhz" ] || mhz=$(awk -F': *' '/^cpu MHz/ { print $2; exit }' /proc/cpuinfo)
+		[ -n "$mhz" ] || return 0
+		awk -v m="$mhz" 'BEGIN { printf "%d\n", m * 1000 + 0.5 }' >"$f"
+	fi
+	cat "$f"
+}
+
+choose_accel
+if [ "$accel" = kvm ]; then
+	accel_args=(-accel kvm -cpu host)
+	clock_append=
+else
+	accel_args=(-accel tcg -cpu max)
+	tsc_khz=$(host_tsc_khz)
+	if [ -n "$tsc_khz" ]; then
+		clock_append="tsc_early_khz=$tsc_khz tsc=reliable clocksource=tsc"
+	else
+		clock_append=
+		accel_note="${accel_note:+$accel_note; }host TSC frequency unknown, the guest calibrates its own"
+	fi
+fi
+append="$base_append${clock_append:+ $clock_append}"
+$shell && append="$append mapdrv.shell=1"
+append="$append$extra_append"
+
+mkdir -p "$(dirname "$log")"
+: >"$log"
+stage "booting $(basename "$kernel") under ${accel^^} ($cpus CPUs, $mem)${accel_note:+ [$accel_note]}"
+info "kernel: $kernel"
+info "console log: $log"
+
+qemu=("${qemu_base[@]}" "${accel_args[@]}" -append "$append")
+start=$(date +%s%N)
+rc=0
+if $shell; then
+	# The console is the terminal: Ctrl-A X ends QEMU, Ctrl-A H lists keys.
+	qemu+=(-serial mon:stdio)
+	if [ "$timeout_secs" -gt 0 ]; then
+		timeout --foreground -k 5 "$timeout_secs" "${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	else
+		"${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	fi
+else
+	qemu+=(-serial stdio)
+	limit=()
+	[ "$timeout_secs" -gt 0 ] && limit=(timeout -k 5 "$timeout_secs")
+	if $quiet; then
+		# (Not exec'd by the subshell, so that the shell's own "Aborted"
+		# notice for a QEMU killed by a signal goes to /dev/null.)
+		("${limit[@]}" "${qemu[@]}" </dev/null >"$log" 2>&1; exit $?) 2>/dev/null || rc=$?
+	else
+		("${limit[@]}" "${qemu[@]}" </dev/null 2>&1 | tee "$log"; exit "${PIPESTATUS[0]}") 2>/dev/null || rc=$?
+	fi
+fi
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+sed -i 's/\r$//' "$log"
+took=$(printf '%d.%03ds' $((elapsed_ms / 1000)) $((elapsed_ms % 1000)))
+
+console_tail() {
+	printf -- '--- last 30 console lines (full log: %s) ---\n' "$log" >&2
+	tail -n 30 "$log" >&2
+	printf -- '---\n' >&2
+}
+
+if [ "$rc" = 124 ] || { [ "$timeout_secs" -gt 0 ] && [ "$rc" = 137 ]; }; then
+	console_tail
+	die_status 124 "the VM did not finish within ${timeout_secs}s under ${accel^^}: QEMU was stopped"
+fi
+status=$(grep -aoE 'MAPDRV-EXIT [0-9]+' "$log" | tail -n1 | cut -d' ' -f2 || true)
+if [ -z "$status" ]; then
+	console_tail
+	why="QEMU exited with status $rc"
+	panic=$(grep -a -m1 'Kernel panic' "$log" || true)
+	[ -n "$panic" ] && why="the guest kernel panicked: ${panic#*] }"
+	die_status 125 "the VM ended after $took without reporting an exit status (no MAPDRV-EXIT line): $why"
+fi
+info "VM finished in $took under ${accel^^}; guest exit status $status"
+exit "$status"

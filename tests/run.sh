@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# The test runner of `make test`: host checks, then guest suites, each guest
+# suite in a VM of its own (scripts/run-vm.sh, about 1.5 s a boot under TCG).
+#
+# Usage: tests/run.sh [options] [SUITE...]
+#   --kernel FILE  the VM's bzImage (env MAPDRV_KERNEL; default: the cached
+#                  vm kernel that scripts/build-kernel.sh vm builds)
+#   --module FILE  rust_mapdrv.ko (env MAPDRV_MODULE; default: rust_mapdrv.ko
+#                  in the project root)
+#   --tool FILE    the statically linked mapdrv tool (env MAPDRV_TOOL;
+#                  default: none, and suites that need it fail)
+#   --kvm MODE     auto, on or off, for scripts/run-vm.sh (env MAPDRV_KVM;
+#                  default auto)
+#   --out DIR      logs and built helpers (env MAPDRV_TEST_OUT; default
+#                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start
+#   --verbose      show each VM's console (on standard error)
+#   SUITE          only these suites: host/NAME, guest/NAME or NAME
+#                  (default: all of tests/host/*.sh and tests/guest/*.sh)
+#
+# Suites are files, each printing "PASS: <check>" or "FAIL: <check>: <why>"
+# lines through the helpers of tests/guest/lib.sh:
+#   tests/host/NAME.sh   run on the host with bash; they get MAPDRV_KERNEL,
+#                        MAPDRV_MODULE, MAPDRV_TOOL (possibly empty) and
+#                        MAPDRV_TEST_WORK (a scratch directory) in the
+#                        environment.
+#   tests/guest/NAME.sh  run in a fresh VM as `sh /tests/NAME.sh`. In the VM:
+#                        the module is /lib/modules/rust_mapdrv.ko, the tool
+#                        /bin/mapdrv, tests/guest/ is /tests, and the helpers
+#                        built statically from tests/helpers/NAME.c are
+#                        /bin/NAME. A line "# run-vm: OPTIONS" in a suite adds
+#                        scripts/run-vm.sh options (e.g. --mem 2G --timeout 300;
+#                        the default timeout is 120 s).
+# Besides its own checks, each suite gets "<suite>/ran to the end" (it reached
+# finish, its VM did not time out or panic); each guest suite gets
+# "<suite>/kunit NAME" for each KUnit suite that ran in it (a module's
+# #[kunit_tests] run when it is loaded) and "<suite>/kernel log is clean": its
+# console has no WARNING:, BUG:, Oops, Call Trace, Kernel panic, RCU stall,
+# hung task or failed KUnit test, no "Tainted:" flags but G, O and N, and no
+# "taints kernel" line but those of an out-of-tree or a test module. (The VM
+# kernel has no /proc/sys, so the global taint mask cannot be read; every
+# taint that matters logs one of these.)
+#
+# Output (standard output): one line per result, "PASS <suite>/<check>" or
+# "FAIL <suite>/<check>: <why>", and last "N passed, M failed". Progress and
+# the logs' places go to standard error. Exit status: 0 when all passed, 1
+# when something failed, 2 for a usage error.
+source "$(dirname "$0")/../scripts/lib.sh"
+
+usage() { sed -n '/^# Usage:/,/^#$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+
+kernel=${MAPDRV_KERNEL:-}
+module=${MAPDRV_MODULE:-$MAPDRV_ROOT/rust_mapdrv.ko}
+tool=${MAPDRV_TOOL:-}
+kvm=${MAPDRV_KVM:-auto}
+out=${MAPDRV_TEST_OUT:-$MAPDRV_CACHE/tests}
+verbose=false
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel | --module | --tool | --kvm | --out)
+		[ $# -ge 2 ] || { echo "tests/run.sh: $1 needs an argument" >&2; usage; }
+		declare "${1#--}=$2"
+		shift 2
+		;;
+	--verbose) verbose=true; shift ;;
+	-h | --help) usage ;;
+	-*) echo "tests/run.sh: unknown option '$1'" >&2; usage ;;
+	*) break ;;
+	esac
+done
+
+if [ -z "$kernel" ]; then
+	kernel=$(kernel_build_dir vm)/arch/x86/boot/bzImage
+fi
+[ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
+[ -f "$module" ] || info "note: no module at $module; the suites that load it will fail"
+[ -z "$tool" ] || [ -f "$tool" ] || die "no mapdrv tool at $tool"
+
+# The suites to run, as host/NAME and guest/NAME.
+all_suites() {
+	local f
+	for f in "$MAPDRV_ROOT"/tests/host/*.sh; do
+		[ -e "$f" ] && echo "host/$(basename "$f" .sh)"
+	done
+	for f in "$MAPDRV_ROOT"/tests/guest/*.sh; do
+		[ "$(basename "$f")" = lib.sh ] || echo "guest/$(basename "$f" .sh)"
+	done
+}
+mapfile -t known < <(all_suites)
+suites=()
+if [ $# -eq 0 ]; then
+	suites=("${known[@]}")
+else
+	for want in "$@"; do
+		match=
+		for s in "${known[@]}"; do
+			if [ "$s" = "$want" ] || [ "${s#*/}" = "$want" ]; then match=$s; fi
+		done
+		[ -n "$match" ] || die_status 2 "no suite '$want' (known: ${known[*]})"
+		suites+=("$match")
+	done
+fi
+
+logs=$out/logs
+rm -rf "$logs"
+mkdir -p "$logs"/{host,guest} "$out/work" "$out/bin"
+
+passed=0
+failed=0
+result() { # result PASS|FAIL NAME [WHY]
+	if [ "$1" = PASS ]; then
+		passed=$((passed + 1))
+		echo "PASS $2"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $2: $3"
+	fi
+}
+
+# collect SUITE OUTPUT STATUS: the suite's result lines, and whether it ran to
+# the end.
+collect() {
+	local suite=$1 output=$2 rc=$3 line rest n_fail=0 n_all=0
+	while IFS= read -r line; do
+		n_all=$((n_all + 1))
+		rest=${line#*: }
+		if [ "${line%%: *}" = PASS ]; then
+			result PASS "$suite/$rest"
+		elif [[ $rest == *": "* ]]; then
+			result FAIL "$suite/${rest%%: *}" "${rest#*: }"
+			n_fail=$((n_fail + 1))
+		else
+			result FAIL "$suite/$rest" "(no reason given)"
+			n_fail=$((n_fail + 1))
+		fi
+	done < <(grep -aE '^(PASS|FAIL): ' "$output")
+	if [ "$rc" = 124 ]; then
+		result FAIL "$suite/ran to the end" "the VM timed out (log: $output)"
+	elif [ "$rc" = 125 ]; then
+		result FAIL "$suite/ran to the end" "the VM ended without an exit status, e.g. a kernel panic (log: $output)"
+	elif ! grep -aq '^SUITE-END ' "$output"; then
+		result FAIL "$suite/ran to the end" "it stopped before finish, status $rc (log: $output)"
+	elif [ "$n_all" = 0 ]; then
+		result FAIL "$suite/ran to the end" "it reported no result (log: $output)"
+	elif [ "$rc" != 0 ] && [ "$n_fail" = 0 ]; then
+		result FAIL "$suite/ran to the end" "it exited with status $rc but reported no failure (log: $output)"
+	else
+		result PASS "$suite/ran to the end"
+	fi
+}
+
+# kernel_reports LOG: the console lines that show a kernel problem (at most
+# 5), or nothing.
+kernel_reports() {
+	local ts='\[ *[0-9]+\.[0-9]+\] '
+	{
+		grep -aE "$ts.*(WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than)" "$1"
+		grep -aE "$ts +not ok [0-9]" "$1" | sed 's/$/ (a failed KUnit test)/'
+		grep -aE "${ts}.*taints kernel" "$1" | grep -avE '(out-of-tree|test) module taints kernel'
+		# "Tainted: G     O N 7.3.4" or "Tainted: [O]=OOT_MODULE, [N]=TEST"
+		grep -aE "${ts}.*Tainted: ([A-Z ]*[A-FH-MP-Z]|.*\[[^ON]\]=)" "$1"
+	} | head -n 5 || true
+}
+
+# kunit_results LOG: "ok NAME" or "not ok NAME" for each KUnit suite that ran
+# after boot (a loaded module's #[kunit_tests]), once per name ("not ok" when
+# any of its runs failed). Suites built into the kernel run before /init and
+# are only checked by kernel_reports.
+kunit_results() {
+	sed -n '/Run \/init as init process/,$p' "$1" |
+		sed -nE 's/^.*\[ *[0-9]+\.[0-9]+\] (ok|not ok) [0-9]+ ([^ #]+).*/\2 \1/p' |
+		awk '{ name = $1; $1 = ""; st = substr($0, 2) }
+			!(name in res) { order[++n] = name; res[name] = st }
+			st != "ok" { res[name] = st }
+			END { for (i = 1; i <= n; i++) print res[order[i]] " " order[i] }'
+}
+
+# Static helpers for the guest, from tests/helpers/*.c.
+build_helpers() {
+	local c name bin
+	for c in "$MAPDRV_ROOT"/tests/helpers/*.c; do
+		[ -e "$c" ] || continue
+		name=$(basename "$c" .c)
+		bin=$out/bin/$name
+		if [ ! -x "$bin" ] || [ "$c" -nt "$bin" ]; then
+			if ! cc -static -O2 -Wall -Wextra -Werror -o "$bin" "$c" >"$logs/build-$name.log" 2>&1; then
+				rm -f "$bin"
+				result FAIL "build/$name" "cc -static failed: $(head -c 300 "$logs/build-$name.log" | tr '\n' ' ')"
+				continue
+			fi
+		fi
+		result PASS "build/$name"
+	done
+}
+
+run_host_suite() {
+	local suite=$1 log=$logs/$1.log rc=0
+	stage "$suite"
+	mkdir -p "$out/work/$suite"
+	MAPDRV_KERNEL=$kernel MAPDRV_MODULE=$module MAPDRV_TOOL=$tool MAPDRV_TEST_WORK=$out/work/$suite \
+		bash "$MAPDRV_ROOT/tests/$suite.sh" </dev/null >"$log" 2>&1 || rc=$?
+	collect "$suite" "$log" "$rc"
+}
+
+run_guest_suite() {
+	local suite=$1 name=${1#guest/} log=$logs/$1.log runlog=$logs/$1.run rc=0 opts=() reports
+	local file=$MAPDRV_ROOT/tests/$suite.sh
+	read -r -a opts <<<"$(sed -n 's/^# run-vm: *//p' "$file" | head -n1)"
+	local args=(--kernel "$kernel" --kvm "$kvm" --log "$log" --timeout 120
+		--add "$MAPDRV_ROOT/tests/guest:/tests")
+	[ -f "$module" ] && args+=(--add "$module:/lib/modules/rust_mapdrv.ko")
+	[ -n "$tool" ] && args+=(--add "$tool:/bin/mapdrv")
+	local h
+	for h in "$out"/bin/*; do
+		[ -x "$h" ] && args+=(--add "$h:/bin/$(basename "$h")")
+	done
+	$verbose || args+=(--quiet)
+	stage "$suite (VM)"
+	if $verbose; then
+		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "sh /tests/$name.sh" 2>&1 |
+			tee "$runlog" >&2 || rc=${PIPESTATUS[0]}
+	else
+		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "sh /tests/$name.sh" \
+			>"$runlog" 2>&1 || rc=$?
+	fi
+	# Which accelerator, once; how long each VM took.
+	if [ -z "$accel_shown" ]; then
+		accel_shown=$(grep -a -m1 ' booting ' "$runlog" | sed 's/^.*\] //' || true)
+		[ -z "$accel_shown" ] || info "$accel_shown"
+	fi
+	sed -n 's/^ *\(VM finished .*\)/\1/p' "$runlog" | while IFS= read -r l; do info "$l"; done
+	if [ -s "$log" ]; then
+		collect "$suite" "$log" "$rc"
+	else
+		# No console at all: run-vm.sh failed before booting.
+		result FAIL "$suite/ran to the end" "scripts/run-vm.sh failed (status $rc): $(tail -n 3 "$runlog" | tr '\n' ' ')"
+	fi
+	local kunit kname
+	while read -r kunit; do
+		case $kunit in
+		"ok "*) result PASS "$suite/kunit ${kunit#ok }" ;;
+		"not ok "*)
+			kname=${kunit#not ok }
+			result FAIL "$suite/kunit $kname" "KUnit reports 'not ok' (log: $log)"
+			;;
+		esac
+	done < <(kunit_results "$log")
+	reports=$(kernel_reports "$log")
+	if [ -z "$reports" ]; then
+		result PASS "$suite/kernel log is clean"
+	else
+		result FAIL "$suite/kernel log is clean" "$(printf '%s' "$reports" | head -n1) (log: $log)"
+		printf '%s\n' "$reports" | while IFS= read -r l; do info "$l"; done
+	fi
+	if [ "$rc" = 124 ] || [ "$rc" = 125 ]; then
+		tail -n 32 "$runlog" >&2
+	fi
+}
+
+accel_shown=
+build_helpers
+for suite in "${suites[@]}"; do
+	case $suite in
+	host/*) run_host_suite "$suite" ;;
+	guest/*) run_guest_suite "$suite" ;;
+	esac
+done
+info "logs: $logs"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
