@@ -1,0 +1,45 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The buffer outlives every file and mapping: rmmod fails while the device is
+# open or mapped and works after; repeated load/unload does not leak vmalloc
+# memory.
+. /tests/lib.sh
+
+require "module file is there" "$MODULE"
+check "insmod" insmod "$MODULE" pages=16 || finish
+
+exec 3</dev/mapdrv
+expect_errno "rmmod while the device is open fails" EAGAIN rmmod "$MODNAME"
+check "module still loaded while open" module_loaded
+exec 3<&-
+
+maphold 16 >/tmp/maphold.out 2>&1 &
+holder=$!
+for _ in $(seq 100); do grep -q mapped /tmp/maphold.out && break; sleep 0.05; done
+check "a process maps the device and closes its fd" grep -q "mapped 16 pages" /tmp/maphold.out
+expect_errno "rmmod while the device is mapped fails" EAGAIN rmmod "$MODNAME"
+check "module still loaded while mapped" module_loaded
+kill "$holder"
+wait "$holder" 2>/dev/null
+check "rmmod after close and munmap succeeds" rmmod "$MODNAME"
+
+vmalloc_kb() { awk '/^VmallocUsed:/ { print $2 }' /proc/meminfo; }
+cycles=50
+# One cycle first so that one-time allocations (module loader caches) are
+# not counted as growth.
+insmod "$MODULE" pages=64 && rmmod "$MODNAME"
+before=$(vmalloc_kb)
+i=0
+while [ $i -lt $cycles ]; do
+	insmod "$MODULE" pages=64 || break
+	head -c 4096 /dev/mapdrv >/dev/null
+	rmmod "$MODNAME" || break
+	i=$((i + 1))
+done
+after=$(vmalloc_kb)
+note "VmallocUsed before ${before} kB, after $cycles load/unload cycles of 256 KiB: ${after} kB"
+check "$cycles load/unload cycles all succeed" test "$i" -eq "$cycles"
+# One leaked buffer would be 256 KiB; allow 64 KiB for unrelated activity.
+check "load/unload does not grow VmallocUsed" test "$((after - before))" -lt 64
+module_unload_all
+finish
