@@ -48,7 +48,7 @@ tool:
 
 ## The main job: set up, build, boot, load, exercise, unload.
 run: module tool
-	@bash $(ROOT)/scripts/run-vm.sh --add $(MODULE) --add $(TOOL):/bin/mapdrv \
+	@bash $(ROOT)/scripts/run-vm.sh --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		--add $(ROOT)/scripts/guest/demo.sh:/bin/mapdrv-demo -- mapdrv-demo
 
 ## The test suite; ends with "N passed, M failed".

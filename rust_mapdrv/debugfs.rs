@@ -5,7 +5,7 @@
 //! - `pages`: one line per page, `<index> 0x<kernel vaddr> 0x<pfn>
 //!   0x<direct-map address>` after a `#` header, from the kernel's
 //!   `vmalloc_to_pfn()` (the load already checked our walk against it);
-//! - `stats`: `key value` lines of the event counters;
+//! - `stats`: `key value` lines of the event counters (all decimal numbers);
 //! - `mode`: the mode new mappings get; write a name or number to switch.
 
 use core::fmt;
@@ -60,8 +60,7 @@ fn show_stats(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (name, value) in dev.stats.snapshot() {
         writeln!(f, "{name} {value}")?;
     }
-    writeln!(f, "pages {}", dev.buffer.pages())?;
-    writeln!(f, "mode {}", dev.mode().name())
+    writeln!(f, "pages {}", dev.buffer.pages())
 }
 
 fn show_mode(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -50,4 +50,4 @@ fi
 
 read -r -a make_args <<<"$(kernel_make_args)"
 stage "building rust_mapdrv.ko against $kdir"
-make -C "$kdir" M="$MAPDRV_ROOT" "${make_args[@]}" "${@:-modules}"
+make --no-print-directory -C "$kdir" M="$MAPDRV_ROOT" "${make_args[@]}" "${@:-modules}"

@@ -1,0 +1,50 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The device contract from user space: `mapdrv verify` (content, pagemap
+# PFNs against debugfs, shared and private mappings, bounds, PROT_EXEC,
+# mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
+# and for buffers of 1, 10 and 65536 pages, plus the documents' dump.
+# run-vm: --mem 1G --timeout 600
+. /tests/lib.sh
+
+require "module file is there" "$MODULE"
+require "mapdrv tool is there" /bin/mapdrv
+
+for pages in 1 10 65536; do
+	for mode in 0 1 2; do
+		case $mode in 0) name=fault ;; 1) name=faultaround ;; 2) name=prefault ;; esac
+		c="pages=$pages mode=$name"
+		check "$c loads" insmod "$MODULE" pages=$pages mode=$mode || continue
+		# One result line per verify check, under this case's name.
+		_run mapdrv verify
+		printf '%s\n' "$_out" | sed -n "s/^\(PASS\|FAIL\): /\1: $c verify /p"
+		if [ "$_st" -eq 0 ]; then
+			pass "$c verify exits 0"
+		else
+			fail "$c verify exits 0" "status $_st"
+		fi
+		expect_match "$c verify saw checks pass" '^PASS: ' printf '%s\n' "$_out"
+		check "$c unloads" rmmod "$MODNAME"
+		module_unload_all
+	done
+done
+
+# The documents' flow: map the device and print the kernel's text.
+insmod "$MODULE" pages=10
+expect_match "dump prints page 0's line from kernel memory" '^mapdrv page 0$' mapdrv dump
+expect_match "dump prints page 9's line from kernel memory" '^mapdrv page 9$' mapdrv dump
+expect_match "info reports 10 pages of 4096 bytes" 'pages: *10' mapdrv info
+# Writes through write(2) land in the buffer and read(2) sees them.
+check "write(2) at offset 0 works" sh -c 'printf HELLO > /dev/mapdrv'
+expect_match "read(2) sees what write(2) wrote" '^HELLOv page 0$' head -n 1 /dev/mapdrv
+check "dd with skip= reads page 3 (no lseek: dd reads and skips)" sh -c \
+	'dd if=/dev/mapdrv bs=4096 skip=3 count=1 2>/dev/null | head -n 1 | grep -qx "mapdrv page 3"'
+# The mode can be switched by name at runtime, for new mappings.
+check "debugfs mode accepts a name" sh -c 'echo prefault > /sys/kernel/debug/mapdrv/mode'
+expect_match "debugfs mode reads back the name" '^prefault$' cat /sys/kernel/debug/mapdrv/mode
+expect_errno "debugfs mode refuses an unknown name" EINVAL sh -c 'echo sometimes > /sys/kernel/debug/mapdrv/mode'
+expect_match "debugfs mode is unchanged after a refused write" '^prefault$' cat /sys/kernel/debug/mapdrv/mode
+expect_match "info reports the new mode" 'prefault' mapdrv info
+check "rmmod" rmmod "$MODNAME"
+module_unload_all
+finish

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Kernel-style and Rust gates on the host: rustfmt (the kernel tree's
+# .rustfmt.toml for the module, cargo fmt for the tool), clippy on the module
+# with the kernel's lint set (make CLIPPY=1) and on the tool, `// SAFETY:`
+# comments on every unsafe block, SPDX headers, and the tool's unit tests.
+# shellcheck source=../guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+
+check "rustfmt: module and tool are formatted" bash scripts/check-style.sh
+
+# The module with CLIPPY=1 in a scratch copy, so that the build in the tree
+# (and its timestamps) is left alone; any warning fails the gate.
+work=${MAPDRV_TEST_WORK:-$(mktemp -d)}
+rm -rf "$work/clippy" && mkdir -p "$work/clippy"
+git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' | cpio -pdm --quiet "$work/clippy"
+kdir=$(bash scripts/build-module.sh --print-kdir 2>/dev/null)
+read -r -a kargs <<<"$(source scripts/lib.sh; kernel_make_args)"
+_run make --no-print-directory -C "$kdir" M="$work/clippy" "${kargs[@]}" CLIPPY=1 modules
+if [ "$_st" -ne 0 ]; then
+	fail "clippy: module builds with CLIPPY=1" "status $_st$(_said)"
+elif printf '%s\n' "$_out" | grep -qE '^(warning|error)'; then
+	fail "clippy: module has no warnings" "$(printf '%s\n' "$_out" | grep -E -A3 '^(warning|error)' | head -n 8 | tr '\n' ' ')"
+else
+	pass "clippy: module has no warnings"
+fi
+
+check "clippy: tool has no warnings" \
+	bash -c 'cd userspace && cargo clippy --quiet --locked --all-targets -- -D warnings'
+
+# Every unsafe block in kernel code is argued for in a SAFETY comment right
+# above it (comment lines may continue the argument), every unsafe fn
+# documents its contract in a "# Safety" section.
+unsafe_report=$(git ls-files -- '*.rs' ':!userspace' | xargs awk '
+	FNR == 1 { last = -10; doc = -10 }
+	/\/\/ SAFETY:/ { last = FNR }
+	/^[ \t]*\/\// && last == FNR - 1 { last = FNR; next }
+	/^[ \t]*\/\/\/ # Safety/ { doc = FNR }
+	/unsafe[ ]*\{/ && $0 !~ /^[ \t]*\/\// && FNR - last > 2 { print FILENAME ":" FNR ": unsafe block without SAFETY comment" }
+	/unsafe (extern "C" )?fn / && $0 !~ /^[ \t]*\/\// && FNR - doc > 12 { print FILENAME ":" FNR ": unsafe fn without # Safety section" }
+')
+if [ -z "$unsafe_report" ]; then
+	pass "every unsafe block has a SAFETY comment and every unsafe fn a Safety section"
+else
+	fail "every unsafe block has a SAFETY comment and every unsafe fn a Safety section" "$(_oneline "$unsafe_report")"
+fi
+
+missing_spdx=$(git ls-files -- '*.rs' '*.sh' '*.c' '*.h' Makefile Kbuild 'scripts/guest/*' '.ci/*' |
+	while read -r f; do head -n 3 "$f" | grep -q 'SPDX-License-Identifier' || echo "$f"; done)
+if [ -z "$missing_spdx" ]; then
+	pass "every source file has an SPDX header"
+else
+	fail "every source file has an SPDX header" "$(_oneline "$missing_spdx")"
+fi
+
+_run bash -c 'cd userspace && cargo test --quiet --locked 2>&1'
+summary=$(printf '%s\n' "$_out" | grep -E '^test result:' | tail -n 3 | tr '\n' ' ')
+if [ "$_st" -eq 0 ] && printf '%s\n' "$_out" | grep -qE '^test result: ok\. [1-9][0-9]* passed'; then
+	pass "cargo test: the tool's unit tests pass"
+	note "cargo test: $summary"
+else
+	fail "cargo test: the tool's unit tests pass" "status $_st: $summary$(_said)"
+fi
+finish

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make KDIR=...` with a tree the module cannot be built against fails with
+# a clear message that says which problem it is, and builds nothing.
+# shellcheck source=../guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${MAPDRV_TEST_WORK:-$(mktemp -d)}
+
+expect_match "KDIR=/nonexistent: says there is no such directory" 'KDIR=/nonexistent: no such directory' \
+	bash -c "make -C '$root' --no-print-directory module KDIR=/nonexistent 2>&1; test \$? -ne 0"
+expect_match "KDIR that is not a kernel tree: says so" 'is not a kernel tree' \
+	bash -c "make -C '$root' --no-print-directory module KDIR='$work' 2>&1; test \$? -ne 0"
+
+# A configured tree without Rust: tinyconfig of the same source, which takes
+# a few seconds and no build.
+src=$(source "$root/scripts/lib.sh"; kernel_src_dir)
+norust=$work/norust
+if [ ! -f "$norust/.config" ]; then
+	make -s -C "$src" O="$norust" LLVM=-19 tinyconfig >/dev/null 2>&1
+fi
+check "a tinyconfig tree without Rust was configured" test -f "$norust/.config"
+expect_match "KDIR without CONFIG_RUST: says it is built without Rust" 'built without Rust \(CONFIG_RUST is not set\)' \
+	bash -c "make -C '$root' --no-print-directory module KDIR='$norust' 2>&1; test \$? -ne 0"
+
+# A Rust tree whose rustc differs from ours: a copy of the VM tree's .config
+# with another compiler version recorded is enough for the check.
+kdir=$(bash "$root/scripts/build-module.sh" --print-kdir 2>/dev/null)
+fake=$work/otherrustc
+rm -rf "$fake" && mkdir -p "$fake/rust"
+cp "$kdir/Makefile" "$kdir/Module.symvers" "$fake/"
+touch "$fake/rust/libkernel.rmeta"
+sed 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT="rustc 1.78.0 (9b00956e5 2024-04-29)"/' "$kdir/.config" >"$fake/.config"
+expect_match "KDIR built by another rustc: names both compilers" "built with 'rustc 1.78.0.*' but the module would be built with 'rustc" \
+	bash -c "make -C '$root' --no-print-directory module KDIR='$fake' 2>&1; test \$? -ne 0"
+check "make kdir prints the tree in use" bash -c "make -C '$root' --no-print-directory kdir 2>/dev/null | grep -qx '$kdir'"
+finish
