@@ -1,0 +1,563 @@
+//! Safe wrappers over /dev/mapdrv: open, ioctl, pread/pwrite and mappings.
+//!
+//! Memory of a [`Mapping`] is shared with the kernel, other mappings and other
+//! processes, so it is never handed out as a Rust slice: every access is an
+//! atomic load or store of the mapped bytes.
+
+use std::ffi::c_void;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use nix::errno::Errno;
+use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags};
+use nix::unistd::{SysconfVar, Whence, sysconf};
+
+use crate::abi::{self, MapdrvInfo};
+
+/// How to open the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Whether a mapping shares the buffer (`MAP_SHARED`) or copies on write
+/// (`MAP_PRIVATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    Shared,
+    Private,
+}
+
+/// A user pointer the kernel must refuse, for the EFAULT checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadPointer {
+    /// Address 0: never mapped (vm.mmap_min_addr keeps page 0 free).
+    Null,
+    /// An address in the kernel half of the address space.
+    KernelSpace,
+}
+
+impl BadPointer {
+    fn addr(self) -> usize {
+        match self {
+            BadPointer::Null => 0,
+            BadPointer::KernelSpace => 0xffff_8000_0000_0000,
+        }
+    }
+}
+
+/// The buffer geometry reported by `MAPDRV_IOC_INFO`, checked for sanity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub pages: usize,
+    pub page_size: usize,
+    pub size: usize,
+}
+
+impl Geometry {
+    /// Checks that the answer of the ioctl is self-consistent.
+    pub fn from_info(info: &MapdrvInfo) -> Result<Geometry> {
+        ensure!(
+            info.page_size.is_power_of_two(),
+            "MAPDRV_IOC_INFO reports page_size {}, which is not a power of two",
+            info.page_size
+        );
+        ensure!(
+            (1..=abi::MAX_PAGES).contains(&info.pages),
+            "MAPDRV_IOC_INFO reports {} pages, outside 1..={}",
+            info.pages,
+            abi::MAX_PAGES
+        );
+        let expected = info.pages * u64::from(info.page_size);
+        ensure!(
+            info.size == expected,
+            "MAPDRV_IOC_INFO reports size {} but pages * page_size = {} * {} = {expected}",
+            info.size,
+            info.pages,
+            info.page_size
+        );
+        Ok(Geometry {
+            pages: usize::try_from(info.pages)?,
+            page_size: usize::try_from(info.page_size)?,
+            size: usize::try_from(info.size)?,
+        })
+    }
+
+    /// Byte offset of page `index`.
+    pub fn offset(&self, index: usize) -> usize {
+        index * self.page_size
+    }
+}
+
+/// The page size of this process, from sysconf(_SC_PAGESIZE).
+pub fn system_page_size() -> Result<usize> {
+    let size = sysconf(SysconfVar::PAGE_SIZE)
+        .context("sysconf(_SC_PAGESIZE)")?
+        .context("sysconf(_SC_PAGESIZE) has no value")?;
+    Ok(usize::try_from(size)?)
+}
+
+/// An open /dev/mapdrv.
+#[derive(Debug)]
+pub struct Device {
+    file: File,
+    path: PathBuf,
+}
+
+impl Device {
+    /// Opens the device, with an error that says what to do when it fails.
+    pub fn open(path: &Path, access: Access) -> Result<Device> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::ReadWrite)
+            .open(path)
+            .map_err(|e| open_error(path, e))?;
+        Ok(Device {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `MAPDRV_IOC_INFO`, the raw result.
+    pub fn info(&self) -> nix::Result<MapdrvInfo> {
+        let mut info = MapdrvInfo::default();
+        // SAFETY: `info` is a live, writable struct mapdrv_info, the exact type
+        // the request code encodes, and the kernel writes at most its size.
+        unsafe { abi::mapdrv_ioc_info(self.file.as_raw_fd(), &mut info) }?;
+        Ok(info)
+    }
+
+    /// `MAPDRV_IOC_INFO` with an error that explains a failure.
+    pub fn query_info(&self) -> Result<MapdrvInfo> {
+        self.info().map_err(|e| match e {
+            Errno::ENOTTY => anyhow!(
+                "{} does not know MAPDRV_IOC_INFO (ENOTTY): is it the rust_mapdrv device? \
+                 check `grep mapdrv /proc/misc` and the device node's minor number",
+                self.path.display()
+            ),
+            e => anyhow!("MAPDRV_IOC_INFO on {} failed: {e}", self.path.display()),
+        })
+    }
+
+    /// `MAPDRV_IOC_INFO` plus the sanity checks of [`Geometry::from_info`].
+    pub fn geometry(&self) -> Result<(MapdrvInfo, Geometry)> {
+        let info = self.query_info()?;
+        Ok((info, Geometry::from_info(&info)?))
+    }
+
+    /// `MAPDRV_IOC_INFO` with a pointer the kernel must refuse (EFAULT).
+    pub fn info_to_bad_pointer(&self, ptr: BadPointer) -> nix::Result<()> {
+        // SAFETY: the kernel checks user pointers before writing (copy_to_user
+        // fails with EFAULT): page 0 is never mapped and a kernel-half address
+        // is not user memory, so no memory of this process can be written.
+        let ret = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::c_ulong::from(abi::MAPDRV_IOC_INFO),
+                ptr.addr(),
+            )
+        };
+        Errno::result(ret).map(drop)
+    }
+
+    /// An ioctl with a NULL argument, for commands the driver must not know.
+    pub fn ioctl_null_arg(&self, cmd: u32) -> nix::Result<libc::c_int> {
+        // SAFETY: the argument is NULL, so even a driver that wrongly treats
+        // it as a pointer cannot reach any memory of this process.
+        let ret = unsafe { libc::ioctl(self.file.as_raw_fd(), libc::c_ulong::from(cmd), 0usize) };
+        Errno::result(ret)
+    }
+
+    /// One pread(2).
+    pub fn pread(&self, buf: &mut [u8], offset: u64) -> nix::Result<usize> {
+        nix::sys::uio::pread(self.file.as_fd(), buf, off_t(offset))
+    }
+
+    /// One pwrite(2).
+    pub fn pwrite(&self, buf: &[u8], offset: u64) -> nix::Result<usize> {
+        nix::sys::uio::pwrite(self.file.as_fd(), buf, off_t(offset))
+    }
+
+    /// Reads exactly `len` bytes at `offset` (several preads if they are short).
+    pub fn read_exact_at(&self, offset: usize, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let at = offset + done;
+            let n = self
+                .pread(&mut buf[done..], at as u64)
+                .with_context(|| format!("pread of {} at byte {at}", len - done))?;
+            if n == 0 {
+                bail!(
+                    "pread at byte {at} returned 0 (end of buffer) before {len} bytes from {offset}"
+                );
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+
+    /// Writes all of `data` at `offset` (several pwrites if they are short).
+    pub fn write_all_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done;
+            let n = self
+                .pwrite(&data[done..], at as u64)
+                .with_context(|| format!("pwrite of {} at byte {at}", data.len() - done))?;
+            if n == 0 {
+                bail!("pwrite at byte {at} wrote nothing");
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// lseek(fd, 0, SEEK_SET).
+    pub fn seek_start(&self) -> nix::Result<i64> {
+        nix::unistd::lseek(self.file.as_fd(), 0, Whence::SeekSet)
+    }
+
+    /// mmap(NULL, len, prot, MAP_SHARED or MAP_PRIVATE, fd, offset).
+    ///
+    /// `offset` is passed as the kernel sees it (an unsigned long), so huge
+    /// offsets can be tried; a `len` of 0 is passed on as is.
+    pub fn map(
+        &self,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        share: Share,
+    ) -> nix::Result<Mapping> {
+        let flags = match share {
+            Share::Shared => MapFlags::MAP_SHARED,
+            Share::Private => MapFlags::MAP_PRIVATE,
+        };
+        // SAFETY: no address hint and no MAP_FIXED, so the kernel picks a free
+        // range and no existing memory of this process is replaced.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot.bits(),
+                flags.bits(),
+                self.file.as_raw_fd(),
+                off_t(offset),
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::EINVAL)?;
+        Ok(Mapping { ptr, len, prot })
+    }
+}
+
+/// The kernel takes the mmap/pread offset as an unsigned long; off_t is its
+/// signed twin, so huge offsets are passed through bit for bit.
+fn off_t(offset: u64) -> libc::off_t {
+    offset as libc::off_t
+}
+
+fn open_error(path: &Path, err: io::Error) -> anyhow::Error {
+    let p = path.display();
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => anyhow!(
+            "no {p}: is rust_mapdrv loaded? try: insmod rust_mapdrv.ko \
+             (and check `grep mapdrv /proc/misc`)"
+        ),
+        Some(libc::ENXIO | libc::ENODEV) => anyhow!(
+            "{p} exists but no driver answers it (stale device node?): \
+             check `grep mapdrv /proc/misc`, then try: insmod rust_mapdrv.ko"
+        ),
+        Some(libc::EACCES | libc::EPERM) => {
+            anyhow!("permission denied opening {p}: run as root")
+        }
+        _ => anyhow::Error::new(err).context(format!("cannot open {p}")),
+    }
+}
+
+/// A mapping of the device, unmapped when dropped.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    prot: ProtFlags,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; all accesses go
+// through atomics, so sharing it between threads cannot race.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: `&Mapping` only allows atomic loads and stores.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Start address (for /proc/self/pagemap).
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn check_range(&self, offset: usize, len: usize, prot: ProtFlags) {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "access of {len} bytes at {offset} outside a mapping of {} bytes",
+            self.len
+        );
+        assert!(
+            self.prot.contains(prot),
+            "access {prot:?} to a mapping with {:?}",
+            self.prot
+        );
+    }
+
+    fn byte(&self, offset: usize) -> &AtomicU8 {
+        // SAFETY: callers checked that `offset` is inside the mapping, which
+        // stays mapped while `self` is borrowed; AtomicU8 needs no alignment.
+        unsafe { AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) }
+    }
+
+    /// Reads one byte (faults the page in if needed).
+    pub fn read_u8(&self, offset: usize) -> u8 {
+        self.check_range(offset, 1, ProtFlags::PROT_READ);
+        self.byte(offset).load(Ordering::SeqCst)
+    }
+
+    /// Writes one byte.
+    pub fn write_u8(&self, offset: usize, value: u8) {
+        self.check_range(offset, 1, ProtFlags::PROT_WRITE);
+        self.byte(offset).store(value, Ordering::SeqCst);
+    }
+
+    /// Copies `buf.len()` bytes from `offset` into `buf`.
+    pub fn read_into(&self, offset: usize, buf: &mut [u8]) {
+        self.check_range(offset, buf.len(), ProtFlags::PROT_READ);
+        let base = self.ptr.as_ptr().wrapping_add(offset);
+        if base.align_offset(8) == 0 && buf.len().is_multiple_of(8) {
+            for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+                // SAFETY: in range (checked above) and 8-byte aligned.
+                let word = unsafe { AtomicU64::from_ptr(base.add(i * 8).cast::<u64>()) };
+                chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+            }
+        } else {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = self.byte(offset + i).load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Copies `len` bytes from `offset` into a new vector.
+    pub fn read_vec(&self, offset: usize, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        self.read_into(offset, &mut buf);
+        buf
+    }
+
+    /// mprotect(2) of the whole mapping.
+    pub fn protect(&mut self, prot: ProtFlags) -> nix::Result<()> {
+        // SAFETY: changes the protection of memory this value owns; no Rust
+        // reference points into it (accesses are checked against self.prot).
+        unsafe { nix::sys::mman::mprotect(self.ptr.cast::<c_void>(), self.len, prot) }?;
+        self.prot = prot;
+        Ok(())
+    }
+
+    /// mremap(2) to `new_len`, letting the kernel move it if `may_move`.
+    pub fn remap(&mut self, new_len: usize, may_move: bool) -> nix::Result<()> {
+        let flags = if may_move {
+            MRemapFlags::MREMAP_MAYMOVE
+        } else {
+            MRemapFlags::empty()
+        };
+        // SAFETY: remaps memory this value owns; `&mut self` guarantees no
+        // access is in progress, and ptr/len are updated on success.
+        let ptr = unsafe {
+            nix::sys::mman::mremap(self.ptr.cast::<c_void>(), self.len, new_len, flags, None)
+        }?;
+        self.ptr = ptr.cast::<u8>();
+        self.len = new_len;
+        Ok(())
+    }
+
+    /// Moves the mapping onto the range held by `target` (mremap with
+    /// MREMAP_FIXED), which it replaces.
+    pub fn move_onto(&mut self, target: Reservation) -> nix::Result<()> {
+        assert_eq!(
+            target.len, self.len,
+            "move_onto needs a target of the same size"
+        );
+        let dest = target.into_raw();
+        // SAFETY: the destination range belongs to the reservation we just
+        // consumed (so nothing else lives there) and the source is ours;
+        // `&mut self` means no access is in progress.
+        let result = unsafe {
+            nix::sys::mman::mremap(
+                self.ptr.cast::<c_void>(),
+                self.len,
+                self.len,
+                MRemapFlags::MREMAP_MAYMOVE | MRemapFlags::MREMAP_FIXED,
+                Some(dest.cast::<c_void>()),
+            )
+        };
+        match result {
+            Ok(ptr) => {
+                self.ptr = ptr.cast::<u8>();
+                Ok(())
+            }
+            Err(e) => {
+                // Give the reservation back so that its range is unmapped.
+                drop(Reservation {
+                    ptr: dest,
+                    len: self.len,
+                });
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the range this value owns; nothing
+            // borrows it any more.
+            let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast::<c_void>(), self.len) };
+        }
+    }
+}
+
+/// An inaccessible anonymous range (PROT_NONE), a landing place for
+/// [`Mapping::move_onto`]. Unmapped when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Reservation {
+    pub fn new(len: usize) -> nix::Result<Reservation> {
+        let length = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
+        // SAFETY: a new anonymous PROT_NONE mapping at an address the kernel
+        // chooses; it replaces nothing.
+        let ptr = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                length,
+                ProtFlags::PROT_NONE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }?;
+        Ok(Reservation {
+            ptr: ptr.cast::<u8>(),
+            len,
+        })
+    }
+
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Gives up ownership of the range without unmapping it.
+    fn into_raw(self) -> NonNull<u8> {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range this value owns.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast::<c_void>(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(size: u64, pages: u64, page_size: u32) -> MapdrvInfo {
+        MapdrvInfo {
+            size,
+            pages,
+            page_size,
+            mode: 0,
+        }
+    }
+
+    #[test]
+    fn geometry_accepts_consistent_info() {
+        let g = Geometry::from_info(&info(40960, 10, 4096)).unwrap();
+        assert_eq!(
+            g,
+            Geometry {
+                pages: 10,
+                page_size: 4096,
+                size: 40960
+            }
+        );
+        assert_eq!(g.offset(3), 12288);
+    }
+
+    #[test]
+    fn geometry_rejects_inconsistent_info() {
+        assert!(Geometry::from_info(&info(40960, 10, 4000)).is_err());
+        assert!(Geometry::from_info(&info(4096, 10, 4096)).is_err());
+        assert!(Geometry::from_info(&info(0, 0, 4096)).is_err());
+        let too_many = (abi::MAX_PAGES + 1) * 4096;
+        assert!(Geometry::from_info(&info(too_many, abi::MAX_PAGES + 1, 4096)).is_err());
+    }
+
+    #[test]
+    fn open_errors_say_what_to_do() {
+        let err = Device::open(Path::new("/nonexistent/mapdrv"), Access::ReadOnly).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("is rust_mapdrv loaded?"), "{msg}");
+        assert!(msg.contains("insmod rust_mapdrv.ko"), "{msg}");
+    }
+
+    /// Exercises Mapping on an ordinary file: reads, writes, shrink, move.
+    #[test]
+    fn mapping_of_a_regular_file() {
+        let page = system_page_size().unwrap();
+        let mut tmp = tempfile::tempfile().unwrap();
+        let content: Vec<u8> = (0..2 * page).map(|i| (i % 251) as u8).collect();
+        io::Write::write_all(&mut tmp, &content).unwrap();
+        let dev = Device {
+            file: tmp,
+            path: PathBuf::from("tmpfile"),
+        };
+        let rw = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        let mut m = dev.map(0, 2 * page, rw, Share::Shared).unwrap();
+        assert_eq!(m.read_vec(0, 2 * page), content);
+        assert_eq!(m.read_vec(3, 5), content[3..8]);
+        m.write_u8(page + 1, 0xee);
+        assert_eq!(dev.read_exact_at(page + 1, 1).unwrap(), [0xee]);
+
+        m.remap(page, false).unwrap();
+        assert_eq!(m.len(), page);
+        let target = Reservation::new(page).unwrap();
+        let to = target.addr();
+        m.move_onto(target).unwrap();
+        assert_eq!(m.addr(), to);
+        assert_eq!(m.read_u8(7), content[7]);
+
+        m.protect(ProtFlags::PROT_READ).unwrap();
+        assert_eq!(m.read_u8(0), content[0]);
+        assert_eq!(dev.map(0, 0, rw, Share::Shared).unwrap_err(), Errno::EINVAL);
+    }
+}
