@@ -16,7 +16,8 @@ note "kernel $kernel_version: $MAPDRV_KERNEL"
 
 # modinfo KEY: a field of the module's .modinfo section (key=value strings
 # separated by NUL bytes), without kmod's modinfo.
-modinfo() { tr '\0' '\n' <"$MAPDRV_MODULE" | sed -n "s/^$1=//p" | head -n1; }
+# Every match, one per line (a module has one parm= line per parameter).
+modinfo() { tr '\0' '\n' <"$MAPDRV_MODULE" | sed -n "s/^$1=//p"; }
 
 if [ -f "$MAPDRV_MODULE" ]; then
 	pass "module file is there"
@@ -30,6 +31,11 @@ if [ -f "$MAPDRV_MODULE" ]; then
 	fi
 	expect_match "module license is GPL" '^GPL' modinfo license
 	expect_match "module name is rust_mapdrv" '^rust_mapdrv$' modinfo name
+	expect_match "module has a description" '.{20,}' modinfo description
+	expect_match "module names its authors" '.+' modinfo author
+	for param in pages mode faultaround_pages; do
+		expect_match "modinfo documents parameter $param" "^$param:.{20,}" modinfo parm
+	done
 else
 	fail "module file is there" "no module at '$MAPDRV_MODULE' (tests/run.sh --module)"
 fi
