@@ -18,13 +18,13 @@ TOOL_TARGET := x86_64-unknown-linux-gnu
 TOOL := $(ROOT)/userspace/target/$(TOOL_TARGET)/release/mapdrv
 CARGO ?= cargo
 
-.PHONY: all module setup kernel kdir tool run test check fmt-check clippy fmt shell clean distclean help
+.PHONY: all module setup kernel kdir tool run test check fmt-check clippy fmt shell rustdoc rust-analyzer clean distclean help
 
 all: module
 
 help:
 	@sed -n '3,10p' $(ROOT)/Makefile | sed 's/^# \{0,1\}//'
-	@echo "Other targets: module tool kernel kdir setup check clippy fmt shell clean distclean"
+	@echo "Other targets: module tool kernel kdir setup check clippy fmt shell rustdoc rust-analyzer clean distclean"
 
 ## Set-up: Debian packages, bindgen, kernel source (idempotent, quick when done).
 setup:
@@ -66,6 +66,15 @@ clippy:
 
 fmt:
 	@bash $(ROOT)/scripts/check-style.sh --fix
+
+## The module's documentation (rustdoc, private items too).
+rustdoc: module
+	@bash $(ROOT)/scripts/rustdoc.sh
+
+## rust-project.json for rust-analyzer (the kernel's own generator).
+rust-analyzer:
+	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) rust-analyzer
+	@echo "wrote $(ROOT)/rust-project.json"
 
 ## A shell in the VM with the module loaded and the tool on PATH.
 shell: module tool

@@ -55,6 +55,22 @@ else
 	fail "every source file has an SPDX header" "$(_oneline "$missing_spdx")"
 fi
 
+# The module's documentation builds without warnings, and the editor support
+# file names the module's crate.
+_run bash scripts/rustdoc.sh "$work/rustdoc"
+if [ "$_st" -ne 0 ] || [ ! -f "$work/rustdoc/rust_mapdrv/index.html" ]; then
+	fail "rustdoc: module documentation builds" "status $_st$(_said)"
+elif printf '%s\n' "$_out" | grep -q '^warning'; then
+	fail "rustdoc: module documentation has no warnings" "$(_said)"
+else
+	pass "rustdoc: module documentation builds without warnings"
+fi
+check "rust-analyzer: rust-project.json lists the module crate" bash -c \
+	"make --no-print-directory rust-analyzer >/dev/null 2>&1 && python3 -c '
+import json, sys
+crates = json.load(open(\"rust-project.json\"))[\"crates\"]
+sys.exit(0 if any(c[\"display_name\"] == \"rust_mapdrv\" and c[\"root_module\"].endswith(\"rust_mapdrv.rs\") for c in crates) else 1)'"
+
 _run bash -c 'cd userspace && cargo test --quiet --locked 2>&1'
 summary=$(printf '%s\n' "$_out" | grep -E '^test result:' | tail -n 3 | tr '\n' ' ')
 if [ "$_st" -eq 0 ] && printf '%s\n' "$_out" | grep -qE '^test result: ok\. [1-9][0-9]* passed'; then

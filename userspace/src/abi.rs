@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The user-space ABI of rust_mapdrv, mirroring `include/mapdrv.h`.
 //!
 //! The test at the bottom compiles the C header with `cc` and checks that both

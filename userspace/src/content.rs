@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The buffer's initial content: page i starts with `mapdrv page <i>\n`, the
 //! rest of the page is zero.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The driver's debugfs files (/sys/kernel/debug/mapdrv/{pages,stats,mode}):
 //! pure parsers, and a small reader that explains why a file is unreachable.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Safe wrappers over /dev/mapdrv: open, ioctl, pread/pwrite and mappings.
 //!
 //! Memory of a [`Mapping`] is shared with the kernel, other mappings and other

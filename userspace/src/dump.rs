@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! `mapdrv dump`: map the device read-only and show what the kernel put at
 //! the start of each page, as text or as a hexdump.
 

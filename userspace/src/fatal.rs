@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! A SIGBUS/SIGSEGV while touching a mapping (say, a fault handler that
 //! returns VM_FAULT_SIGBUS) would kill the tool with a bare "Bus error". This
 //! handler says what was running first: for verify a last `FAIL: <check>:`

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! `mapdrv info`: the answer of MAPDRV_IOC_INFO.
 
 use std::io::Write;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! mapdrv: the user-space side of the rust_mapdrv kernel module.
 
 mod abi;

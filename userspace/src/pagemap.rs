@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! /proc/self/pagemap: one little-endian u64 per virtual page
 //! (Documentation/admin-guide/mm/pagemap.rst).
 

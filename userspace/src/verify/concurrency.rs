@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! concurrent-faults: several threads fault in one fresh shared mapping at
 //! the same time, each visiting the pages in its own order; every thread
 //! must see every page as pread saw it.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! content-pread, content-mmap, mode-residency.
 
 use anyhow::{Result, bail};

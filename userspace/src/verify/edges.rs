@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The edges of read/write/ioctl/lseek.
 
 use anyhow::{Result, anyhow, ensure};

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! verify writes to the buffer; the journal saves every range before it is
 //! written and writes the saved bytes back at the end, so the buffer is left
 //! as verify found it (verify runs several times per module load).

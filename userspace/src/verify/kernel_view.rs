@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! debugfs-mode, debugfs-pages, pagemap-pfns: what the kernel says about the
 //! buffer, against what this process sees.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Which mmap/mprotect/mremap calls the driver accepts and which it refuses.
 
 use anyhow::{Result, anyhow, ensure};

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! `mapdrv verify`: the device contract checked from user space.
 //!
 //! Every check prints `PASS: <name>` or `FAIL: <name>: <why>` (names in

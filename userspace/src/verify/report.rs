@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The names of the checks and the report: one `PASS: <name>` or
 //! `FAIL: <name>: <why>` line per check, or one JSON object at the end.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! shared-write-pread, shared-write-second-mapping, shared-write-fork,
 //! private-isolation: where a write through a mapping is (and is not) seen.
 //!

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! stats-mmaps, stats-faults, stats-bytes-read, stats-bytes-written: the
 //! debugfs counters grow after the operations they count.
 
