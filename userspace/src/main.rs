@@ -9,7 +9,9 @@ mod device;
 mod dump;
 mod fatal;
 mod info;
+mod manual;
 mod pagemap;
+mod progress;
 mod verify;
 
 use std::io::{self, Write};
@@ -128,6 +130,18 @@ enum Command {
     },
     /// Measure fault handling (not yet: arrives with the performance issue).
     Bench,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  mapdrv completions bash > /etc/bash_completion.d/mapdrv\n  \
+                            mapdrv completions zsh > ~/.zfunc/_mapdrv"
+    )]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this help.
+    #[command(after_help = "Examples:\n  mapdrv man | man -l -\n  mapdrv man > mapdrv.1")]
+    Man,
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -186,6 +200,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             );
             return Ok(ExitCode::from(2));
         }
+        Command::Completions { shell } => manual::completions::<Cli>(shell, out)?,
+        Command::Man => manual::man::<Cli>(out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -220,6 +236,26 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_and_man_are_generated() {
+        let mut bash = Vec::new();
+        manual::completions::<Cli>(clap_complete::Shell::Bash, &mut bash).unwrap();
+        let bash = String::from_utf8(bash).unwrap();
+        for sub in ["dump", "info", "verify", "completions", "man"] {
+            assert!(bash.contains(sub), "bash completion lacks {sub}");
+        }
+        let mut page = Vec::new();
+        manual::man::<Cli>(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.starts_with(".ie"),
+            "not roff: {}",
+            &page[..40.min(page.len())]
+        );
+        assert!(page.contains(".TH mapdrv-verify"));
+        assert!(page.contains("MAPDRV_IOC_INFO"));
     }
 
     #[test]

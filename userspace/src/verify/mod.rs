@@ -227,11 +227,19 @@ pub fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<bool> {
         threads: opts.threads,
     };
 
+    // One step per check; the stats checks and the restore are the last two.
+    let steps = TABLES.iter().map(|t| t.len()).sum::<usize>() + 2;
+    let bar = crate::progress::bar(steps as u64, "verify");
     for &(check, f) in TABLES.into_iter().flatten() {
-        report.run(check, || f(&mut ctx))?;
+        bar.set_message(format!("verify: {}", check.name()));
+        // The PASS/FAIL line goes to stdout; keep the bar off it meanwhile.
+        bar.suspend(|| report.run(check, || f(&mut ctx)))?;
+        bar.inc(1);
     }
     stats::run(&mut ctx, &mut report)?;
+    bar.inc(1);
     report.run(Check::RestoreContent, || restore(&mut ctx))?;
+    bar.finish_and_clear();
     report.finish()
 }
 
