@@ -18,13 +18,13 @@ TOOL_TARGET := x86_64-unknown-linux-gnu
 TOOL := $(ROOT)/userspace/target/$(TOOL_TARGET)/release/mapdrv
 CARGO ?= cargo
 
-.PHONY: all module setup kernel kdir tool run test check fmt-check clippy fmt shell rustdoc rust-analyzer clean distclean help
+.PHONY: all module setup kernel kdir tool run test check fmt-check clippy fmt shell gdb rustdoc rust-analyzer clean distclean help
 
 all: module
 
 help:
 	@sed -n '3,10p' $(ROOT)/Makefile | sed 's/^# \{0,1\}//'
-	@echo "Other targets: module tool kernel kdir setup check clippy fmt shell rustdoc rust-analyzer clean distclean"
+	@echo "Other targets: module tool kernel kdir setup check clippy fmt shell gdb rustdoc rust-analyzer clean distclean"
 
 ## Set-up: Debian packages, bindgen, kernel source (idempotent, quick when done).
 setup:
@@ -80,6 +80,10 @@ rust-analyzer:
 shell: module tool
 	@bash $(ROOT)/scripts/run-vm.sh --shell --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; try: mapdrv dump, mapdrv verify, dmesg"'
+
+## The VM under gdb: a debug-info kernel, QEMU's gdb stub, the gdb command to run.
+gdb: tool
+	@bash $(ROOT)/scripts/gdb.sh $(TOOL)
 
 clean:
 	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) clean >/dev/null 2>&1 || \

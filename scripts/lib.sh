@@ -76,7 +76,8 @@ kconfig_fragments() {
 	case $1 in
 	vm) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config" ;;
 	debug) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config $MAPDRV_ROOT/scripts/kconfig/debug.config" ;;
-	*) die "unknown kernel flavour '$1' (known: vm, debug)" ;;
+	gdb) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config $MAPDRV_ROOT/scripts/kconfig/gdb.config" ;;
+	*) die "unknown kernel flavour '$1' (known: vm, debug, gdb)" ;;
 	esac
 }
 

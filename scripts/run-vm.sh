@@ -21,6 +21,8 @@
 #                     console; the VM ends when it exits
 #   --append ARGS     extra kernel command line arguments
 #   --quiet           do not echo the console, only write the log
+#   --gdb             start QEMU's gdb stub on localhost:1234 and boot with
+#                     nokaslr (for make gdb)
 # COMMAND's words are joined with spaces and run by the guest's busybox sh
 # (like ssh does), with standard input /dev/null, so quote a whole script as
 # one word: run-vm.sh -- 'uname -a; cat /proc/cmdline'.
@@ -48,6 +50,7 @@ timeout_secs=
 log=$MAPDRV_CACHE/logs/vm-console.log
 shell=false
 extra_append=
+gdb_stub=false
 quiet=false
 
 need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usage; }; }
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
 	--timeout) need_arg "$1" $#; timeout_secs=$2; shift 2 ;;
 	--log) need_arg "$1" $#; log=$2; shift 2 ;;
 	--append) need_arg "$1" $#; extra_append="$extra_append $2"; shift 2 ;;
+	--gdb) gdb_stub=true; shift ;;
 	--shell) shell=true; shift ;;
 	--quiet) quiet=true; shift ;;
 	-h | --help) usage ;;
@@ -195,6 +199,7 @@ fi
 append="$base_append${clock_append:+ $clock_append}"
 $shell && append="$append mapdrv.shell=1"
 append="$append$extra_append"
+$gdb_stub && append="$append nokaslr"
 
 mkdir -p "$(dirname "$log")"
 : >"$log"
@@ -203,6 +208,8 @@ info "kernel: $kernel"
 info "console log: $log"
 
 qemu=("${qemu_base[@]}" "${accel_args[@]}" -append "$append")
+# -gdb on the loopback address only: the stub gives full control of the VM.
+$gdb_stub && qemu+=(-gdb tcp:127.0.0.1:1234)
 start=$(date +%s%N)
 rc=0
 if $shell; then

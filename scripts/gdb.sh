@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make gdb: the VM with a debuggable kernel, the module loaded, and QEMU's gdb
+# stub listening on 127.0.0.1:1234; prints the gdb command that attaches with
+# the kernel's lx- helpers and the module's symbols.
+#
+# Usage: scripts/gdb.sh TOOL [run-vm.sh options]
+#   Builds (once, cached) the `gdb` kernel flavour: the VM kernel plus debug
+#   info and CONFIG_GDB_SCRIPTS (scripts/kconfig/gdb.config), and the module
+#   against it in $MAPDRV_CACHE/gdb/module (the tree's own rust_mapdrv.ko is
+#   for the plain VM kernel and stays as it is).
+source "$(dirname "$0")/lib.sh"
+
+tool=${1:?usage: scripts/gdb.sh TOOL [run-vm options]}
+shift
+bash "$MAPDRV_ROOT/scripts/setup.sh" >&2
+kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" gdb)
+moddir=$MAPDRV_CACHE/gdb/module
+mkdir -p "$moddir"
+# A copy of the module's sources, so that this build has its own objects.
+(cd "$MAPDRV_ROOT" && git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' |
+	cpio -pdm --quiet "$moddir")
+read -r -a make_args <<<"$(kernel_make_args)"
+stage "building rust_mapdrv.ko for the gdb kernel"
+run_logged "$MAPDRV_CACHE/logs/gdb-module.log" make -C "$kdir" M="$moddir" "${make_args[@]}" modules
+
+cat >&2 <<MSG
+
+In another terminal, attach gdb (Debian's gdb; the kernel's lx- helpers load
+from $kdir/vmlinux-gdb.py):
+
+  gdb -q -iex 'add-auto-load-safe-path $kdir' $kdir/vmlinux \\
+      -ex 'target remote 127.0.0.1:1234' -ex 'lx-symbols $moddir'
+
+lx-symbols loads the symbols of rust_mapdrv.ko (and reloads them whenever a
+module is loaded). Then for example:
+  (gdb) lx-lsmod
+  (gdb) info functions VmOps
+  (gdb) break vm_ops::VmOps<rust_mapdrv::PerPage>::fault
+  (gdb) continue            # then run 'mapdrv dump' in the VM
+  (gdb) lx-dmesg
+
+The VM's shell follows; 'exit' (or Ctrl-A X) stops it.
+MSG
+exec bash "$MAPDRV_ROOT/scripts/run-vm.sh" --gdb --shell "$@" \
+	--kernel "$kdir/arch/x86/boot/bzImage" --add "$moddir/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
+	-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; gdb stub on 127.0.0.1:1234"'
