@@ -162,9 +162,10 @@ pub(crate) struct PageWalk {
 /// Why a walk found no page.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NotMapped {
-    /// The level whose entry was not present.
+    /// The level where the walk stopped.
     pub(crate) level: Level,
-    /// That entry.
+    /// The entry that stopped it: not present, or pointing to a table
+    /// outside the direct map of RAM (which the walk refuses to read).
     pub(crate) entry: u64,
 }
 
@@ -215,16 +216,27 @@ unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
     // CR3 holds the physical address of the top-level table; its low 12 bits
     // are the PCID and bit 63 the no-flush hint, neither part of the address.
     let mut table_phys = read_cr!("cr3") & ENTRY_ADDR_MASK;
+    // The end of the direct map of RAM: a table address past it would mean
+    // the entry holds bits this walk does not know (a memory-encryption bit,
+    // say), and it must not be read.
+    // SAFETY: `high_memory` is set once during early boot.
+    let direct_map_end = unsafe { bindings::high_memory } as usize;
     let mut steps = [None; 5];
+    let mut entry = read_cr!("cr3");
     for (depth, &level) in levels(five_level).iter().enumerate() {
         let index = level.index(addr, five_level);
-        let slot = (direct_map + table_phys as usize) as *const u64;
+        let table = direct_map.wrapping_add(table_phys as usize);
+        if table < direct_map || table >= direct_map_end {
+            return Err(NotMapped { level, entry });
+        }
+        let slot = table as *const u64;
         // SAFETY: Every page-table page is ordinary memory, so it lies in the
-        // direct map at `page_offset_base + phys`; `index` is below 512, so
-        // the read stays inside the 4 KiB table. The caller guarantees the
-        // tables of `addr` stay in place; the read is volatile because the
-        // CPU may still set accessed bits in the entry at any time.
-        let entry = unsafe { slot.add(index).read_volatile() };
+        // direct map at `page_offset_base + phys`, which was just checked to
+        // be inside the direct map of RAM; `index` is below 512, so the read
+        // stays inside the 4 KiB table. The caller guarantees the tables of
+        // `addr` stay in place; the read is volatile because the CPU may
+        // still set accessed bits in the entry at any time.
+        entry = unsafe { slot.add(index).read_volatile() };
         steps[depth] = Some(Step {
             level,
             index,
@@ -461,7 +473,7 @@ impl kernel::fmt::Display for WalkMismatch {
             Ok(pfn) => write!(f, "our walk says pfn {pfn:#x}")?,
             Err(e) => write!(
                 f,
-                "our walk found no page ({} entry {:#x} not present)",
+                "our walk found no page (stopped at the {} level, entry {:#x})",
                 e.level.name(),
                 e.entry
             )?,
