@@ -78,7 +78,7 @@ rust-analyzer:
 
 ## A shell in the VM with the module loaded and the tool on PATH.
 shell: module tool
-	@bash $(ROOT)/scripts/run-vm.sh --shell --add $(MODULE) --add $(TOOL):/bin/mapdrv \
+	@bash $(ROOT)/scripts/run-vm.sh --shell --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; try: mapdrv dump, mapdrv verify, dmesg"'
 
 ## The VM under gdb: a debug-info kernel, QEMU's gdb stub, the gdb command to run.
