@@ -14,7 +14,10 @@
 //! - `read`/`write`/`pread`/`pwrite` copy bytes in and out;
 //! - the `MAPDRV_IOC_INFO` ioctl tells the size and mode;
 //! - debugfs `mapdrv/{pages,stats,mode}` lists the pages, counts events and
-//!   switches the mode for new mappings.
+//!   switches the mode for new mappings;
+//! - the allocation demo (`rust_mapdrv/demo.rs`, parameter `demo`) shows where
+//!   kmalloc, vmalloc and the page allocator put memory, at load and through
+//!   debugfs `mapdrv/{demo,layout,hold}`.
 //!
 //! Lifetimes: the device state ([`Mapdrv`]) is reference counted. The module
 //! holds one reference, every open file one more. A mapping refers to the
@@ -42,6 +45,10 @@ use kernel::{
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
+#[path = "rust_mapdrv/demo.rs"]
+mod demo;
+#[path = "rust_mapdrv/layout.rs"]
+mod layout;
 #[path = "rust_mapdrv/vm_ops.rs"]
 mod vm_ops;
 mod vmalloc_util;
@@ -68,6 +75,10 @@ module! {
         faultaround_pages: u32 {
             default: 16,
             description: "Pages mapped per fault in faultaround mode, 1..=512 (default 16)",
+        },
+        demo: bool {
+            default: true,
+            description: "Run the allocation demo at load (default on); write run to debugfs mapdrv/demo to run it again",
         },
     },
 }
@@ -479,8 +490,10 @@ impl kernel::InPlaceModule for MapdrvModule {
         };
         pin_init::pin_init_scope(move || {
             let device = setup()?;
+            let demo = demo::Demo::new()?;
+            demo.at_load(module_parameters::demo.value(), &device.buffer);
             Ok(try_pin_init!(Self {
-                _debugfs <- debugfs::DebugFs::new(device.clone()),
+                _debugfs <- debugfs::DebugFs::new(device.clone(), demo),
                 device,
                 // Last: the device can be opened from here on, and `open`
                 // uses the fields above.

@@ -22,7 +22,7 @@
 
 use core::ptr::NonNull;
 use kernel::{
-    alloc::allocator::Vmalloc,
+    alloc::{allocator::Vmalloc, kvec::VVec},
     bindings,
     iov::{IovIterDest, IovIterSource},
     page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
@@ -208,9 +208,10 @@ pub(crate) fn kernel_pgdir_shift() -> u32 {
 ///
 /// # Safety
 ///
-/// `addr` must be mapped by a kernel mapping (such as a live vmalloc area)
-/// whose page tables are neither changed nor freed during the call.
-unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
+/// `addr` must be mapped by a kernel mapping (such as a live vmalloc area,
+/// or the direct map of pages the caller holds) whose page tables are not
+/// freed during the call.
+pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
     let five_level = five_level_paging();
     let direct_map = page_offset_base();
     // CR3 holds the physical address of the top-level table; its low 12 bits
@@ -357,48 +358,10 @@ impl VmallocBuffer {
     /// A disagreement is reported with the three answers, so that the caller
     /// can name the page; it is `EIO` for the errno.
     pub(crate) fn walk_page(&self, index: usize) -> Result<PageWalk, WalkMismatch> {
-        let addr = self.page_vaddr(index).ok_or(WalkMismatch {
-            walked: Err(NotMapped {
-                level: Level::Pgd,
-                entry: 0,
-            }),
-            vmalloc_to_pfn: 0,
-            lookup_address: None,
-        })?;
-        // SAFETY: `addr` is mapped by our vmalloc area, which stays mapped
-        // while `self` is borrowed; vmalloc never frees the page tables of a
-        // live area.
-        let walked = unsafe { walk(addr) };
-        let kernel_pfn = self.kernel_pfn(index).unwrap_or(0);
-        let mut level: u32 = 0;
-        // SAFETY: `lookup_address` only reads the kernel page tables; `addr`
-        // is mapped, so it returns the leaf entry, which stays valid as long
-        // as our area is mapped.
-        let pte = unsafe { bindings::lookup_address(addr, &mut level) };
-        let lookup_pfn = if pte.is_null() {
-            None
-        } else {
-            // SAFETY: `pte` points to the live leaf entry of `addr` (above).
-            let entry = unsafe { (*pte).pte } as u64;
-            // `level` is PG_LEVEL_4K (1), PG_LEVEL_2M (2) or PG_LEVEL_1G (3).
-            let leaf = match level {
-                3 => Level::Pud,
-                2 => Level::Pmd,
-                _ => Level::Pte,
-            };
-            match decode_entry(leaf, entry, addr) {
-                Decoded::Leaf(pfn) => Some(pfn),
-                _ => None,
-            }
-        };
-        match walked {
-            Ok(w) if w.pfn == kernel_pfn && lookup_pfn == Some(w.pfn) => Ok(w),
-            _ => Err(WalkMismatch {
-                walked: walked.map(|w| w.pfn),
-                vmalloc_to_pfn: kernel_pfn,
-                lookup_address: lookup_pfn,
-            }),
-        }
+        let addr = self.page_vaddr(index).ok_or(WalkMismatch::NO_PAGE)?;
+        // SAFETY: `addr` is inside our vmalloc area, which stays mapped while
+        // `self` is borrowed.
+        unsafe { walk_checked(addr) }
     }
 
     /// Fills the buffer; `f` gets each page's index and its bytes.
@@ -448,6 +411,66 @@ impl VmallocBuffer {
     }
 }
 
+/// Our walk for the vmalloc address `addr`, checked against the kernel's
+/// `vmalloc_to_pfn()` and `lookup_address()`.
+///
+/// # Safety
+///
+/// `addr` must lie in a vmalloc area that stays mapped during the call;
+/// vmalloc never frees the page tables of a live area.
+unsafe fn walk_checked(addr: usize) -> Result<PageWalk, WalkMismatch> {
+    // SAFETY: The caller guarantees that `addr` is mapped by a live vmalloc
+    // area.
+    let walked = unsafe { walk(addr) };
+    // SAFETY: As above; `vmalloc_to_pfn` only reads the page tables.
+    let kernel_pfn = unsafe { bindings::vmalloc_to_pfn(addr as *const _) } as u64;
+    let mut level: u32 = 0;
+    // SAFETY: `lookup_address` only reads the kernel page tables; `addr`
+    // is mapped, so it returns the leaf entry, which stays valid as long
+    // as our area is mapped.
+    let pte = unsafe { bindings::lookup_address(addr, &mut level) };
+    let lookup_pfn = if pte.is_null() {
+        None
+    } else {
+        // SAFETY: `pte` points to the live leaf entry of `addr` (above).
+        let entry = unsafe { (*pte).pte } as u64;
+        // `level` is PG_LEVEL_4K (1), PG_LEVEL_2M (2) or PG_LEVEL_1G (3).
+        let leaf = match level {
+            3 => Level::Pud,
+            2 => Level::Pmd,
+            _ => Level::Pte,
+        };
+        match decode_entry(leaf, entry, addr) {
+            Decoded::Leaf(pfn) => Some(pfn),
+            _ => None,
+        }
+    };
+    match walked {
+        Ok(w) if w.pfn == kernel_pfn && lookup_pfn == Some(w.pfn) => Ok(w),
+        _ => Err(WalkMismatch {
+            walked: walked.map(|w| w.pfn),
+            vmalloc_to_pfn: kernel_pfn,
+            lookup_address: lookup_pfn,
+        }),
+    }
+}
+
+/// Our walk for page `index` of a vmalloc allocation the caller owns as a
+/// [`VVec`], checked like [`VmallocBuffer::walk_page`]. Pages are counted
+/// from the start of the allocation; only those its capacity covers exist.
+pub(crate) fn walk_vvec_page<T>(v: &VVec<T>, index: usize) -> Result<PageWalk, WalkMismatch> {
+    let bytes = v.capacity().saturating_mul(core::mem::size_of::<T>());
+    if index >= bytes.div_ceil(PAGE_SIZE) {
+        // Also a zero-sized allocation, whose pointer is dangling.
+        return Err(WalkMismatch::NO_PAGE);
+    }
+    let addr = v.as_ptr() as usize + index * PAGE_SIZE;
+    // SAFETY: `addr` lies in the first `bytes` of the allocation, which the
+    // `Vmalloc` allocator mapped as one vmalloc area; the borrow of `v`
+    // keeps it allocated, so mapped, during the call.
+    unsafe { walk_checked(addr) }
+}
+
 impl Drop for VmallocBuffer {
     fn drop(&mut self) {
         // SAFETY: `ptr` is our vmalloc allocation (type invariant) and this is
@@ -465,6 +488,18 @@ pub(crate) struct WalkMismatch {
     pub(crate) vmalloc_to_pfn: u64,
     /// The kernel's `lookup_address()`, decoded.
     pub(crate) lookup_address: Option<u64>,
+}
+
+impl WalkMismatch {
+    /// The answer for a page outside the allocation.
+    const NO_PAGE: Self = Self {
+        walked: Err(NotMapped {
+            level: Level::Pgd,
+            entry: 0,
+        }),
+        vmalloc_to_pfn: 0,
+        lookup_address: None,
+    };
 }
 
 impl kernel::fmt::Display for WalkMismatch {

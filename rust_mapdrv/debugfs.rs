@@ -6,7 +6,8 @@
 //!   0x<direct-map address>` after a `#` header, from the kernel's
 //!   `vmalloc_to_pfn()` (the load already checked our walk against it);
 //! - `stats`: `key value` lines of the event counters (all decimal numbers);
-//! - `mode`: the mode new mappings get; write a name or number to switch.
+//! - `mode`: the mode new mappings get; write a name or number to switch;
+//! - `demo`, `layout`, `hold`: the allocation demo's files (see `demo.rs`).
 
 use core::fmt;
 use kernel::{
@@ -28,16 +29,19 @@ pub(crate) struct DebugFs {
     stats: File<Arc<Mapdrv>>,
     #[pin]
     mode: File<Arc<Mapdrv>>,
+    #[pin]
+    demo: crate::demo::DemoFiles,
     dir: Dir,
 }
 
 impl DebugFs {
-    /// Creates `mapdrv/` and its files for `dev`.
-    pub(crate) fn new(dev: Arc<Mapdrv>) -> impl PinInit<Self, Error> {
+    /// Creates `mapdrv/` and its files for `dev` and `demo`.
+    pub(crate) fn new(dev: Arc<Mapdrv>, demo: Arc<crate::demo::Demo>) -> impl PinInit<Self, Error> {
         let dir = Dir::new(c"mapdrv");
         try_pin_init!(Self {
             pages <- dir.read_callback_file(c"pages", dev.clone(), &show_pages),
             stats <- dir.read_callback_file(c"stats", dev.clone(), &show_stats),
+            demo <- crate::demo::DemoFiles::new(&dir, demo, dev.clone()),
             mode <- dir.read_write_callback_file(c"mode", dev, &show_mode, &store_mode),
             dir,
         })
