@@ -3,12 +3,14 @@
 //! mapdrv: the user-space side of the rust_mapdrv kernel module.
 
 mod abi;
+mod buddy;
 mod content;
 mod debugfs;
 mod device;
 mod dump;
 mod fatal;
 mod info;
+mod layout;
 mod manual;
 mod pagemap;
 mod progress;
@@ -142,6 +144,12 @@ enum Command {
     /// Print the man page (roff), generated from this help.
     #[command(after_help = "Examples:\n  mapdrv man | man -l -\n  mapdrv man > mapdrv.1")]
     Man,
+    /// The kernel's address space and the allocation demo: table, JSON, SVG.
+    #[command(after_help = layout::LAYOUT_HELP)]
+    Layout(layout::Args),
+    /// Watch /proc/buddyinfo while the module holds a block of 2^order pages.
+    #[command(after_help = buddy::BUDDY_HELP)]
+    Buddy(buddy::Args),
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -190,6 +198,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 verbose,
             };
             if !verify::run(&opts, out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Layout(args) => {
+            if !layout::run(&cli.device, &args, out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Buddy(args) => {
+            if !buddy::run(&args, out)? {
                 return Ok(ExitCode::FAILURE);
             }
         }

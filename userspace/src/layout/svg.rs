@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `mapdrv layout --svg`: the kernel address space as a picture (plotters,
+//! SVG backend).
+//!
+//! The regions differ in size by fifteen orders of magnitude (the 2.5 MiB
+//! fixmap next to the 32 PiB direct map), so one linear axis cannot show
+//! them all. The picture has several bands, each to scale on its own axis,
+//! the finer ones zooming into a piece of a coarser one (a broken axis):
+//!
+//! 1. the kernel half of the address space, from the lowest kernel region
+//!    to the top (linear);
+//! 2. the top 4 GiB: kernel image, modules, fixmap (linear);
+//! 3. the RAM part of the direct map, `[PAGE_OFFSET, high_memory)`, with
+//!    the demo's direct-map allocations (linear);
+//! 4. the start of the vmalloc area with the demo's vmalloc allocation and
+//!    the /dev/mapdrv buffer (linear);
+//! 5. every region's size on a log scale.
+//!
+//! Below, a second panel plots the pages of the vmalloc allocations against
+//! their page frame numbers: virtually contiguous pages, physically
+//! scattered.
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::model::{Layout, Report, hex};
+
+const WIDTH: u32 = 1200;
+const BANDS_HEIGHT: u32 = 800;
+const PAGES_HEIGHT: u32 = 420;
+const LEFT: i32 = 40;
+const RIGHT: i32 = WIDTH as i32 - 40;
+const BAR_HEIGHT: i32 = 26;
+const RED_MARK: RGBColor = RGBColor(200, 30, 30);
+
+/// The width a label of 11 px text takes, roughly.
+fn label_width(label: &str) -> i32 {
+    7 * label.len() as i32 + 8
+}
+
+/// Labels below a bar, in rows: each goes into the first row where it does
+/// not overlap the previous label, with a leader line up to the bar.
+struct LabelRows {
+    ends: Vec<i32>,
+}
+
+impl LabelRows {
+    fn new(rows: usize) -> Self {
+        Self {
+            ends: vec![i32::MIN; rows],
+        }
+    }
+
+    fn label(
+        &mut self,
+        area: &Area<'_>,
+        label: &str,
+        x: i32,
+        bar_bottom: i32,
+        c: RGBColor,
+    ) -> Result<()> {
+        let width = label_width(label);
+        // Near the right edge the label extends to the left of its mark.
+        let (left, pos) = if x + width > RIGHT + 30 {
+            (x - width, Pos::new(HPos::Right, VPos::Top))
+        } else {
+            (x, top_left())
+        };
+        let row = self
+            .ends
+            .iter()
+            .position(|&e| e < left)
+            .unwrap_or(self.ends.len() - 1);
+        self.ends[row] = left + width;
+        let y = bar_bottom + 4 + 14 * row as i32;
+        area.draw(&PathElement::new(
+            vec![(x, bar_bottom), (x, y + 6)],
+            c.stroke_width(1),
+        ))
+        .map_err(err)?;
+        text(area, label, (x + if left < x { -2 } else { 2 }, y), 11, pos)
+    }
+}
+
+/// Fill colours per region, and for allocations.
+fn colour(region: &str) -> RGBColor {
+    match region {
+        "user" => RGBColor(200, 200, 200),
+        "ldt_remap" => RGBColor(180, 160, 220),
+        "direct_map" => RGBColor(120, 180, 240),
+        "vmalloc" => RGBColor(250, 190, 110),
+        "vmemmap" => RGBColor(150, 210, 150),
+        "cpu_entry_area" => RGBColor(230, 140, 140),
+        "espfix" => RGBColor(220, 120, 200),
+        "kernel_image" => RGBColor(240, 110, 90),
+        "modules" => RGBColor(250, 220, 90),
+        "fixmap" => RGBColor(100, 200, 200),
+        _ => RGBColor(170, 170, 170),
+    }
+}
+
+/// A human size: `32 PiB`, `1.5 GiB`, `100 B`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if (v - v.round()).abs() < 0.05 {
+        format!("{} {}", v.round() as u64, UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// A linear axis: addresses `[lo, hi)` onto pixels `[LEFT, RIGHT]`.
+#[derive(Clone, Copy)]
+struct Axis {
+    lo: u64,
+    hi: u64,
+}
+
+impl Axis {
+    fn x(&self, addr: u64) -> i32 {
+        let addr = addr.clamp(self.lo, self.hi);
+        let frac = (addr - self.lo) as f64 / (self.hi - self.lo) as f64;
+        LEFT + (frac * f64::from(RIGHT - LEFT)).round() as i32
+    }
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing the SVG: {e:?}")
+}
+
+fn text(area: &Area<'_>, s: &str, (x, y): (i32, i32), size: u32, pos: Pos) -> Result<()> {
+    let style = ("sans-serif", size).into_font().color(&BLACK).pos(pos);
+    area.draw(&Text::new(s.to_string(), (x, y), style))
+        .map_err(err)
+}
+
+fn top_left() -> Pos {
+    Pos::new(HPos::Left, VPos::Top)
+}
+
+fn top_center() -> Pos {
+    Pos::new(HPos::Center, VPos::Top)
+}
+
+/// One band: a title, a bar of regions `[lo, hi)` to scale, labels below.
+/// Regions narrower than 3 px are drawn 3 px wide and labelled anyway.
+/// With `squeeze`, regions crushed into the last pixels share one label
+/// that points to the next band.
+fn band(
+    area: &Area<'_>,
+    y: i32,
+    title: &str,
+    axis: Axis,
+    layout: &Layout,
+    squeeze: bool,
+) -> Result<()> {
+    text(area, title, (LEFT, y), 15, top_left())?;
+    let top = y + 20;
+    area.draw(&Rectangle::new(
+        [(LEFT, top), (RIGHT, top + BAR_HEIGHT)],
+        ShapeStyle::from(&RGBColor(245, 245, 245)).filled(),
+    ))
+    .map_err(err)?;
+    let mut rows = LabelRows::new(3);
+    let mut tiny: Vec<&str> = Vec::new();
+    let mut tiny_x = RIGHT;
+    for r in &layout.regions {
+        if r.end <= axis.lo || r.start >= axis.hi {
+            continue;
+        }
+        let (x0, mut x1) = (axis.x(r.start), axis.x(r.end));
+        if x1 - x0 < 3 {
+            x1 = x0 + 3;
+        }
+        area.draw(&Rectangle::new(
+            [(x0, top), (x1, top + BAR_HEIGHT)],
+            ShapeStyle::from(&colour(&r.name)).filled(),
+        ))
+        .map_err(err)?;
+        area.draw(&Rectangle::new(
+            [(x0, top), (x1, top + BAR_HEIGHT)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+        let label = format!("{} ({})", r.name, human(r.size));
+        if x1 - x0 > label_width(&label) {
+            // Wide regions get their label inside.
+            text(area, &label, ((x0 + x1) / 2, top + 7), 12, top_center())?;
+        } else if squeeze && x1 - x0 <= 3 && x0 > RIGHT - 40 {
+            // Regions squeezed into the last pixels: one label for all.
+            tiny.push(&r.name);
+            tiny_x = tiny_x.min(x0);
+        } else {
+            rows.label(area, &label, x0, top + BAR_HEIGHT, BLACK)?;
+        }
+    }
+    if !tiny.is_empty() {
+        let label = format!("{} (next band)", tiny.join(", "));
+        rows.label(area, &label, tiny_x, top + BAR_HEIGHT, BLACK)?;
+    }
+    text(
+        area,
+        &hex(axis.lo),
+        (LEFT, top + BAR_HEIGHT + 48),
+        11,
+        top_left(),
+    )?;
+    text(
+        area,
+        &hex(axis.hi.wrapping_sub(1)),
+        (RIGHT, top + BAR_HEIGHT + 48),
+        11,
+        Pos::new(HPos::Right, VPos::Top),
+    )?;
+    Ok(())
+}
+
+/// A band zooming into `[lo, hi)` of one region, with `marks` (name,
+/// address, size) drawn as ticks or spans, labelled in staggered rows.
+fn zoom_band(
+    area: &Area<'_>,
+    y: i32,
+    title: &str,
+    axis: Axis,
+    fill: RGBColor,
+    marks: &[(String, u64, u64)],
+) -> Result<()> {
+    text(area, title, (LEFT, y), 15, top_left())?;
+    let top = y + 20;
+    area.draw(&Rectangle::new(
+        [(LEFT, top), (RIGHT, top + BAR_HEIGHT)],
+        ShapeStyle::from(&fill).filled(),
+    ))
+    .map_err(err)?;
+    area.draw(&Rectangle::new(
+        [(LEFT, top), (RIGHT, top + BAR_HEIGHT)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?;
+    let mut rows = LabelRows::new(4);
+    let mut i = 0;
+    while i < marks.len() {
+        // Allocations at the same address (a recycled slab object) share
+        // one label.
+        let (_, addr, _) = &marks[i];
+        let mut names = Vec::new();
+        let mut end = *addr;
+        while i < marks.len() && marks[i].1 == *addr {
+            names.push(marks[i].0.as_str());
+            end = end.max(marks[i].1.saturating_add(marks[i].2));
+            i += 1;
+        }
+        let x0 = axis.x(*addr);
+        let x1 = axis.x(end).max(x0 + 2);
+        area.draw(&Rectangle::new(
+            [(x0, top + 2), (x1, top + BAR_HEIGHT - 2)],
+            ShapeStyle::from(&RED_MARK).filled(),
+        ))
+        .map_err(err)?;
+        rows.label(
+            area,
+            &format!("{} {}", names.join(", "), hex(*addr)),
+            x0,
+            top + BAR_HEIGHT,
+            RED_MARK,
+        )?;
+    }
+    text(
+        area,
+        &hex(axis.lo),
+        (LEFT, top + BAR_HEIGHT + 58),
+        11,
+        top_left(),
+    )?;
+    text(
+        area,
+        &hex(axis.hi.wrapping_sub(1)),
+        (RIGHT, top + BAR_HEIGHT + 58),
+        11,
+        Pos::new(HPos::Right, VPos::Top),
+    )?;
+    Ok(())
+}
+
+/// Region sizes on a log2 axis from 1 MiB to 2^64.
+fn log_band(area: &Area<'_>, y: i32, layout: &Layout) -> Result<()> {
+    text(
+        area,
+        "5. Region sizes, log scale (each step: x2)",
+        (LEFT, y),
+        15,
+        top_left(),
+    )?;
+    let (lo, hi) = (20.0, 64.0); // log2 of 1 MiB and of 2^64
+    let x =
+        |bits: f64| LEFT + 260 + ((bits - lo) / (hi - lo) * f64::from(RIGHT - LEFT - 260)) as i32;
+    for (i, r) in layout.regions.iter().enumerate() {
+        let row = y + 22 + i as i32 * 15;
+        text(
+            area,
+            &format!("{} {}", r.name, human(r.size)),
+            (LEFT, row),
+            11,
+            top_left(),
+        )?;
+        let bits = (r.size as f64).log2().max(lo);
+        area.draw(&Rectangle::new(
+            [(x(lo), row + 1), (x(bits), row + 12)],
+            ShapeStyle::from(&colour(&r.name)).filled(),
+        ))
+        .map_err(err)?;
+    }
+    for bits in [20.0, 30.0, 40.0, 50.0, 60.0] {
+        let label = human(2f64.powf(bits) as u64);
+        let bottom = y + 22 + layout.regions.len() as i32 * 15;
+        area.draw(&PathElement::new(
+            vec![(x(bits), y + 20), (x(bits), bottom)],
+            BLACK.mix(0.3).stroke_width(1),
+        ))
+        .map_err(err)?;
+        text(area, &label, (x(bits), bottom + 2), 10, top_center())?;
+    }
+    Ok(())
+}
+
+/// Draws the picture; `buffer_pages` are the /dev/mapdrv buffer's PFNs in
+/// page order (from debugfs `pages`), possibly empty.
+pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, BANDS_HEIGHT + PAGES_HEIGHT))
+            .into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (bands, pages) = root.split_vertically(BANDS_HEIGHT);
+        let levels = layout
+            .values
+            .get("paging_levels")
+            .map_or("?", String::as_str);
+        text(
+            &bands,
+            &format!(
+                "x86_64 kernel address space ({levels}-level paging, KASLR: image {}, memory {}); to scale within each band",
+                if layout.flag("kaslr_text") {
+                    "on"
+                } else {
+                    "off"
+                },
+                if layout.flag("kaslr_memory") {
+                    "on"
+                } else {
+                    "off"
+                },
+            ),
+            (LEFT, 8),
+            17,
+            top_left(),
+        )?;
+        let kernel_lo = layout
+            .regions
+            .iter()
+            .filter(|r| r.name != "user")
+            .map(|r| r.start)
+            .min()
+            .unwrap_or(0);
+        band(
+            &bands,
+            40,
+            "1. Kernel half (user space is below, at 0)",
+            Axis {
+                lo: kernel_lo,
+                hi: u64::MAX,
+            },
+            layout,
+            true,
+        )?;
+        band(
+            &bands,
+            170,
+            "2. Top 4 GiB: kernel image, modules, fixmap",
+            Axis {
+                lo: 0xffff_ffff_0000_0000,
+                hi: u64::MAX,
+            },
+            layout,
+            false,
+        )?;
+        let page_offset = layout.num("page_offset")?;
+        let high_memory = layout.num("high_memory")?;
+        let mut direct: Vec<(String, u64, u64)> = report
+            .allocations
+            .iter()
+            .filter(|a| a.region == "direct_map")
+            .map(|a| (a.name.clone(), a.vaddr, a.size))
+            .collect();
+        direct.sort_by_key(|m| m.1);
+        let ram = high_memory.saturating_sub(page_offset);
+        let direct_hi = page_offset
+            + nice_bound(
+                direct
+                    .iter()
+                    .map(|m| m.1 + m.2 - page_offset)
+                    .max()
+                    .unwrap_or(ram),
+            )
+            .min(ram);
+        zoom_band(
+            &bands,
+            300,
+            &format!(
+                "3. Direct map: first {} of the {} of RAM [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET",
+                human(direct_hi - page_offset),
+                human(ram)
+            ),
+            Axis {
+                lo: page_offset,
+                hi: direct_hi,
+            },
+            colour("direct_map"),
+            &direct,
+        )?;
+        let vmalloc_start = layout.num("vmalloc_start")?;
+        let mut vm: Vec<(String, u64, u64)> = report
+            .allocations
+            .iter()
+            .filter(|a| a.region == "vmalloc")
+            .map(|a| (a.name.clone(), a.vaddr, a.pages * 4096))
+            .collect();
+        if let Some(first) = layout_buffer(report) {
+            vm.push(first);
+        }
+        vm.sort_by_key(|m| m.1);
+        let vm_hi = vmalloc_start
+            + nice_bound(
+                vm.iter()
+                    .map(|m| m.1 + m.2 - vmalloc_start)
+                    .max()
+                    .unwrap_or(1 << 20),
+            );
+        zoom_band(
+            &bands,
+            440,
+            &format!(
+                "4. Start of the vmalloc area: first {} of {}",
+                human(vm_hi - vmalloc_start),
+                human(layout.num("vmalloc_end")? - vmalloc_start)
+            ),
+            Axis {
+                lo: vmalloc_start,
+                hi: vm_hi,
+            },
+            colour("vmalloc"),
+            &vm,
+        )?;
+        log_band(&bands, 580, layout)?;
+        pages_panel(&pages, report, buffer_pages)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// The /dev/mapdrv buffer from the report's `buffer` line, if any.
+fn layout_buffer(report: &Report) -> Option<(String, u64, u64)> {
+    let b = report.buffer?;
+    Some(("/dev/mapdrv buffer".to_string(), b.vaddr, b.pages * 4096))
+}
+
+/// A round bound at or above `v` (at least 4 KiB): `v` rounded up to an
+/// eighth of its power of two, so that a zoomed band is mostly used.
+fn nice_bound(v: u64) -> u64 {
+    let v = v.max(4096);
+    let step = 1u64 << (63 - v.leading_zeros()).saturating_sub(3);
+    v.div_ceil(step).saturating_mul(step)
+}
+
+/// Page index (virtual order) against PFN for the demo's vmalloc
+/// allocation and the /dev/mapdrv buffer.
+fn pages_panel(area: &Area<'_>, report: &Report, buffer_pages: &[u64]) -> Result<()> {
+    let demo: Vec<(u64, u64)> = report
+        .vmalloc_pages
+        .iter()
+        .map(|p| (p.index, p.pfn))
+        .collect();
+    let buffer: Vec<(u64, u64)> = buffer_pages
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (i as u64, p))
+        .collect();
+    let all = demo.iter().chain(buffer.iter());
+    let max_index = all.clone().map(|p| p.0).max().unwrap_or(0) + 1;
+    let (min_pfn, max_pfn) = all.fold((u64::MAX, 0), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (min_pfn, max_pfn) = if min_pfn > max_pfn {
+        (0, 1)
+    } else {
+        (min_pfn, max_pfn)
+    };
+    let pad = ((max_pfn - min_pfn) / 10).max(4);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "vmalloc pages: virtually contiguous (x), physically scattered (y)",
+            ("sans-serif", 17),
+        )
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0u64..max_index, min_pfn.saturating_sub(pad)..max_pfn + pad)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("page index in the allocation (virtual address order, 4 KiB apart)")
+        .y_desc("page frame number (phys >> 12)")
+        .y_label_formatter(&|v| format!("{v:#x}"))
+        .draw()
+        .map_err(err)?;
+    let series = [
+        ("demo vmalloc(60000), 15 pages", demo, RGBColor(200, 30, 30)),
+        ("/dev/mapdrv buffer", buffer, RGBColor(30, 90, 200)),
+    ];
+    for (label, points, c) in series {
+        if points.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(LineSeries::new(points.clone(), c.mix(0.5).stroke_width(1)))
+            .map_err(err)?;
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{parse_layout, parse_report, tests::LAYOUT, tests::REPORT};
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human(100), "100 B");
+        assert_eq!(human(4096), "4 KiB");
+        assert_eq!(human(1 << 55), "32 PiB");
+        assert_eq!(human(0x6000_0000), "1.5 GiB");
+        assert_eq!(human(u64::MAX), "16 EiB");
+    }
+
+    #[test]
+    fn zoom_bounds_are_round_and_cover() {
+        assert_eq!(nice_bound(0), 4096);
+        assert_eq!(nice_bound(0x142000), 0x160000);
+        assert_eq!(nice_bound(0x1c00000), 0x1c00000);
+        for v in [1u64, 4097, 123_456_789, 1 << 40] {
+            assert!(nice_bound(v) >= v);
+            assert!(nice_bound(v) < 2 * v.max(4096));
+        }
+    }
+
+    #[test]
+    fn axis_maps_to_pixels() {
+        let a = Axis { lo: 1000, hi: 2000 };
+        assert_eq!(a.x(1000), LEFT);
+        assert_eq!(a.x(2000), RIGHT);
+        assert_eq!(a.x(0), LEFT);
+        assert_eq!(a.x(1500), (LEFT + RIGHT) / 2);
+    }
+
+    #[test]
+    fn svg_is_well_formed_and_labelled() {
+        let layout = parse_layout(LAYOUT).unwrap();
+        let report = parse_report(REPORT).unwrap();
+        let svg = render(&layout, &report, &[0x2d8, 0x2d9, 0x4ec]).unwrap();
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        let texts: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(str::to_string))
+            .collect();
+        for want in [
+            "direct_map (32 PiB)",
+            "vmalloc",
+            "kernel_image",
+            "modules",
+            "fixmap",
+            "kmalloc, kzalloc 0xff1100000045f980",
+            "vmalloc 0xffa0000000133000",
+        ] {
+            assert!(
+                texts.iter().any(|t| t.contains(want)),
+                "no text with {want:?} in {texts:?}"
+            );
+        }
+        // One circle per plotted page (3 + 3) plus the two legend markers.
+        let circles = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count();
+        assert_eq!(circles, 3 + 3 + 2);
+    }
+
+    #[test]
+    fn svg_without_demo_report() {
+        let layout = parse_layout(LAYOUT).unwrap();
+        let svg = render(&layout, &Report::default(), &[]).unwrap();
+        roxmltree::Document::parse(&svg).expect("well-formed XML");
+    }
+}
