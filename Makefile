@@ -46,10 +46,15 @@ module:
 tool:
 	@cd $(ROOT)/userspace && $(CARGO) build --quiet --release --locked --target $(TOOL_TARGET)
 
-## The main job: set up, build, boot, load, exercise, unload.
+## The main job: set up, build, boot, load, exercise, unload. The demo's
+## picture and JSON land in results/ (sent over a second serial port).
+RESULTS := $(ROOT)/results
 run: module tool
 	@bash $(ROOT)/scripts/run-vm.sh --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
-		--add $(ROOT)/scripts/guest/demo.sh:/bin/mapdrv-demo -- mapdrv-demo
+		--add $(ROOT)/scripts/guest/demo.sh:/bin/mapdrv-demo \
+		--add $(ROOT)/scripts/guest/export-file:/bin/export-file \
+		--export $(RESULTS)/exports.txt -- mapdrv-demo
+	@bash $(ROOT)/scripts/extract-exports.sh $(RESULTS)/exports.txt $(RESULTS) | sed 's/^/written: /'
 
 ## The test suite; ends with "N passed, M failed".
 test: module tool

@@ -20,6 +20,9 @@
 #   --shell           interactive: after COMMAND (if any), a shell on the
 #                     console; the VM ends when it exits
 #   --append ARGS     extra kernel command line arguments
+#   --export FILE     a second serial port, the guest's /dev/ttyS1, written to
+#                     FILE on the host; the guest gets mapdrv.export=1 on its
+#                     command line (see scripts/guest/export-file)
 #   --quiet           do not echo the console, only write the log
 #   --gdb             start QEMU's gdb stub on localhost:1234 and boot with
 #                     nokaslr (for make gdb)
@@ -52,6 +55,7 @@ shell=false
 extra_append=
 gdb_stub=false
 quiet=false
+export_file=
 
 need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usage; }; }
 while [ $# -gt 0 ]; do
@@ -65,6 +69,7 @@ while [ $# -gt 0 ]; do
 	--log) need_arg "$1" $#; log=$2; shift 2 ;;
 	--append) need_arg "$1" $#; extra_append="$extra_append $2"; shift 2 ;;
 	--gdb) gdb_stub=true; shift ;;
+	--export) need_arg "$1" $#; export_file=$2; shift 2 ;;
 	--shell) shell=true; shift ;;
 	--quiet) quiet=true; shift ;;
 	-h | --help) usage ;;
@@ -198,6 +203,13 @@ else
 fi
 append="$base_append${clock_append:+ $clock_append}"
 $shell && append="$append mapdrv.shell=1"
+export_args=()
+if [ -n "$export_file" ]; then
+	mkdir -p "$(dirname "$export_file")"
+	: >"$export_file"
+	export_args=(-serial "file:$export_file")
+	append="$append mapdrv.export=1"
+fi
 append="$append$extra_append"
 $gdb_stub && append="$append nokaslr"
 
@@ -214,14 +226,14 @@ start=$(date +%s%N)
 rc=0
 if $shell; then
 	# The console is the terminal: Ctrl-A X ends QEMU, Ctrl-A H lists keys.
-	qemu+=(-serial mon:stdio)
+	qemu+=(-serial mon:stdio "${export_args[@]}")
 	if [ "$timeout_secs" -gt 0 ]; then
 		timeout --foreground -k 5 "$timeout_secs" "${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	else
 		"${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	fi
 else
-	qemu+=(-serial stdio)
+	qemu+=(-serial stdio "${export_args[@]}")
 	limit=()
 	[ "$timeout_secs" -gt 0 ] && limit=(timeout -k 5 "$timeout_secs")
 	if $quiet; then

@@ -217,18 +217,30 @@ pub fn run(device: &Path, debugfs_dir: &Path, json: bool, out: &mut dyn Write) -
     }
     writeln!(
         out,
-        "/dev/mapdrv pages: user address -> pfn (pagemap) <- kernel vmalloc address (debugfs pages)"
+        "/dev/mapdrv pages: user address -> pfn (our pagemap) = pfn (kernel's debugfs pages) <- kernel vmalloc address"
     )?;
+    let mut same = true;
     for p in &pages {
+        same &= p.pfn.is_some() && p.pfn == p.kernel_pfn;
         writeln!(
             out,
-            "\tpage {}: {} -> {} <- {}",
+            "\tpage {}: {} -> {} = {} <- {}",
             p.index,
             p.user_vaddr,
             p.pfn.as_deref().unwrap_or("? (root only)"),
+            p.kernel_pfn.as_deref().unwrap_or("?"),
             p.kernel_vaddr.as_deref().unwrap_or("? (debugfs)")
         )?;
     }
+    writeln!(
+        out,
+        "{}",
+        if same {
+            "the same physical pages, one mapped in user space, one in the vmalloc area"
+        } else {
+            "could not compare every page (root and debugfs needed)"
+        }
+    )?;
     Ok(true)
 }
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `mapdrv layout --json` and `--svg` from a real VM, checked on the host with
+# parsers other than the tool's own (Python's json and xml.etree): the JSON
+# parses, its regions are ordered and do not overlap, every allocation lies
+# in the region it names; the SVG is a well-formed SVG document that names
+# the regions and plots the vmalloc pages. The files come back the way
+# `make run` brings its picture home: over the VM's second serial port
+# (scripts/run-vm.sh --export, scripts/guest/export-file,
+# scripts/extract-exports.sh).
+# Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL,
+# MAPDRV_TEST_WORK.
+# shellcheck source=../guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${MAPDRV_TEST_WORK:-$(mktemp -d)}/layout
+rm -rf "$work" && mkdir -p "$work"
+
+if [ -z "$MAPDRV_TOOL" ] || [ ! -f "$MAPDRV_MODULE" ]; then
+	fail "module and tool are given" "need MAPDRV_MODULE and MAPDRV_TOOL"
+	finish
+fi
+command -v python3 >/dev/null || { fail "python3 is there" "install python3 (scripts/setup.sh does)"; finish; }
+
+_run bash "$root/scripts/run-vm.sh" --quiet --kernel "$MAPDRV_KERNEL" --timeout 120 \
+	--log "$work/console.log" --export "$work/exports.txt" \
+	--add "$MAPDRV_MODULE" --add "$MAPDRV_TOOL:/bin/mapdrv" \
+	--add "$root/scripts/guest/export-file:/bin/export-file" -- \
+	'insmod /lib/modules/rust_mapdrv.ko &&
+	 mapdrv layout --json >/tmp/layout.json && mapdrv layout --svg /tmp/layout.svg >/dev/null &&
+	 export-file layout.json /tmp/layout.json && export-file layout.svg /tmp/layout.svg'
+if [ "$_st" -ne 0 ]; then
+	fail "the VM ran mapdrv layout --json and --svg" "status $_st$(_said) (console: $work/console.log)"
+	finish
+fi
+pass "the VM ran mapdrv layout --json and --svg"
+check "the files came back over the export port" bash "$root/scripts/extract-exports.sh" "$work/exports.txt" "$work"
+
+py_out=$(python3 - "$work/layout.json" "$work/layout.svg" 2>&1 <<'EOF'
+import json, sys
+import xml.etree.ElementTree as ET
+
+def result(ok, name, why=""):
+    print(f"PASS: {name}" if ok else f"FAIL: {name}: {why}")
+
+try:
+    j = json.load(open(sys.argv[1]))
+    result(True, "layout --json is valid JSON")
+except Exception as e:
+    result(False, "layout --json is valid JSON", e)
+    sys.exit(0)
+
+regions = [(r["name"], int(r["start"], 16), int(r["end"], 16)) for r in j["regions"]]
+result(len(regions) >= 8, "the JSON lists the regions", f"{len(regions)} regions")
+bad = [n for n, s, e in regions if not s < e]
+result(not bad, "every region has start < end", bad)
+overlaps = [(a[0], b[0]) for a, b in zip(regions, regions[1:]) if not a[2] <= b[1]]
+result(not overlaps, "regions are in address order and do not overlap", overlaps)
+names = {n for n, _, _ in regions}
+for want in ["direct_map", "vmalloc", "vmemmap", "kernel_image", "modules", "fixmap"]:
+    result(want in names, f"region {want} is listed", sorted(names))
+layout = j["layout"]
+po = int(layout["page_offset"], 16)
+result(dict((n, s) for n, s, _ in regions)["direct_map"] == po, "direct_map starts at PAGE_OFFSET")
+
+allocs = j["demo"]["allocations"]
+result(len(allocs) == 9, "the JSON has the demo's 9 allocations", len(allocs))
+def region_of(addr):
+    return next((n for n, s, e in regions if s <= addr < e), "unknown")
+wrong = [(a["name"], a["region"], region_of(int(a["vaddr"], 16))) for a in allocs
+         if region_of(int(a["vaddr"], 16)) != a["region"]]
+result(not wrong, "every allocation lies in the region it names", wrong)
+direct = [a for a in allocs if a["region"] == "direct_map"]
+wrong = [a["name"] for a in direct if int(a["vaddr"], 16) - po != int(a["phys"], 16)]
+result(direct and not wrong, "direct-map allocations: phys == vaddr - PAGE_OFFSET", wrong)
+pages = j["demo"]["vmalloc_pages"]
+result(len(pages) == 15, "the JSON has the 15 vmalloc pages", len(pages))
+result(j["checks_failed"] == 0 and j["checks_passed"] >= 25, "the JSON counts the checks, none failed",
+       (j["checks_passed"], j["checks_failed"]))
+
+try:
+    svg = ET.parse(sys.argv[2]).getroot()
+    result(True, "layout --svg is well-formed XML")
+except Exception as e:
+    result(False, "layout --svg is well-formed XML", e)
+    sys.exit(0)
+def local(tag):
+    return tag.rsplit("}", 1)[-1]
+result(local(svg.tag) == "svg" and svg.tag.startswith("{"), "the picture's root is a namespaced svg element", svg.tag)
+texts = " | ".join(t.text or "" for t in svg.iter() if local(t.tag) == "text")
+for want in ["direct_map", "vmalloc (", "kernel_image", "modules", "kmalloc", "/dev/mapdrv buffer", "page frame number"]:
+    result(want in texts, f"the picture shows {want}", texts[:200])
+circles = sum(1 for t in svg.iter() if local(t.tag) == "circle")
+result(circles >= 15 + 10, "the picture plots the vmalloc pages and the buffer's pages", f"{circles} circles")
+EOF
+)
+# The checker's lines through the helpers, so that they count.
+while IFS= read -r line; do
+	case $line in
+	"PASS: "*) pass "${line#PASS: }" ;;
+	"FAIL: "*) rest=${line#FAIL: }; fail "${rest%%: *}" "${rest#*: }" ;;
+	*) [ -n "$line" ] && fail "the JSON and SVG checker runs" "$line" ;;
+	esac
+done <<<"$py_out"
+finish
