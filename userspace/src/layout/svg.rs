@@ -208,21 +208,19 @@ fn band(
         let label = format!("{} (next band)", tiny.join(", "));
         rows.label(area, &label, tiny_x, top + BAR_HEIGHT, BLACK)?;
     }
-    text(
-        area,
-        &hex(axis.lo),
-        (LEFT, top + BAR_HEIGHT + 48),
-        11,
-        top_left(),
-    )?;
+    axis_ends(area, axis, top + BAR_HEIGHT + 48)
+}
+
+/// The first and last address of `axis`, under its bar at height `y`.
+fn axis_ends(area: &Area<'_>, axis: Axis, y: i32) -> Result<()> {
+    text(area, &hex(axis.lo), (LEFT, y), 11, top_left())?;
     text(
         area,
         &hex(axis.hi.wrapping_sub(1)),
-        (RIGHT, top + BAR_HEIGHT + 48),
+        (RIGHT, y),
         11,
         Pos::new(HPos::Right, VPos::Top),
-    )?;
-    Ok(())
+    )
 }
 
 /// A band zooming into `[lo, hi)` of one region, with `marks` (name,
@@ -275,21 +273,7 @@ fn zoom_band(
             RED_MARK,
         )?;
     }
-    text(
-        area,
-        &hex(axis.lo),
-        (LEFT, top + BAR_HEIGHT + 58),
-        11,
-        top_left(),
-    )?;
-    text(
-        area,
-        &hex(axis.hi.wrapping_sub(1)),
-        (RIGHT, top + BAR_HEIGHT + 58),
-        11,
-        Pos::new(HPos::Right, VPos::Top),
-    )?;
-    Ok(())
+    axis_ends(area, axis, top + BAR_HEIGHT + 58)
 }
 
 /// Region sizes on a log2 axis from 1 MiB to 2^64.
