@@ -24,6 +24,9 @@ read -r -a make_args <<<"$(kernel_make_args)"
 stage "building rust_mapdrv.ko for the gdb kernel"
 run_logged "$MAPDRV_CACHE/logs/gdb-module.log" make -C "$kdir" M="$moddir" "${make_args[@]}" modules
 
+# gdb does not take Rust generic paths in `break`; a file:line does, and
+# covers every instance of the generic fault trampoline.
+fault_line=$(grep -n 'H::fault(data' "$MAPDRV_ROOT/rust_mapdrv/vm_ops.rs" | cut -d: -f1)
 cat >&2 <<MSG
 
 In another terminal, attach gdb (Debian's gdb; the kernel's lx- helpers load
@@ -36,8 +39,9 @@ lx-symbols loads the symbols of rust_mapdrv.ko (and reloads them whenever a
 module is loaded). Then for example:
   (gdb) lx-lsmod
   (gdb) info functions VmOps
-  (gdb) break vm_ops::VmOps<rust_mapdrv::PerPage>::fault
+  (gdb) break rust_mapdrv/vm_ops.rs:$fault_line   # where every fault enters our handler
   (gdb) continue            # then run 'mapdrv dump' in the VM
+  (gdb) bt                  # ... __do_fault, do_read_fault, handle_mm_fault
   (gdb) lx-dmesg
 
 The VM's shell follows; 'exit' (or Ctrl-A X) stops it.
