@@ -24,7 +24,8 @@ for suite in $suites; do
 	plan=$(printf '%s\n' "$body" | sed -n 's/^ *1\.\.\([0-9]*\)$/\1/p' | head -n1)
 	count=0
 	# "ok 3 name" and "not ok 3 name", at the case's indentation.
-	printf '%s\n' "$body" | sed -nE 's/^ +(ok|not ok) [0-9]+ ([a-z_0-9]+).*/\1 \2/p' >/tmp/kunit-cases
+	printf '%s\n' "$body" | sed -nE -e 's/^ +ok [0-9]+ ([a-z_0-9]+).*/ok \1/p' \
+		-e 's/^ +not ok [0-9]+ ([a-z_0-9]+).*/not_ok \1/p' >/tmp/kunit-cases
 	while read -r verdict name; do
 		case $verdict in
 		ok) pass "$suite.$name" ;;
