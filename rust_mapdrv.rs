@@ -38,6 +38,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, ArcBorrow,
     },
+    time::{Instant, Monotonic},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -133,7 +134,23 @@ pub(crate) struct Mapdrv {
     pub(crate) buffer: VmallocBuffer,
     mode: Atomic<u32>,
     faultaround_pages: usize,
+    /// Whether new mappings get the operations with `.map_pages`, under
+    /// which faults are handled with the per-VMA lock (debugfs `map_pages`;
+    /// see `vm_ops::VmOps`).
+    pub(crate) map_pages: Atomic<bool>,
     pub(crate) stats: Stats,
+    pub(crate) load: LoadTiming,
+}
+
+/// How long each phase of the module's load took, in nanoseconds.
+pub(crate) struct LoadTiming {
+    /// `vmalloc` of the zeroed buffer.
+    pub(crate) alloc_ns: u64,
+    /// Writing each page's line.
+    pub(crate) fill_ns: u64,
+    /// Our page-table walk of every page and its cross-check against
+    /// `vmalloc_to_pfn` and `lookup_address` (without the logging).
+    pub(crate) walk_ns: u64,
 }
 
 impl Mapdrv {
@@ -186,35 +203,22 @@ impl FaultHandler for FaultAround {
             vm_ops::vma_pages(vma),
             dev.faultaround_pages,
         );
-        let mut pages = KVec::with_capacity(window.len(), GFP_KERNEL);
-        let Ok(pages) = pages.as_mut() else {
-            return FaultOutcome::Oom;
-        };
-        for index in window.clone() {
-            let Some(page) = dev.buffer.page(first_pgoff + index) else {
-                return FaultOutcome::SigBus;
-            };
-            if pages.push(page, GFP_KERNEL).is_err() {
-                return FaultOutcome::Oom;
-            }
-        }
-        let refs: KVec<&kernel::page::Page> = match KVec::with_capacity(pages.len(), GFP_KERNEL) {
-            Ok(mut v) => {
-                for p in pages.iter() {
-                    // Capacity was reserved above: this cannot fail.
-                    let _ = v.push(&**p, GFP_KERNEL);
-                }
-                v
-            }
-            Err(_) => return FaultOutcome::Oom,
-        };
+        let first = first_pgoff + window.start;
         let start = vma.start() + window.start * PAGE_SIZE;
-        match vm_ops::insert_pages(vma, start, &refs) {
+        // No allocation here: `insert_pages` passes the pages on through an
+        // array on the stack.
+        let inserted = vm_ops::insert_pages(vma, start, window.len(), |i| {
+            dev.buffer.page(first + i)
+        });
+        match inserted {
             Ok(n) => {
                 dev.stats.pages_inserted.fetch_add(n as u64, Relaxed);
                 FaultOutcome::Mapped
             }
             Err(e) if e == ENOMEM => FaultOutcome::Oom,
+            // A page outside the buffer (`EINVAL`) or a range outside the VMA
+            // (`EFAULT`): neither happens for a VMA that `mmap` checked, and
+            // neither may map anything.
             Err(_) => FaultOutcome::SigBus,
         }
     }
@@ -224,27 +228,12 @@ impl FaultHandler for FaultAround {
 fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
     let first_pgoff = vm_ops::vma_pgoff(vma);
     let count = vm_ops::vma_pages(vma);
-    // One batch of pages for each chunk of 512 (one page table's worth), so
-    // that a 1 GiB mapping does not need a 2 MiB array of page pointers.
-    const CHUNK: usize = 512;
-    let mut done = 0;
-    while done < count {
-        let n = (count - done).min(CHUNK);
-        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
-        for index in done..done + n {
-            pages.push(
-                dev.buffer.page(first_pgoff + index).ok_or(EINVAL)?,
-                GFP_KERNEL,
-            )?;
-        }
-        let mut refs = KVec::with_capacity(n, GFP_KERNEL)?;
-        for p in pages.iter() {
-            refs.push(&**p, GFP_KERNEL)?;
-        }
-        let inserted = vm_ops::insert_pages(vma, vma.start() + done * PAGE_SIZE, &refs)?;
-        dev.stats.pages_inserted.fetch_add(inserted as u64, Relaxed);
-        done += n;
-    }
+    // One pass; `insert_pages` feeds `vm_insert_pages` from an array on the
+    // stack, so a 1 GiB mapping needs no 2 MiB array of page pointers.
+    let inserted = vm_ops::insert_pages(vma, vma.start(), count, |i| {
+        dev.buffer.page(first_pgoff + i)
+    })?;
+    dev.stats.pages_inserted.fetch_add(inserted as u64, Relaxed);
     Ok(())
 }
 
@@ -275,14 +264,15 @@ impl MiscDevice for Mapdrv {
         // mremap must not grow a mapping past what was checked here.
         vma.set_dontexpand();
         let mode = dev.mode();
+        let map_pages = dev.map_pages.load(Relaxed);
         let dev: &Mapdrv = &dev;
         // SAFETY: `dev` is the private data of the file being mapped (an
         // `Arc<Mapdrv>` dropped only in `release`); the VMA and every VMA
         // made from it hold a reference to that file, so `dev` outlives them.
         let vma = unsafe {
             match mode {
-                Mode::FaultAround => VmOps::<FaultAround>::install(vma, dev),
-                Mode::Fault | Mode::Prefault => VmOps::<PerPage>::install(vma, dev),
+                Mode::FaultAround => VmOps::<FaultAround>::install(vma, dev, map_pages),
+                Mode::Fault | Mode::Prefault => VmOps::<PerPage>::install(vma, dev, map_pages),
             }
         };
         if mode == Mode::Prefault {
@@ -391,12 +381,10 @@ fn parameters() -> Result<(usize, Mode, usize)> {
     Ok((pages, mode, around))
 }
 
-/// Logs where the buffer's pages live, after checking our page-table walk
-/// against the kernel for every page. Fails on the first disagreement.
-fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
-    const SHOW_ALL_UP_TO: usize = 64;
-    const SHOW_EACH_END: usize = 8;
-    let pages = buffer.pages();
+/// Walks every page of `buffer` with our page-table walk and checks it
+/// against the kernel's answers. Fails on the first disagreement; returns the
+/// number of physically contiguous runs of pages.
+fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
     let five_level = vmalloc_util::five_level_paging();
     if vmalloc_util::Level::Pgd.shift(five_level) != vmalloc_util::kernel_pgdir_shift() {
         pr_err!(
@@ -406,6 +394,28 @@ fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
         );
         return Err(EIO);
     }
+    let mut runs = 0usize;
+    let mut previous: Option<u64> = None;
+    for index in 0..buffer.pages() {
+        let walk = buffer.walk_page(index).map_err(|m| {
+            pr_err!("page {}: page-table walks disagree: {}\n", index, m);
+            EIO
+        })?;
+        if previous.map(|p| p + 1) != Some(walk.pfn) {
+            runs += 1;
+        }
+        previous = Some(walk.pfn);
+    }
+    Ok(runs)
+}
+
+/// Logs where the buffer's pages live: every page of a small buffer, else
+/// the first and last few (walked again; [`check_pages`] checked them all).
+fn log_pages(buffer: &VmallocBuffer, runs: usize) {
+    const SHOW_ALL_UP_TO: usize = 64;
+    const SHOW_EACH_END: usize = 8;
+    let pages = buffer.pages();
+    let five_level = vmalloc_util::five_level_paging();
     pr_info!(
         "buffer: vaddr {:#x}, {} pages ({} bytes), {}-level paging, direct map at {:#x}\n",
         buffer.vaddr(),
@@ -414,20 +424,13 @@ fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
         if five_level { 5 } else { 4 },
         vmalloc_util::page_offset_base()
     );
-    let mut runs = 0usize;
-    let mut previous: Option<u64> = None;
-    for index in 0..pages {
-        let walk = match buffer.walk_page(index) {
-            Ok(w) => w,
-            Err(m) => {
-                pr_err!("page {}: page-table walks disagree: {}\n", index, m);
-                return Err(EIO);
-            }
+    let shown = |index: usize| {
+        pages <= SHOW_ALL_UP_TO || index < SHOW_EACH_END || index >= pages - SHOW_EACH_END
+    };
+    for index in (0..pages).filter(|&i| shown(i)) {
+        let Ok(walk) = buffer.walk_page(index) else {
+            continue;
         };
-        if previous.map(|p| p + 1) != Some(walk.pfn) {
-            runs += 1;
-        }
-        previous = Some(walk.pfn);
         if index == 0 {
             // The whole walk once, level by level, as the documents' steps.
             for step in walk.steps.iter().flatten() {
@@ -439,19 +442,18 @@ fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
                 );
             }
         }
-        if pages <= SHOW_ALL_UP_TO || index < SHOW_EACH_END || index >= pages - SHOW_EACH_END {
-            let phys = walk.pfn << PAGE_SHIFT;
-            pr_info!(
-                "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} -> direct map {:#x}\n",
-                index,
-                buffer.page_vaddr(index).unwrap_or(0),
-                walk.leaf.name(),
-                walk.steps.iter().flatten().last().map_or(0, |s| s.entry),
-                walk.pfn,
-                phys,
-                vmalloc_util::page_offset_base() + phys as usize
-            );
-        } else if index == SHOW_EACH_END {
+        let phys = walk.pfn << PAGE_SHIFT;
+        pr_info!(
+            "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} -> direct map {:#x}\n",
+            index,
+            buffer.page_vaddr(index).unwrap_or(0),
+            walk.leaf.name(),
+            walk.steps.iter().flatten().last().map_or(0, |s| s.entry),
+            walk.pfn,
+            phys,
+            vmalloc_util::page_offset_base() + phys as usize
+        );
+        if pages > SHOW_ALL_UP_TO && index == SHOW_EACH_END - 1 {
             pr_info!("... ({} more pages)\n", pages - 2 * SHOW_EACH_END);
         }
     }
@@ -460,13 +462,20 @@ fn log_and_check_pages(buffer: &VmallocBuffer) -> Result {
         pages,
         runs
     );
-    Ok(())
+}
+
+/// Nanoseconds since `start`, on the monotonic clock.
+fn ns_since(start: Instant<Monotonic>) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(0)
 }
 
 impl kernel::InPlaceModule for MapdrvModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let setup = || -> Result<Arc<Mapdrv>> {
             let (pages, mode, faultaround_pages) = parameters()?;
+            // Each phase of the load is timed, to show that it grows
+            // linearly with `pages` (debugfs `stats`, `mapdrv bench`).
+            let start = Instant::<Monotonic>::now();
             let mut buffer = VmallocBuffer::new_zeroed(pages).inspect_err(|_| {
                 pr_err!(
                     "cannot allocate {} pages ({} KiB)\n",
@@ -474,16 +483,38 @@ impl kernel::InPlaceModule for MapdrvModule {
                     pages * PAGE_SIZE / 1024
                 );
             })?;
+            let alloc_ns = ns_since(start);
+            let start = Instant::<Monotonic>::now();
             buffer.fill_pages(|index, page| {
                 contract::fill_page(index, page);
             });
-            log_and_check_pages(&buffer)?;
+            let fill_ns = ns_since(start);
+            let start = Instant::<Monotonic>::now();
+            let runs = check_pages(&buffer)?;
+            let load = LoadTiming {
+                alloc_ns,
+                fill_ns,
+                walk_ns: ns_since(start),
+            };
+            log_pages(&buffer, runs);
+            pr_info!(
+                "load timing: {} pages: alloc {} ns, fill {} ns, walk+check {} ns ({} ns/page in all)\n",
+                pages,
+                load.alloc_ns,
+                load.fill_ns,
+                load.walk_ns,
+                (load.alloc_ns + load.fill_ns + load.walk_ns)
+                    .checked_div(pages as u64)
+                    .unwrap_or(0)
+            );
             Ok(Arc::new(
                 Mapdrv {
                     buffer,
                     mode: Atomic::new(mode as u32),
                     faultaround_pages,
+                    map_pages: Atomic::new(true),
                     stats: Stats::new(),
+                    load,
                 },
                 GFP_KERNEL,
             )?)

@@ -18,7 +18,7 @@ use core::marker::PhantomData;
 use kernel::{
     bindings,
     mm::virt::{flags, VmaMixedMap, VmaNew, VmaRef},
-    page::{Page, PAGE_SHIFT, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
 };
 
@@ -131,63 +131,138 @@ impl<'a> Fault<'a> {
     }
 }
 
-/// Maps `pages` at consecutive pages of `vma` from user address `addr`.
+/// Pages handed to one `vm_insert_pages` call by [`insert_pages`]: an array
+/// of page pointers on the stack (512 bytes), so that no fault allocates.
+const INSERT_BATCH: usize = 64;
+
+/// Maps `count` pages at consecutive pages of `vma` from user address `addr`;
+/// the page for the `i`-th is `page_at(i)`.
 ///
 /// Pages whose entry is already present (a racing fault, an earlier batch)
 /// are skipped. Returns how many were inserted, or the error that stopped
-/// the batch (`EFAULT` if the range is not inside `vma`, `ENOMEM`).
+/// the batch: `EINVAL` when `page_at` has no page, `EFAULT` if the range is
+/// not inside `vma`, `ENOMEM`.
+///
+/// No memory is allocated here (beyond the page tables the core may need):
+/// the page pointers go through a fixed array on the stack, [`INSERT_BATCH`]
+/// at a time, each batch one `vm_insert_pages` call, which takes the PTE lock
+/// once per 8 pages.
 ///
 /// The entries get the VMA's protection: writable only for a shared writable
 /// mapping, so private mappings keep copy-on-write.
-pub(crate) fn insert_pages(vma: &VmaMixedMap, addr: usize, pages: &[&Page]) -> Result<usize> {
-    // `vm_insert_pages` takes an array of page pointers; batches bigger than
-    // this are split, each chunk one call (one PTE lock per 8 pages inside).
-    const CHUNK: usize = 32;
+pub(crate) fn insert_pages<'p>(
+    vma: &VmaMixedMap,
+    addr: usize,
+    count: usize,
+    mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
+) -> Result<usize> {
+    let mut raw = [core::ptr::null_mut::<bindings::page>(); INSERT_BATCH];
     let mut inserted = 0;
+    // Pages of the current batch before `done` are mapped or skipped.
     let mut done = 0;
-    while done < pages.len() {
-        let n = (pages.len() - done).min(CHUNK);
-        let mut raw = [core::ptr::null_mut::<bindings::page>(); CHUNK];
-        for (slot, page) in raw.iter_mut().zip(&pages[done..done + n]) {
-            *slot = page.as_ptr();
+    while done < count {
+        let n = (count - done).min(INSERT_BATCH);
+        for (i, slot) in raw[..n].iter_mut().enumerate() {
+            // The pointer outlives the `BorrowedPage`, not the page: it is
+            // borrowed for `'p`, which spans this whole call.
+            *slot = page_at(done + i).ok_or(EINVAL)?.as_ptr();
         }
-        let mut remaining: usize = n;
-        // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA lock is held
-        // by our caller (`&VmaMixedMap`); `raw[..n]` are live pages that the
-        // caller keeps allocated while they are mapped; `vm_insert_pages`
-        // takes a reference to each page it maps and checks that the range
-        // lies inside `vma`.
-        let ret = unsafe {
-            bindings::vm_insert_pages(
-                vma.as_ptr(),
-                addr + done * PAGE_SIZE,
-                raw.as_mut_ptr(),
-                &mut remaining,
-            )
-        };
-        let mapped = n - remaining;
-        inserted += mapped;
-        done += mapped;
-        match ret {
-            0 => {}
-            // The entry at `done` is present already: skip it.
-            e if e == -(bindings::EBUSY as i32) => done += 1,
-            e => return Err(Error::from_errno(e)),
+        let mut batch_done = 0;
+        while batch_done < n {
+            let mut remaining: usize = n - batch_done;
+            // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA lock is
+            // held by our caller (`&VmaMixedMap`); `raw[batch_done..n]` are
+            // live pages, borrowed for `'p` (longer than this call);
+            // `vm_insert_pages` only reads that many entries, checks that the
+            // range lies inside `vma` and takes a reference to each page it
+            // maps, so a mapped page stays allocated until it is unmapped.
+            let ret = unsafe {
+                bindings::vm_insert_pages(
+                    vma.as_ptr(),
+                    addr + (done + batch_done) * PAGE_SIZE,
+                    raw[batch_done..].as_mut_ptr(),
+                    &mut remaining,
+                )
+            };
+            let mapped = n - batch_done - remaining;
+            inserted += mapped;
+            batch_done += mapped;
+            match ret {
+                0 if remaining == 0 => {}
+                // Not something `vm_insert_pages` does; never loop on it.
+                0 => return Err(EIO),
+                // The entry at `batch_done` is present already: skip it.
+                e if e == -(bindings::EBUSY as i32) => batch_done += 1,
+                e => return Err(Error::from_errno(e)),
+            }
         }
+        done += n;
     }
     Ok(inserted)
 }
 
-/// The `vm_operations_struct` of the fault handler `H`.
+/// The `vm_operations_struct`s of the fault handler `H`.
+///
+/// # `.map_pages`, and why ours maps nothing
+///
+/// On a read fault the core first calls `.map_pages` (if there is one) under
+/// `rcu_read_lock()`, to map whatever pages around the fault are ready
+/// without blocking; for files that is `filemap_map_pages`, the kernel's own
+/// fault-around. It must not sleep or allocate. A module cannot map a page
+/// soundly from there:
+///
+/// - `vm_insert_pages`/`vm_insert_page`, the exported ways to map a
+///   `struct page`, allocate the page table with `GFP_KERNEL` when the PMD
+///   is empty (`pte_alloc`): on the first fault in every 2 MiB, and again
+///   after `CONFIG_PT_RECLAIM` freed an emptied table. That may sleep, which
+///   is a bug under RCU; checking `pmd_none()` first does not help, since the
+///   table can be reclaimed between the check and the call.
+/// - What `filemap_map_pages` builds on (`pte_offset_map_lock`,
+///   `pmd_install`, `set_pte_range`, `folio_add_file_rmap_ptes`, the mm
+///   counters) is not exported to modules, and most of it is inline C that
+///   the Rust bindings do not reach.
+///
+/// So our `.map_pages` maps nothing and returns 0, which is a valid answer
+/// (`filemap_map_pages` gives it when no page is cached): "the faulting page
+/// is not mapped, call `.fault`". Fault-around stays in our `.fault`
+/// (`FaultAround` in `rust_mapdrv.rs`).
+///
+/// Why have one at all: in 7.3 the core calls `.fault` under the per-VMA
+/// lock only when the VMA's operations have a `.map_pages`
+/// (`vmf_can_call_fault` in `mm/memory.c`; the core takes its presence as the
+/// sign that `.fault` does not rely on `mmap_lock`). Without one, every fault
+/// that arrives under the VMA lock (all of them, with `CONFIG_PER_VMA_LOCK`)
+/// is answered `VM_FAULT_RETRY` and taken a second time under `mmap_lock`.
+/// Our `.fault` is sound under the VMA read lock alone: it reads `vm_start`,
+/// `vm_end`, `vm_pgoff`, `vm_flags` and `vm_private_data`, which only change
+/// under the VMA write lock; the data outlives the VMA (see [`Self::install`]);
+/// and it maps with `vm_insert_pages`/`vmf_insert_page_mkwrite` on a VMA that
+/// already has `VM_MIXEDMAP`, which take the page-table locks themselves and
+/// allocate page tables the way the anonymous fault path does under the same
+/// lock. Copy-on-write of a private mapping is the core's `do_cow_fault`/
+/// `do_wp_page`, which handle the VMA lock themselves.
+///
+/// [`VmOps::install`] takes `map_pages` to choose, so that `mapdrv bench`
+/// can show the difference in one run (debugfs `mapdrv/map_pages`).
 pub(crate) struct VmOps<H>(PhantomData<H>);
 
 impl<H: FaultHandler> VmOps<H> {
+    /// With `.map_pages`: faults are handled under the per-VMA lock.
     const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault),
+        map_pages: Some(Self::map_pages),
+        ..pin_init::zeroed()
+    };
+
+    /// Without `.map_pages`: each fault is retried under `mmap_lock`.
+    const OPS_FAULT_ONLY: bindings::vm_operations_struct = bindings::vm_operations_struct {
         fault: Some(Self::fault),
         ..pin_init::zeroed()
     };
 
-    /// Makes `vma` use `H` on faults, with `data` as the handler's data.
+    /// Makes `vma` use `H` on faults, with `data` as the handler's data;
+    /// with `map_pages`, through the operations that have a (no-op)
+    /// `.map_pages`, so that faults are handled under the per-VMA lock.
     ///
     /// Sets `VM_MIXEDMAP` too (the fault path inserts pages with
     /// `vm_insert_pages`, which needs it) and returns the VMA as such.
@@ -197,7 +272,11 @@ impl<H: FaultHandler> VmOps<H> {
     /// `data` must stay valid for as long as the VMA or any VMA copied or
     /// split from it exists. A VMA keeps a reference to its file until it is
     /// gone, so data owned by the file's private data qualifies.
-    pub(crate) unsafe fn install<'a>(vma: &'a VmaNew, data: &H::Data) -> &'a VmaMixedMap {
+    pub(crate) unsafe fn install<'a>(
+        vma: &'a VmaNew,
+        data: &H::Data,
+        map_pages: bool,
+    ) -> &'a VmaMixedMap {
         let mixed = vma.set_mixedmap();
         let raw = vma.as_ptr();
         // SAFETY: `vma` is being set up by `mmap` with the mmap write lock
@@ -205,7 +284,11 @@ impl<H: FaultHandler> VmOps<H> {
         // vtable and the caller guarantees that `data` outlives the VMA.
         unsafe {
             (*raw).vm_private_data = core::ptr::from_ref(data).cast_mut().cast();
-            (*raw).vm_ops = &Self::OPS;
+            (*raw).vm_ops = if map_pages {
+                &Self::OPS
+            } else {
+                &Self::OPS_FAULT_ONLY
+            };
         }
         mixed
     }
@@ -225,5 +308,19 @@ impl<H: FaultHandler> VmOps<H> {
         // INVARIANT: `vmf` is a fault in progress on `vma`, which is mixedmap.
         let fault = Fault { vmf, vma };
         H::fault(data, &fault).into_raw()
+    }
+
+    /// `.map_pages`: maps nothing (see the type's documentation).
+    ///
+    /// # Safety
+    ///
+    /// Called by the core, under `rcu_read_lock()`, for a read fault on a VMA
+    /// set up by [`Self::install`]. It touches nothing, so any call is sound.
+    unsafe extern "C" fn map_pages(
+        _vmf: *mut bindings::vm_fault,
+        _start_pgoff: kernel::ffi::c_ulong,
+        _end_pgoff: kernel::ffi::c_ulong,
+    ) -> bindings::vm_fault_t {
+        0
     }
 }
