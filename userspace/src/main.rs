@@ -3,6 +3,7 @@
 //! mapdrv: the user-space side of the rust_mapdrv kernel module.
 
 mod abi;
+mod bench;
 mod buddy;
 mod content;
 mod debugfs;
@@ -130,8 +131,9 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
-    /// Measure fault handling (not yet: arrives with the performance issue).
-    Bench,
+    /// Measure the device's modes against the kernel's own paths.
+    #[command(after_help = bench::HELP)]
+    Bench(bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  mapdrv completions bash > /etc/bash_completion.d/mapdrv\n  \
@@ -211,13 +213,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Bench => {
-            eprintln!(
-                "mapdrv bench: not implemented yet: it arrives with the performance issue \
-                 (use `mapdrv verify` to check the device meanwhile)"
-            );
-            return Ok(ExitCode::from(2));
-        }
+        Command::Bench(args) => bench::run(&cli.device, &args, out)?,
         Command::Completions { shell } => manual::completions::<Cli>(shell, out)?,
         Command::Man => manual::man::<Cli>(out)?,
     }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`: boot the VM (KVM when it works, else TCG), run `mapdrv bench`
+# in it with the module loaded by the tool itself, and save the report on
+# the host: bench.json (the guest prints it between marker lines on the
+# console; this script cuts it out), bench.txt (the tables), bench.md (the
+# same as Markdown), bench.svg (the plot) and console.log.
+#
+# Usage: scripts/bench.sh [options] [-- MAPDRV BENCH ARGS...]
+#   --out DIR       where to save (default: results/bench-<date>-<time>)
+#   --mem SIZE      guest memory (default 4G: a 1 GiB buffer, a 1 GiB memfd
+#                   and 1 GiB of anonymous memory at the largest size)
+#   --timeout SECS  stop the VM after SECS (default 3600)
+#   --smoke         a quick run: one small size, 2 rounds, load timing at
+#                   one size (what `make test` runs), 1G of guest memory
+#   --module FILE   rust_mapdrv.ko (default: the one in the project root)
+#   --tool FILE     the static mapdrv tool (default: the release build)
+#   --kvm MODE      auto, on or off (scripts/run-vm.sh)
+#   ARGS            more `mapdrv bench` options, e.g. --rounds 7 --sizes 64,4096
+# Exit status: 0 when the guest's bench succeeded and its JSON was saved.
+source "$(dirname "$0")/lib.sh"
+
+usage() { sed -n '/^# Usage:/,/^# Exit status/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+
+out=
+mem=4G
+timeout_secs=3600
+smoke=false
+module=$MAPDRV_ROOT/rust_mapdrv.ko
+tool=$MAPDRV_ROOT/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
+kvm=auto
+while [ $# -gt 0 ]; do
+	case $1 in
+	--out | --mem | --timeout | --module | --tool | --kvm)
+		[ $# -ge 2 ] || { echo "bench.sh: $1 needs an argument" >&2; usage; }
+		v=$2
+		case $1 in
+		--out) out=$v ;; --mem) mem=$v ;; --timeout) timeout_secs=$v ;;
+		--module) module=$v ;; --tool) tool=$v ;; --kvm) kvm=$v ;;
+		esac
+		shift 2
+		;;
+	--smoke) smoke=true; shift ;;
+	-h | --help) usage ;;
+	--) shift; break ;;
+	*) echo "bench.sh: unknown argument '$1' (mapdrv bench options go after --)" >&2; usage ;;
+	esac
+done
+[ -f "$module" ] || die "no module at $module: run make module"
+[ -f "$tool" ] || die "no mapdrv tool at $tool: run make tool"
+
+bench_args=(--module /lib/modules/rust_mapdrv.ko)
+if $smoke; then
+	mem=1G
+	bench_args+=(--sizes 16 --rounds 2 --load-sizes 64)
+fi
+bench_args+=("$@")
+[ -n "$out" ] || out=$MAPDRV_ROOT/results/bench-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log=$out/console.log
+
+# The guest: the bench (progress on standard error, the console), then its
+# JSON between marker lines. `quiet` keeps the module's pr_info lines (and
+# KUnit's, which run at every load) off the console.
+guest_cmd="mapdrv bench ${bench_args[*]} --json-out /tmp/bench.json >/dev/null; st=\$?
+echo MAPDRV-BENCH-JSON-BEGIN; cat /tmp/bench.json 2>/dev/null; echo MAPDRV-BENCH-JSON-END
+exit \$st"
+
+stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
+# Show the bench's progress lines while the VM runs (once each: the runner
+# rewrites the log at the end, and tail -F then reads it again).
+: >"$log"
+tail -n +1 -F "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)' |
+	awk '!seen[$0]++ { print; fflush() }' >&2 &
+tail_pid=$!
+rc=0
+bash "$MAPDRV_ROOT/scripts/run-vm.sh" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
+	--kvm "$kvm" --append quiet --add "$module" --add "$tool:/bin/mapdrv" -- "$guest_cmd" || rc=$?
+sleep 0.3
+kill "$tail_pid" 2>/dev/null || true
+wait "$tail_pid" 2>/dev/null || true
+
+sed -n '/^MAPDRV-BENCH-JSON-BEGIN$/,/^MAPDRV-BENCH-JSON-END$/p' "$log" | sed '1d;$d' >"$out/bench.json"
+if [ "$rc" != 0 ] || [ ! -s "$out/bench.json" ]; then
+	grep -a -E '^mapdrv' "$log" | tail -n 5 >&2 || true
+	die "the bench failed in the VM (status $rc; console log: $log)"
+fi
+"$tool" bench --from-json "$out/bench.json" --svg "$out/bench.svg" >"$out/bench.txt" ||
+	die "the guest's JSON does not read back: $out/bench.json"
+"$tool" bench --from-json "$out/bench.json" --markdown >"$out/bench.md"
+cat "$out/bench.txt"
+stage "saved: $out/{bench.json,bench.txt,bench.md,bench.svg,console.log}"

@@ -1,0 +1,542 @@
+//! `mapdrv bench`: the device's three modes against the kernel's own paths
+//! (a pre-filled memfd mapped `MAP_SHARED`, the same with `MAP_POPULATE`,
+//! anonymous memory), at sizes from 10 pages to 1 GiB, in one run.
+//!
+//! For each size, after one unrecorded warm-up round, every path runs once
+//! per round, the order rotated from round to round, so that drift of the
+//! machine (under TCG absolute figures move by up to 2x between runs) hits
+//! every path alike; each round's value is divided by the reference path's
+//! value of the same round, and the report gives the median, min and max of
+//! both the values and those ratios. A round's value is the median of a few
+//! fresh mappings for small sizes (so that each round does at least 4096
+//! pages of work). Time is CLOCK_MONOTONIC; the report names the kernel's
+//! clock source and the accelerator (TCG numbers are emulator numbers: only
+//! ratios within one run mean anything).
+//!
+//! Mappings are of sub-ranges (from offset 0) of the loaded buffer, the
+//! device being loaded once with the largest size: the fault path's cost
+//! per page does not depend on the buffer's size (a page's lookup is a
+//! page-table walk of fixed depth), while loading the module once per size
+//! would move memory around between sizes. The load itself is measured
+//! separately per size (`--module`).
+
+mod load;
+mod mem;
+pub mod model;
+mod plot;
+mod report;
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+
+use crate::debugfs::{self, Debugfs};
+use crate::device::{Access, Device};
+use mem::{Kind, Region};
+use model::{Env, MetricInfo, PathInfo, Report, SizeRounds, Skipped};
+
+/// The sizes measured unless --sizes says otherwise (those that fit).
+const DEFAULT_SIZES: [usize; 8] = [10, 64, 256, 1024, 4096, 16384, 65536, 262_144];
+/// The sizes of the load timing unless --load-sizes says otherwise.
+const DEFAULT_LOAD_SIZES: [usize; 6] = [256, 1024, 4096, 16384, 65536, 262_144];
+/// The module's largest buffer.
+const MAX_PAGES: usize = 262_144;
+/// Pages of work each round does at least, in fresh mappings.
+const ROUND_PAGES: usize = 4096;
+/// Memory left free besides what a size needs.
+const SLACK_BYTES: u64 = 96 << 20;
+
+pub const HELP: &str = "\
+Measures, for each size, every path in the same run: the device in its three
+modes (fault, faultaround, prefault; fault and faultaround also without
+.map_pages, where each fault is retried under mmap_lock), a pre-filled memfd
+MAP_SHARED (the kernel's page-cache fault path with its fault-around), the
+same with MAP_POPULATE, and anonymous memory:
+  touch       first touch of a fresh mapping, one byte per page (ns/page)
+  faults      minor faults per page during that touch (getrusage)
+  mmap        the mmap call (ns/page; prefault and MAP_POPULATE pay here)
+  mmap_touch  both together
+  read        sequential read of the mapped, touched buffer (ns/page)
+  pread       pread(2) of the whole size into a user buffer (ns/page)
+Paths are interleaved round by round (order rotated, one warm-up round);
+cells are `median [min-max]` of the rounds, and ratios are taken per round
+against the reference path of the same round. With --module the tool loads
+the module itself, first at each --load-sizes (the module times its own
+allocation, fill and page walk), then once with the largest size. Needs root
+and debugfs. Switches debugfs mapdrv/mode and mapdrv/map_pages for its own
+mappings and sets them back at the end.
+
+Examples:
+  mapdrv bench                               the loaded device, default sizes
+  mapdrv bench --module rust_mapdrv.ko --json-out bench.json --svg bench.svg
+  mapdrv bench --sizes 16 --rounds 2 --json  a quick smoke run
+  mapdrv bench --from-json bench.json --svg bench.svg";
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Sizes in pages, comma separated [default: 10,64,256,1024,4096,16384,65536,262144, those that fit].
+    #[arg(long, value_delimiter = ',', value_name = "PAGES")]
+    pub sizes: Vec<usize>,
+    /// Measured rounds per size, after one warm-up round.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub rounds: u16,
+    /// Load this rust_mapdrv.ko (it must not be loaded): time its load at
+    /// each --load-sizes, then load it with the largest size for the rest;
+    /// it is unloaded at the end. Without it the loaded device is used.
+    #[arg(long, value_name = "KO")]
+    pub module: Option<PathBuf>,
+    /// Sizes of the load timing, in pages [default: 256,1024,4096,16384,65536,262144, those that fit].
+    #[arg(long, value_delimiter = ',', value_name = "PAGES", requires = "module")]
+    pub load_sizes: Vec<usize>,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the tables as Markdown.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
+    /// Write a plot (SVG) of ns/page against size, per path, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Measure nothing: print the report saved in FILE (and --svg).
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["module", "sizes", "load_sizes", "json_out"])]
+    pub from_json: Option<PathBuf>,
+    /// The driver's debugfs directory.
+    #[arg(long, value_name = "DIR", default_value = debugfs::DEFAULT_DIR)]
+    pub debugfs: PathBuf,
+    /// No progress lines on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the subcommand.
+pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+    let report = match &args.from_json {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not a mapdrv bench report", file.display()))?
+        }
+        None => measure(device, args)?,
+    };
+    if let Some(file) = &args.json_out {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(file, text + "\n")
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    if let Some(file) = &args.svg {
+        plot::write_svg(&report, file)?;
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        report::write_report(&report, out, args.markdown)?;
+    }
+    Ok(())
+}
+
+fn progress(quiet: bool) -> impl FnMut(&str) {
+    move |line: &str| {
+        if !quiet {
+            eprintln!("mapdrv bench: {line}");
+        }
+    }
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes.
+fn mem_available() -> u64 {
+    meminfo("MemAvailable:").unwrap_or(u64::MAX)
+}
+
+fn meminfo(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
+    for &s in sizes {
+        ensure!(
+            (1..=MAX_PAGES).contains(&s),
+            "{what} {s} is out of range 1..={MAX_PAGES}"
+        );
+    }
+    Ok(())
+}
+
+/// Takes the measurements and builds the report.
+fn measure(device: &Path, args: &BenchArgs) -> Result<Report> {
+    let started = Instant::now();
+    let mut say = progress(args.quiet);
+    let page_size = crate::device::system_page_size()?;
+    let rounds = usize::from(args.rounds);
+    check_sizes(&args.sizes, "--sizes")?;
+    check_sizes(&args.load_sizes, "--load-sizes")?;
+    let mut skipped = Vec::new();
+
+    // The module's load, and the device the rest runs on.
+    let mut loaded_here = false;
+    let mut load_series = Vec::new();
+    if let Some(ko_path) = &args.module {
+        let ko = load::open(ko_path)?;
+        let wanted = if args.load_sizes.is_empty() {
+            DEFAULT_LOAD_SIZES.to_vec()
+        } else {
+            args.load_sizes.clone()
+        };
+        let mut sizes = Vec::new();
+        for pages in wanted {
+            let need = (pages * page_size) as u64 + SLACK_BYTES;
+            if need > mem_available() {
+                skipped.push(Skipped {
+                    pages,
+                    reason: format!("load timing: needs {} MiB free", need >> 20),
+                });
+            } else {
+                sizes.push(pages);
+            }
+        }
+        load_series = load::measure(&ko, &sizes, rounds, &args.debugfs, &mut say)?;
+        let pages = if args.sizes.is_empty() {
+            largest_fitting(page_size)
+        } else {
+            args.sizes.iter().copied().max().unwrap_or(10)
+        };
+        say(&format!("loading {} with pages={pages}", load::MODULE_NAME));
+        load::load(&ko, &format!("pages={pages}"))?;
+        loaded_here = true;
+    }
+    let result = measure_device(device, args, page_size, &mut skipped, &mut say);
+    if loaded_here {
+        load::unload()?;
+    }
+    let (env, sizes, results) = result?;
+    let mut report = Report {
+        tool: format!("mapdrv bench {}", env!("CARGO_PKG_VERSION")),
+        env,
+        rounds,
+        sizes,
+        skipped,
+        paths: model::MAP_PATHS.iter().map(path_info).collect(),
+        pread_paths: model::PREAD_PATHS.iter().map(path_info).collect(),
+        metrics: model::METRICS
+            .iter()
+            .map(|m| MetricInfo {
+                name: m.name.into(),
+                title: m.title.into(),
+                unit: m.unit.into(),
+                reference: m.reference.map(Into::into),
+            })
+            .collect(),
+        results,
+        load: load_series,
+        targets: Vec::new(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    report.targets = model::judge_targets(&report);
+    Ok(report)
+}
+
+fn path_info(p: &model::PathDef) -> PathInfo {
+    PathInfo {
+        name: p.name.into(),
+        what: p.what.into(),
+    }
+}
+
+/// The largest default size whose memfd and anonymous peers fit next to a
+/// buffer of the same size.
+fn largest_fitting(page_size: usize) -> usize {
+    let available = mem_available();
+    DEFAULT_SIZES
+        .iter()
+        .copied()
+        .filter(|&p| 3 * (p * page_size) as u64 + SLACK_BYTES <= available)
+        .max()
+        .unwrap_or(DEFAULT_SIZES[0])
+}
+
+type Measured = (Env, Vec<usize>, Vec<model::Series>);
+
+/// The loaded device: every size, every path.
+fn measure_device(
+    path: &Path,
+    args: &BenchArgs,
+    page_size: usize,
+    skipped: &mut Vec<Skipped>,
+    say: &mut dyn FnMut(&str),
+) -> Result<Measured> {
+    let (info, _) = Device::open(path, Access::ReadOnly)?.geometry()?;
+    let device_pages = info.pages as usize;
+    // Mapped and read through a plain file: the same open file description
+    // the kernel sees for any user.
+    let dev = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let dbg = Debugfs::locate(&args.debugfs)?;
+    let mode_at_start = dbg.mode()?;
+    let map_pages_file = args.debugfs.join("map_pages");
+    let map_pages_at_start = std::fs::read_to_string(&map_pages_file).with_context(|| {
+        format!(
+            "cannot read {}: is the module too old for this tool?",
+            map_pages_file.display()
+        )
+    })?;
+    let env = environment(page_size, device_pages, mode_at_start.name());
+    say(&format!(
+        "clock source {}, accelerator {}, {} CPUs, device {} pages",
+        env.clocksource, env.accelerator, env.cpus, device_pages
+    ));
+
+    let wanted = if args.sizes.is_empty() {
+        DEFAULT_SIZES.to_vec()
+    } else {
+        args.sizes.clone()
+    };
+    let mut sizes = Vec::new();
+    let mut results = Vec::new();
+    let ctx = Ctx {
+        dev: &dev,
+        dbg: &dbg,
+        map_pages_file: &map_pages_file,
+        page_size,
+    };
+    let outcome = (|| -> Result<()> {
+        for pages in wanted {
+            if pages > device_pages {
+                skipped.push(Skipped {
+                    pages,
+                    reason: format!("larger than the device ({device_pages} pages)"),
+                });
+                continue;
+            }
+            // The memfd, an anonymous mapping and page tables, at once.
+            let need = 2 * (pages * page_size) as u64 + SLACK_BYTES;
+            if need > mem_available() {
+                skipped.push(Skipped {
+                    pages,
+                    reason: format!("needs {} MiB free for its peers", need >> 20),
+                });
+                continue;
+            }
+            say(&format!("{pages} pages: {} rounds", args.rounds));
+            results.extend(measure_size(&ctx, pages, usize::from(args.rounds))?);
+            sizes.push(pages);
+        }
+        Ok(())
+    })();
+    // Leave the device as it was found.
+    let restore_mode = dbg.write_mode(mode_at_start.name());
+    let restore_map_pages = std::fs::write(&map_pages_file, map_pages_at_start.trim());
+    outcome?;
+    restore_mode.context("cannot set debugfs mode back")?;
+    restore_map_pages.context("cannot set debugfs map_pages back")?;
+    if sizes.is_empty() {
+        bail!("no size could be measured: {skipped:?}");
+    }
+    Ok((env, sizes, results))
+}
+
+/// What the jobs of one size share.
+struct Ctx<'a> {
+    dev: &'a File,
+    dbg: &'a Debugfs,
+    map_pages_file: &'a Path,
+    page_size: usize,
+}
+
+/// One thing measured per round: a mapping path or a pread path.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    Map(&'static str),
+    Pread(&'static str),
+}
+
+fn measure_size(ctx: &Ctx<'_>, pages: usize, rounds: usize) -> Result<Vec<model::Series>> {
+    let len = pages * ctx.page_size;
+    let memfd = mem::filled_memfd(len, ctx.page_size)?;
+    let mut buf = vec![1u8; len.min(1 << 20)];
+    let jobs: Vec<Job> = model::MAP_PATHS
+        .iter()
+        .map(|p| Job::Map(p.name))
+        .chain(model::PREAD_PATHS.iter().map(|p| Job::Pread(p.name)))
+        .collect();
+    let samples = (ROUND_PAGES / pages).clamp(1, 64);
+    let passes = (ROUND_PAGES / pages).clamp(1, 16);
+    let mut rounds_of = SizeRounds::default();
+    // Round 0 warms up and is not recorded.
+    for round in 0..=rounds {
+        for k in 0..jobs.len() {
+            let job = jobs[(k + round) % jobs.len()];
+            match job {
+                Job::Map(path) => {
+                    let v = map_job(ctx, &memfd, path, pages, samples, passes)?;
+                    if round > 0 {
+                        for (metric, value) in v {
+                            rounds_of.push(metric, path, value);
+                        }
+                    }
+                }
+                Job::Pread(path) => {
+                    let fd = if path == "mapdrv" {
+                        ctx.dev.as_fd()
+                    } else {
+                        memfd.as_fd()
+                    };
+                    let mut per_page = Vec::with_capacity(samples);
+                    for _ in 0..samples {
+                        let (ns, n) = mem::time_ns(|| -> Result<usize> {
+                            let mut n = 0;
+                            for _ in 0..passes {
+                                n += mem::pread_all(fd, len, &mut buf)?;
+                            }
+                            Ok(n)
+                        });
+                        ensure!(n? == passes * len, "{path}: short pread");
+                        per_page.push(ns / (passes * pages) as f64);
+                    }
+                    if round > 0 {
+                        rounds_of.push("pread", path, model::median(&per_page));
+                    }
+                }
+            }
+        }
+    }
+    Ok(rounds_of.into_series(pages))
+}
+
+/// Sets up the device for a path; the peers need nothing.
+fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
+    let (mode, map_pages) = match path {
+        "fault" => ("fault", "1"),
+        "faultaround" => ("faultaround", "1"),
+        "prefault" => ("prefault", "1"),
+        "fault-mmaplock" => ("fault", "0"),
+        "faultaround-mmaplock" => ("faultaround", "0"),
+        _ => return Ok(None),
+    };
+    ctx.dbg
+        .write_mode(mode)
+        .context("cannot write debugfs mode")?;
+    std::fs::write(ctx.map_pages_file, map_pages).context("cannot write debugfs map_pages")?;
+    Ok(Some(Kind::SharedFile))
+}
+
+/// One round of a mapping path: `samples` fresh mappings, each mapped,
+/// touched and read `passes` times; the median of each metric.
+fn map_job(
+    ctx: &Ctx<'_>,
+    memfd: &File,
+    path: &'static str,
+    pages: usize,
+    samples: usize,
+    passes: usize,
+) -> Result<Vec<(&'static str, f64)>> {
+    let len = pages * ctx.page_size;
+    let device_kind = select(ctx, path)?;
+    let (kind, fd) = match (device_kind, path) {
+        (Some(kind), _) => (kind, Some(ctx.dev.as_fd())),
+        (None, "memfd") => (Kind::SharedFile, Some(memfd.as_fd())),
+        (None, "memfd-populate") => (Kind::SharedFilePopulate, Some(memfd.as_fd())),
+        (None, _) => (Kind::Anonymous, None),
+    };
+    let mut cols: [Vec<f64>; 5] = Default::default();
+    let per_page = |ns: f64| ns / pages as f64;
+    for _ in 0..samples {
+        let (mmap_ns, region) = mem::time_ns(|| Region::map(kind, fd, len));
+        let region = region.with_context(|| format!("{path}: mmap of {pages} pages"))?;
+        let faults_before = mem::minor_faults();
+        let (touch_ns, ()) = mem::time_ns(|| {
+            if kind == Kind::Anonymous {
+                region.touch_write(ctx.page_size, kind);
+            } else {
+                black_box(region.touch_read(ctx.page_size));
+            }
+        });
+        let faults = mem::minor_faults() - faults_before;
+        let (read_ns, ()) = mem::time_ns(|| {
+            for _ in 0..passes {
+                black_box(region.read_all());
+            }
+        });
+        drop(region);
+        cols[0].push(per_page(touch_ns));
+        cols[1].push(faults as f64 / pages as f64);
+        cols[2].push(per_page(mmap_ns));
+        cols[3].push(per_page(mmap_ns + touch_ns));
+        cols[4].push(read_ns / (passes * pages) as f64);
+    }
+    Ok(["touch", "faults", "mmap", "mmap_touch", "read"]
+        .into_iter()
+        .zip(cols.iter().map(|c| model::median(c)))
+        .collect())
+}
+
+/// Where the benchmark runs.
+fn environment(page_size: usize, device_pages: usize, mode: &str) -> Env {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    Env {
+        clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        clock: "CLOCK_MONOTONIC".into(),
+        clock_resolution_ns: mem::clock_resolution_ns(),
+        accelerator: accelerator(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        mem_total_kib: meminfo("MemTotal:").unwrap_or(0) / 1024,
+        page_size,
+        device_pages,
+        device_mode_at_start: mode.into(),
+    }
+}
+
+/// The hypervisor CPUID leaf's vendor: "TCG" under QEMU's emulator, "KVM",
+/// another vendor's name, or "none" without a hypervisor.
+#[cfg(target_arch = "x86_64")]
+fn accelerator() -> String {
+    use std::arch::x86_64::__cpuid;
+    // CPUID.1:ECX bit 31 says a hypervisor is present.
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID exists on every x86_64 CPU and only reads.
+    let leaf1 = unsafe { __cpuid(1) };
+    if leaf1.ecx & (1 << 31) == 0 {
+        return "none".into();
+    }
+    #[allow(unused_unsafe)]
+    // SAFETY: as above; leaf 0x40000000 is the hypervisor's vendor leaf.
+    let vendor = unsafe { __cpuid(0x4000_0000) };
+    let mut sig = Vec::with_capacity(12);
+    for reg in [vendor.ebx, vendor.ecx, vendor.edx] {
+        sig.extend_from_slice(&reg.to_le_bytes());
+    }
+    let sig = String::from_utf8_lossy(&sig)
+        .trim_end_matches('\0')
+        .to_string();
+    match sig.as_str() {
+        "TCGTCGTCGTCG" => "TCG".into(),
+        "KVMKVMKVM" => "KVM".into(),
+        "" => "unknown hypervisor".into(),
+        other => other.into(),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn accelerator() -> String {
+    "unknown".into()
+}

@@ -1,0 +1,497 @@
+//! What the benchmark measures and reports: the paths, the metrics, the
+//! JSON report (also read back by `--from-json`), round summaries, per-round
+//! ratios and the targets.
+
+use serde::{Deserialize, Serialize};
+
+/// One way to get memory into a process.
+#[derive(Debug, Clone, Copy)]
+pub struct PathDef {
+    pub name: &'static str,
+    pub what: &'static str,
+}
+
+/// The mapping paths, in table order.
+pub const MAP_PATHS: [PathDef; 8] = [
+    PathDef {
+        name: "fault",
+        what: "mapdrv mode=fault: one page per fault (with .map_pages: faults under the per-VMA lock)",
+    },
+    PathDef {
+        name: "faultaround",
+        what: "mapdrv mode=faultaround: the aligned batch of faultaround_pages (16) per fault, one vm_insert_pages",
+    },
+    PathDef {
+        name: "prefault",
+        what: "mapdrv mode=prefault: every page inserted by mmap",
+    },
+    PathDef {
+        name: "fault-mmaplock",
+        what: "mapdrv mode=fault without .map_pages: each fault retried under mmap_lock",
+    },
+    PathDef {
+        name: "faultaround-mmaplock",
+        what: "mapdrv mode=faultaround without .map_pages",
+    },
+    PathDef {
+        name: "memfd",
+        what: "memfd_create file of the same size, pre-filled, MAP_SHARED: the page-cache fault path with the kernel's fault-around",
+    },
+    PathDef {
+        name: "memfd-populate",
+        what: "the same memfd mapped with MAP_POPULATE",
+    },
+    PathDef {
+        name: "anon",
+        what: "anonymous MAP_PRIVATE memory; its first touch writes (allocate and zero a page)",
+    },
+];
+
+/// The pread(2) paths.
+pub const PREAD_PATHS: [PathDef; 2] = [
+    PathDef {
+        name: "mapdrv",
+        what: "pread(2) of /dev/mapdrv: a copy from the vmalloc buffer",
+    },
+    PathDef {
+        name: "memfd",
+        what: "pread(2) of the pre-filled memfd: a copy from the page cache",
+    },
+];
+
+/// Something measured per path and size.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub unit: &'static str,
+    /// The path each round's value is divided by, if any.
+    pub reference: Option<&'static str>,
+    /// Whether it is measured on the pread paths (else the mapping paths).
+    pub pread: bool,
+}
+
+pub const METRICS: [MetricDef; 6] = [
+    MetricDef {
+        name: "touch",
+        title: "first touch of a fresh mapping (one byte per page)",
+        unit: "ns/page",
+        reference: Some("memfd"),
+        pread: false,
+    },
+    MetricDef {
+        name: "faults",
+        title: "minor faults per page during the first touch (getrusage)",
+        unit: "faults/page",
+        reference: None,
+        pread: false,
+    },
+    MetricDef {
+        name: "mmap",
+        title: "mmap call",
+        unit: "ns/page",
+        reference: Some("memfd"),
+        pread: false,
+    },
+    MetricDef {
+        name: "mmap_touch",
+        title: "mmap call + first touch",
+        unit: "ns/page",
+        reference: Some("memfd-populate"),
+        pread: false,
+    },
+    MetricDef {
+        name: "read",
+        title: "sequential read of the mapped, touched buffer",
+        unit: "ns/page",
+        reference: Some("anon"),
+        pread: false,
+    },
+    MetricDef {
+        name: "pread",
+        title: "pread(2) of the whole size into a user buffer",
+        unit: "ns/page",
+        reference: Some("memfd"),
+        pread: true,
+    },
+];
+
+pub fn metric(name: &str) -> Option<&'static MetricDef> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+/// Median, min and max of some rounds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub rounds: Vec<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `values` (NaN for all three when there are none).
+    pub fn of(values: Vec<f64>) -> Summary {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        Summary {
+            median: median_of_sorted(&sorted),
+            min: sorted.first().copied().unwrap_or(f64::NAN),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+            rounds: values,
+        }
+    }
+}
+
+/// The median of sorted values (the mean of the middle two for an even
+/// count); NaN for none.
+pub fn median_of_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The median of unsorted values.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    median_of_sorted(&sorted)
+}
+
+/// One metric of one path at one size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Series {
+    pub metric: String,
+    pub path: String,
+    pub pages: usize,
+    pub unit: String,
+    #[serde(flatten)]
+    pub value: Summary,
+    /// Each round's value divided by the reference path's in the same round.
+    pub ratio: Option<Ratio>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ratio {
+    pub vs: String,
+    #[serde(flatten)]
+    pub value: Summary,
+}
+
+/// The module's load at one size: its own timing of each phase and the
+/// finit_module(2) call timed from user space, all in ns per page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadSeries {
+    pub pages: usize,
+    pub alloc_ns_per_page: Summary,
+    pub fill_ns_per_page: Summary,
+    pub walk_ns_per_page: Summary,
+    /// alloc + fill + walk.
+    pub total_ns_per_page: Summary,
+    pub insmod_ns_per_page: Summary,
+}
+
+/// Where and how the benchmark ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Env {
+    /// /sys/devices/system/clocksource/clocksource0/current_clocksource.
+    pub clocksource: String,
+    pub clock: String,
+    pub clock_resolution_ns: Option<u64>,
+    /// From the CPUID hypervisor leaf: "TCG", "KVM", another name, or
+    /// "none" on bare metal.
+    pub accelerator: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub mem_total_kib: u64,
+    pub page_size: usize,
+    pub device_pages: usize,
+    pub device_mode_at_start: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathInfo {
+    pub name: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricInfo {
+    pub name: String,
+    pub title: String,
+    pub unit: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub pages: usize,
+    pub reason: String,
+}
+
+/// One of the targets, judged on the medians of per-round ratios.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    pub name: String,
+    /// None when the run did not measure what it needs.
+    pub met: Option<bool>,
+    pub detail: String,
+}
+
+/// The whole report (`--json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub tool: String,
+    pub env: Env,
+    pub rounds: usize,
+    pub sizes: Vec<usize>,
+    pub skipped: Vec<Skipped>,
+    pub paths: Vec<PathInfo>,
+    pub pread_paths: Vec<PathInfo>,
+    pub metrics: Vec<MetricInfo>,
+    pub results: Vec<Series>,
+    pub load: Vec<LoadSeries>,
+    pub targets: Vec<Target>,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn series(&self, metric: &str, path: &str, pages: usize) -> Option<&Series> {
+        self.results
+            .iter()
+            .find(|s| s.metric == metric && s.path == path && s.pages == pages)
+    }
+}
+
+/// Round values of each (metric, path) at one size, as measured.
+#[derive(Debug, Default)]
+pub struct SizeRounds {
+    /// (metric, path) -> one value per round.
+    pub values: std::collections::BTreeMap<(&'static str, &'static str), Vec<f64>>,
+}
+
+impl SizeRounds {
+    pub fn push(&mut self, metric: &'static str, path: &'static str, value: f64) {
+        self.values.entry((metric, path)).or_default().push(value);
+    }
+
+    /// The series of this size: summaries, and ratios to each metric's
+    /// reference path round by round.
+    pub fn into_series(self, pages: usize) -> Vec<Series> {
+        let mut out = Vec::new();
+        for (&(metric, path), rounds) in &self.values {
+            let def = self::metric(metric);
+            let ratio = def.and_then(|d| d.reference).and_then(|reference| {
+                let refs = self.values.get(&(metric, reference))?;
+                let ratios: Vec<f64> = rounds.iter().zip(refs).map(|(v, r)| v / r).collect();
+                Some(Ratio {
+                    vs: reference.to_string(),
+                    value: Summary::of(ratios),
+                })
+            });
+            out.push(Series {
+                metric: metric.to_string(),
+                path: path.to_string(),
+                pages,
+                unit: def.map_or("", |d| d.unit).to_string(),
+                value: Summary::of(rounds.clone()),
+                ratio,
+            });
+        }
+        out
+    }
+}
+
+/// The faults per page `faultaround` may take: 1/16 per page, plus at most
+/// one partial window per mapping.
+pub fn faultaround_fault_limit(pages: usize, batch: usize) -> f64 {
+    1.0 / batch as f64 + 1.0 / pages as f64
+}
+
+/// Judges the targets on a finished report.
+pub fn judge_targets(r: &Report) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let ratio_at = |metric: &str, path: &str, pages: usize| {
+        r.series(metric, path, pages)
+            .and_then(|s| s.ratio.as_ref())
+            .map(|x| x.value.clone())
+    };
+    // Worst (largest |ratio - ideal|) median ratio over some sizes.
+    let judge_ratio = |name: String,
+                       metric: &str,
+                       paths: &[&str],
+                       min_pages: usize,
+                       ok: &dyn Fn(f64) -> bool| {
+        let mut seen = Vec::new();
+        for &pages in r.sizes.iter().filter(|&&p| p >= min_pages) {
+            for &path in paths {
+                if let Some(s) = ratio_at(metric, path, pages) {
+                    seen.push((path, pages, s));
+                }
+            }
+        }
+        if seen.is_empty() {
+            return Target {
+                name,
+                met: None,
+                detail: "not measured in this run".into(),
+            };
+        }
+        let failed: Vec<String> = seen
+            .iter()
+            .filter(|(_, _, s)| !ok(s.median))
+            .map(|(path, pages, s)| {
+                format!(
+                    "{path} {pages} pages: {:.3} [{:.3}..{:.3}]",
+                    s.median, s.min, s.max
+                )
+            })
+            .collect();
+        let all: Vec<String> = seen
+            .iter()
+            .map(|(path, pages, s)| format!("{path}@{pages} {:.3}", s.median))
+            .collect();
+        Target {
+            name,
+            met: Some(failed.is_empty()),
+            detail: if failed.is_empty() {
+                format!("median ratios: {}", all.join(", "))
+            } else {
+                format!("missed at {}", failed.join("; "))
+            },
+        }
+    };
+    targets.push(judge_ratio(
+        "faultaround first touch <= 1.0x memfd MAP_SHARED at every size >= 64 pages".into(),
+        "touch",
+        &["faultaround"],
+        64,
+        &|x| x <= 1.0,
+    ));
+    targets.push(judge_ratio(
+        "prefault mmap+touch <= 1.0x memfd MAP_POPULATE".into(),
+        "mmap_touch",
+        &["prefault"],
+        0,
+        &|x| x <= 1.0,
+    ));
+    targets.push(judge_ratio(
+        "sequential read of a mapped buffer within 10% of anonymous memory".into(),
+        "read",
+        &["fault", "faultaround", "prefault"],
+        0,
+        &|x| (x - 1.0).abs() <= 0.10,
+    ));
+    targets.push(judge_faults(r));
+    targets.push(judge_load(r));
+    targets
+}
+
+fn judge_faults(r: &Report) -> Target {
+    let name = "faults per page: fault exactly 1.0, faultaround <= 1/16 + 1/pages, prefault 0".into();
+    let mut problems = Vec::new();
+    let mut measured = 0;
+    for &pages in &r.sizes {
+        for (path, ok) in [
+            ("fault", &(|x: f64| x == 1.0) as &dyn Fn(f64) -> bool),
+            ("faultaround", &|x| x <= faultaround_fault_limit(pages, 16)),
+            ("prefault", &|x| x == 0.0),
+        ] {
+            if let Some(s) = r.series("faults", path, pages) {
+                measured += 1;
+                if let Some(bad) = s.value.rounds.iter().find(|&&x| !ok(x)) {
+                    problems.push(format!("{path} {pages} pages: {bad:.4}"));
+                }
+            }
+        }
+    }
+    Target {
+        name,
+        met: (measured > 0).then_some(problems.is_empty()),
+        detail: if measured == 0 {
+            "not measured in this run".into()
+        } else if problems.is_empty() {
+            "every round of every size".into()
+        } else {
+            format!("missed at {}", problems.join("; "))
+        },
+    }
+}
+
+fn judge_load(r: &Report) -> Target {
+    let name = "module load time per page flat (+-20%) from 1024 to 262144 pages".into();
+    let points: Vec<(usize, f64)> = r
+        .load
+        .iter()
+        .filter(|l| (1024..=262_144).contains(&l.pages))
+        .map(|l| (l.pages, l.total_ns_per_page.median))
+        .collect();
+    if points.len() < 2 {
+        return Target {
+            name,
+            met: None,
+            detail: "not measured in this run (mapdrv bench --module)".into(),
+        };
+    }
+    let mid = median(&points.iter().map(|p| p.1).collect::<Vec<_>>());
+    let worst = points
+        .iter()
+        .map(|&(pages, v)| (pages, v / mid - 1.0))
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap_or((0, 0.0));
+    let list: Vec<String> = points
+        .iter()
+        .map(|(p, v)| format!("{p}: {v:.0}"))
+        .collect();
+    Target {
+        name,
+        met: Some(worst.1.abs() <= 0.20),
+        detail: format!(
+            "ns/page {}; largest deviation from their median {:+.1}% at {} pages",
+            list.join(", "),
+            worst.1 * 100.0,
+            worst.0
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries() {
+        let s = Summary::of(vec![3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(s.rounds, vec![3.0, 1.0, 2.0]);
+        assert_eq!(Summary::of(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert!(Summary::of(vec![]).median.is_nan());
+    }
+
+    #[test]
+    fn ratios_are_per_round() {
+        let mut s = SizeRounds::default();
+        for (v, r) in [(10.0, 20.0), (30.0, 30.0), (8.0, 4.0)] {
+            s.push("touch", "faultaround", v);
+            s.push("touch", "memfd", r);
+        }
+        let series = s.into_series(64);
+        let fa = series.iter().find(|x| x.path == "faultaround").unwrap();
+        let ratio = fa.ratio.as_ref().unwrap();
+        assert_eq!(ratio.vs, "memfd");
+        assert_eq!(ratio.value.rounds, vec![0.5, 1.0, 2.0]);
+        assert_eq!(ratio.value.median, 1.0);
+        // Not the ratio of the medians (16/20 = 0.8).
+        assert_eq!(fa.value.median, 10.0);
+    }
+
+    #[test]
+    fn fault_limit() {
+        assert_eq!(faultaround_fault_limit(16, 16), 1.0 / 16.0 + 1.0 / 16.0);
+        // 10 pages: one fault for all, 0.1 per page, inside the limit.
+        assert!(0.1 <= faultaround_fault_limit(10, 16));
+    }
+}
