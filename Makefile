@@ -18,13 +18,13 @@ TOOL_TARGET := x86_64-unknown-linux-gnu
 TOOL := $(ROOT)/userspace/target/$(TOOL_TARGET)/release/mapdrv
 CARGO ?= cargo
 
-.PHONY: all module setup kernel kdir tool run test check fmt-check clippy fmt shell gdb rustdoc rust-analyzer clean distclean help
+.PHONY: all module setup kernel kdir tool run test bench check fmt-check clippy fmt shell gdb rustdoc rust-analyzer clean distclean help
 
 all: module
 
 help:
 	@sed -n '3,10p' $(ROOT)/Makefile | sed 's/^# \{0,1\}//'
-	@echo "Other targets: module tool kernel kdir setup check clippy fmt shell gdb rustdoc rust-analyzer clean distclean"
+	@echo "Other targets: bench module tool kernel kdir setup check clippy fmt shell gdb rustdoc rust-analyzer clean distclean"
 
 ## Set-up: Debian packages, bindgen, kernel source (idempotent, quick when done).
 setup:
@@ -59,6 +59,13 @@ run: module tool
 ## The test suite; ends with "N passed, M failed".
 test: module tool
 	@MAPDRV_MODULE=$(MODULE) MAPDRV_TOOL=$(TOOL) bash $(ROOT)/tests/run.sh
+
+## The benchmark: boot the VM, run `mapdrv bench` (the module's modes against
+## memfd, MAP_POPULATE and anonymous memory), print the tables and save JSON,
+## Markdown and SVG under results/bench-<date>-<time>/. BENCH_ARGS adds
+## `mapdrv bench` options (e.g. BENCH_ARGS="--rounds 7").
+bench: module tool
+	@bash $(ROOT)/scripts/bench.sh $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 ## Style gates without a VM: rustfmt and clippy, module and tool.
 check: fmt-check clippy

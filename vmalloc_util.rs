@@ -22,7 +22,7 @@
 
 use core::ptr::NonNull;
 use kernel::{
-    alloc::{allocator::Vmalloc, kvec::VVec},
+    alloc::kvec::VVec,
     bindings,
     iov::{IovIterDest, IovIterSource},
     page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
@@ -271,10 +271,18 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
 /// `ptr` is the start of a vmalloc allocation of `pages * PAGE_SIZE` bytes,
 /// owned by this value and freed only in [`Drop`]. The allocation is never
 /// resized: shrinking a vmalloc area frees its tail pages, which user mappings
-/// may still map.
+/// may still map. `page_ptrs[i]` is the `struct page` behind page `i` of the
+/// allocation (vmalloc pages never move), for every `i < pages` once
+/// [`VmallocBuffer::new_zeroed`] returns.
 pub(crate) struct VmallocBuffer {
     ptr: NonNull<u8>,
     pages: usize,
+    /// The `struct page` of each page, looked up once at allocation, so that
+    /// a fault finds its pages by index instead of walking the kernel page
+    /// tables with `vmalloc_to_page` for each (8 bytes per 4 KiB page). The
+    /// kernel keeps the same array in the area's `vm_struct`, but
+    /// `find_vm_area` is not exported to modules.
+    page_ptrs: KVVec<NonNull<bindings::page>>,
 }
 
 // SAFETY: The buffer is plain memory; the type hands out no references into
@@ -313,8 +321,22 @@ impl VmallocBuffer {
             )
         };
         let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ENOMEM)?;
-        // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes.
-        Ok(Self { ptr, pages })
+        // From here on an error drops `buffer`, which frees the allocation.
+        let mut buffer = Self {
+            ptr,
+            pages,
+            page_ptrs: KVVec::new(),
+        };
+        let mut page_ptrs = KVVec::with_capacity(pages, GFP_KERNEL)?;
+        for index in 0..pages {
+            // SAFETY: The address is inside our live vmalloc allocation.
+            let page = unsafe { bindings::vmalloc_to_page(ptr.as_ptr().add(index * PAGE_SIZE).cast()) };
+            page_ptrs.push(NonNull::new(page).ok_or(EIO)?, GFP_KERNEL)?;
+        }
+        // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes, and
+        // `page_ptrs` holds the `struct page` of each of its pages.
+        buffer.page_ptrs = page_ptrs;
+        Ok(buffer)
     }
 
     /// The size in pages.
@@ -338,11 +360,14 @@ impl VmallocBuffer {
     }
 
     /// The `struct page` behind page `index`, if it is in the buffer.
+    ///
+    /// An array lookup: the fault path calls it for every page it maps.
     pub(crate) fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
-        let addr = self.page_vaddr(index)?;
-        // SAFETY: `addr` is inside the live vmalloc allocation of `self` (type
-        // invariant), which outlives the returned borrow of `self`.
-        Some(unsafe { Vmalloc::to_page(NonNull::new(addr as *mut u8)?) })
+        let page = *self.page_ptrs.get(index)?;
+        // SAFETY: `page` is the `struct page` of page `index` of our live
+        // allocation (type invariant), which is freed only when `self` is
+        // dropped, after the returned borrow of `self` ends.
+        Some(unsafe { BorrowedPage::from_raw(page) })
     }
 
     /// The PFN of page `index` as the kernel's `vmalloc_to_pfn()` sees it.

@@ -68,22 +68,21 @@ echo MAPDRV-BENCH-JSON-BEGIN; cat /tmp/bench.json 2>/dev/null; echo MAPDRV-BENCH
 exit \$st"
 
 stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
-# Show the bench's progress lines while the VM runs (once each: the runner
-# rewrites the log at the end, and tail -F then reads it again).
-: >"$log"
-tail -n +1 -F "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)' |
-	awk '!seen[$0]++ { print; fflush() }' >&2 &
-tail_pid=$!
 rc=0
+: >"$log"
 bash "$MAPDRV_ROOT/scripts/run-vm.sh" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
-	--kvm "$kvm" --append quiet --add "$module" --add "$tool:/bin/mapdrv" -- "$guest_cmd" || rc=$?
-sleep 0.3
-kill "$tail_pid" 2>/dev/null || true
-wait "$tail_pid" 2>/dev/null || true
+	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
+	-- "$guest_cmd" &
+vm_pid=$!
+# The bench's progress lines while the VM runs, once each (the runner
+# rewrites the log at the end, and tail -F then reads it again); tail ends
+# when the runner does.
+tail -n +1 -F --pid="$vm_pid" "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)' |
+	awk '!seen[$0]++ { print; fflush() }' >&2
+wait "$vm_pid" || rc=$?
 
 sed -n '/^MAPDRV-BENCH-JSON-BEGIN$/,/^MAPDRV-BENCH-JSON-END$/p' "$log" | sed '1d;$d' >"$out/bench.json"
 if [ "$rc" != 0 ] || [ ! -s "$out/bench.json" ]; then
-	grep -a -E '^mapdrv' "$log" | tail -n 5 >&2 || true
 	die "the bench failed in the VM (status $rc; console log: $log)"
 fi
 "$tool" bench --from-json "$out/bench.json" --svg "$out/bench.svg" >"$out/bench.txt" ||
