@@ -8,14 +8,15 @@
 #
 # Usage: scripts/bench.sh [options] [-- MAPDRV BENCH ARGS...]
 #   --out DIR       where to save (default: results/bench-<date>-<time>)
-#   --mem SIZE      guest memory (default 4G: a 1 GiB buffer, a 1 GiB memfd
-#                   and 1 GiB of anonymous memory at the largest size)
+#   --mem SIZE      guest memory (default 5G: a 1 GiB buffer, a 1 GiB memfd
+#                   and 2 GiB of anonymous memory at the largest size)
 #   --timeout SECS  stop the VM after SECS (default 3600)
 #   --smoke         a quick run: one small size, 2 rounds, load timing at
 #                   one size (what `make test` runs), 1G of guest memory
 #   --module FILE   rust_mapdrv.ko (default: the one in the project root)
 #   --tool FILE     the static mapdrv tool (default: the release build)
 #   --kvm MODE      auto, on or off (scripts/run-vm.sh)
+#   --kernel FILE   the VM's bzImage (default: the cached vm kernel)
 #   ARGS            more `mapdrv bench` options, e.g. --rounds 7 --sizes 64,4096
 # Exit status: 0 when the guest's bench succeeded and its JSON was saved.
 source "$(dirname "$0")/lib.sh"
@@ -23,20 +24,22 @@ source "$(dirname "$0")/lib.sh"
 usage() { sed -n '/^# Usage:/,/^# Exit status/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 out=
-mem=4G
+mem=5G
 timeout_secs=3600
 smoke=false
 module=$MAPDRV_ROOT/rust_mapdrv.ko
 tool=$MAPDRV_ROOT/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
 kvm=auto
+kernel_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	--out | --mem | --timeout | --module | --tool | --kvm)
+	--out | --mem | --timeout | --module | --tool | --kvm | --kernel)
 		[ $# -ge 2 ] || { echo "bench.sh: $1 needs an argument" >&2; usage; }
 		v=$2
 		case $1 in
 		--out) out=$v ;; --mem) mem=$v ;; --timeout) timeout_secs=$v ;;
 		--module) module=$v ;; --tool) tool=$v ;; --kvm) kvm=$v ;;
+		--kernel) kernel_args=(--kernel "$v") ;;
 		esac
 		shift 2
 		;;
@@ -70,15 +73,20 @@ exit \$st"
 stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
 rc=0
 : >"$log"
-bash "$MAPDRV_ROOT/scripts/run-vm.sh" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
+bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
 	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
 	-- "$guest_cmd" &
 vm_pid=$!
 # The bench's progress lines while the VM runs, once each (the runner
 # rewrites the log at the end, and tail -F then reads it again); tail ends
 # when the runner does.
-tail -n +1 -F --pid="$vm_pid" "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)' |
-	awk '!seen[$0]++ { print; fflush() }' >&2
+declare -A seen=()
+while IFS= read -r line; do
+	line=${line%$'\r'}
+	[ -z "${seen[$line]:-}" ] || continue
+	seen[$line]=1
+	printf '%s\n' "$line" >&2
+done < <(tail -n +1 -F --pid="$vm_pid" "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)')
 wait "$vm_pid" || rc=$?
 
 sed -n '/^MAPDRV-BENCH-JSON-BEGIN$/,/^MAPDRV-BENCH-JSON-END$/p' "$log" | sed '1d;$d' >"$out/bench.json"

@@ -62,7 +62,8 @@ same with MAP_POPULATE, and anonymous memory:
   faults      minor faults per page during that touch (getrusage)
   mmap        the mmap call (ns/page; prefault and MAP_POPULATE pay here)
   mmap_touch  both together
-  read        sequential read of the mapped, touched buffer (ns/page)
+  read        sequential read of the mapped, touched buffer (ns/page; for
+              anon: an anonymous buffer written once per size)
   pread       pread(2) of the whole size into a user buffer (ns/page)
 Paths are interleaved round by round (order rotated, one warm-up round);
 cells are `median [min-max]` of the rounds, and ratios are taken per round
@@ -257,14 +258,14 @@ fn path_info(p: &model::PathDef) -> PathInfo {
     }
 }
 
-/// The largest default size whose memfd and anonymous peers fit next to a
-/// buffer of the same size.
+/// The largest default size whose memfd and anonymous peers (two anonymous
+/// regions) fit next to a buffer of the same size.
 fn largest_fitting(page_size: usize) -> usize {
     let available = mem_available();
     DEFAULT_SIZES
         .iter()
         .copied()
-        .filter(|&p| 3 * (p * page_size) as u64 + SLACK_BYTES <= available)
+        .filter(|&p| 4 * (p * page_size) as u64 + SLACK_BYTES <= available)
         .max()
         .unwrap_or(DEFAULT_SIZES[0])
 }
@@ -321,8 +322,8 @@ fn measure_device(
                 });
                 continue;
             }
-            // The memfd, an anonymous mapping and page tables, at once.
-            let need = 2 * (pages * page_size) as u64 + SLACK_BYTES;
+            // The memfd, two anonymous mappings and page tables, at once.
+            let need = 3 * (pages * page_size) as u64 + SLACK_BYTES;
             if need > mem_available() {
                 skipped.push(Skipped {
                     pages,
@@ -366,6 +367,15 @@ enum Job {
 fn measure_size(ctx: &Ctx<'_>, pages: usize, rounds: usize) -> Result<Vec<model::Series>> {
     let len = pages * ctx.page_size;
     let memfd = mem::filled_memfd(len, ctx.page_size)?;
+    // The anonymous peer of the sequential read: allocated and written once
+    // per size, like the device's buffer (once per load) and the memfd, so
+    // that every round reads the same physical pages. Fresh anonymous pages
+    // come off the allocator's per-CPU free lists, last freed first, so
+    // their physical order flips from one round to the next; under TCG the
+    // rounds that read pages in descending physical order were 50% slower,
+    // which measured the allocator, not the mapping.
+    let anon = Region::map(Kind::Anonymous, None, len).context("anonymous peer")?;
+    anon.touch_write(ctx.page_size, Kind::Anonymous);
     let mut buf = vec![1u8; len.min(1 << 20)];
     let jobs: Vec<Job> = model::MAP_PATHS
         .iter()
@@ -381,7 +391,7 @@ fn measure_size(ctx: &Ctx<'_>, pages: usize, rounds: usize) -> Result<Vec<model:
             let job = jobs[(k + round) % jobs.len()];
             match job {
                 Job::Map(path) => {
-                    let v = map_job(ctx, &memfd, path, pages, samples, passes)?;
+                    let v = map_job(ctx, &memfd, &anon, path, pages, samples, passes)?;
                     if round > 0 {
                         for (metric, value) in v {
                             rounds_of.push(metric, path, value);
@@ -434,10 +444,12 @@ fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
 }
 
 /// One round of a mapping path: `samples` fresh mappings, each mapped,
-/// touched and read `passes` times; the median of each metric.
+/// touched and read `passes` times (`anon` reads `anon_read` instead: see
+/// [`measure_size`]); the median of each metric.
 fn map_job(
     ctx: &Ctx<'_>,
     memfd: &File,
+    anon_read: &Region,
     path: &'static str,
     pages: usize,
     samples: usize,
@@ -465,9 +477,14 @@ fn map_job(
             }
         });
         let faults = mem::minor_faults() - faults_before;
+        let read_from = if kind == Kind::Anonymous {
+            anon_read
+        } else {
+            &region
+        };
         let (read_ns, ()) = mem::time_ns(|| {
             for _ in 0..passes {
-                black_box(region.read_all());
+                black_box(read_from.read_all());
             }
         });
         drop(region);

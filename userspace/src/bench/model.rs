@@ -43,7 +43,7 @@ pub const MAP_PATHS: [PathDef; 8] = [
     },
     PathDef {
         name: "anon",
-        what: "anonymous MAP_PRIVATE memory; its first touch writes (allocate and zero a page)",
+        what: "anonymous MAP_PRIVATE memory; its first touch writes (allocate and zero a page); its read is of an anonymous buffer written once per size",
     },
 ];
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make bench`'s pipeline at a small size (scripts/bench.sh --smoke: one
+# 16-page size, 2 rounds, the load timed at 64 pages, in a VM of its own):
+# the guest's report reaches the host as well-formed JSON with every path
+# and metric, the tool reads it back, the SVG is well-formed XML. Fault
+# counts are behaviour and are checked; no timing is asserted (speed targets
+# belong to the benchmark's report, not to tests).
+# Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL,
+# MAPDRV_TEST_WORK.
+# shellcheck source=../guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$MAPDRV_TEST_WORK/bench-smoke
+rm -rf "$out"
+
+if [ -z "$MAPDRV_TOOL" ] || [ ! -f "$MAPDRV_TOOL" ]; then
+	fail "bench smoke run works" "no mapdrv tool (tests/run.sh --tool)"
+	finish
+fi
+if ! bash "$root/scripts/bench.sh" --smoke --kernel "$MAPDRV_KERNEL" --module "$MAPDRV_MODULE" \
+	--tool "$MAPDRV_TOOL" --out "$out" >"$MAPDRV_TEST_WORK/bench.out" 2>&1; then
+	fail "bench smoke run works" "$(tail -n 3 "$MAPDRV_TEST_WORK/bench.out" | tr '\n' ' ')"
+	finish
+fi
+pass "bench smoke run works"
+check "the guest's JSON was saved on the host" test -s "$out/bench.json"
+
+# Shape of the report, with Python's own JSON parser (not the tool's).
+check "bench JSON is well-formed with every path and metric" python3 - "$out/bench.json" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+for key in ("tool", "env", "rounds", "sizes", "paths", "pread_paths", "metrics", "results", "load", "targets"):
+    assert key in r, f"no {key}"
+assert r["sizes"] == [16], r["sizes"]
+assert r["rounds"] == 2
+assert r["env"]["clocksource"] not in ("", "unknown"), r["env"]
+assert r["env"]["accelerator"], r["env"]
+paths = [p["name"] for p in r["paths"]]
+pread = [p["name"] for p in r["pread_paths"]]
+assert {"fault", "faultaround", "prefault", "memfd", "memfd-populate", "anon"} <= set(paths), paths
+got = {(s["metric"], s["path"], s["pages"]): s for s in r["results"]}
+for m in r["metrics"]:
+    for p in (pread if m["name"] == "pread" else paths):
+        s = got.get((m["name"], p, 16))
+        assert s, f"no {m['name']} for {p}"
+        assert len(s["rounds"]) == 2, s
+        assert all(math.isfinite(x) and x >= 0 for x in s["rounds"]), s
+        assert s["min"] <= s["median"] <= s["max"], s
+        if m["reference"]:
+            assert s["ratio"]["vs"] == m["reference"] and len(s["ratio"]["rounds"]) == 2, s
+assert [l["pages"] for l in r["load"]] == [64], r["load"]
+assert r["load"][0]["total_ns_per_page"]["median"] > 0
+assert len(r["targets"]) == 5 and all("met" in t for t in r["targets"])
+PY
+
+# Fault counts are what each mode does, not a speed: 16 pages, one fault
+# each in fault mode, one 16-page window in faultaround mode, none after
+# prefault and MAP_POPULATE.
+faults() {
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(" ".join(str(x) for s in r["results"] if s["metric"] == "faults" and s["path"] == sys.argv[2] for x in s["rounds"]))' "$out/bench.json" "$1"
+}
+expect_match "fault mode takes one fault per page" '^1\.0 1\.0$' faults fault
+expect_match "faultaround mode takes one fault per 16 pages" '^0\.0625 0\.0625$' faults faultaround
+expect_match "prefault mode takes no fault on first touch" '^0\.0 0\.0$' faults prefault
+expect_match "memfd with MAP_POPULATE takes no fault on first touch" '^0\.0 0\.0$' faults memfd-populate
+
+check "the tool reads its JSON back" "$MAPDRV_TOOL" bench --from-json "$out/bench.json" --device /nonexistent
+expect_match "the table names the clock source" 'clock source ' cat "$out/bench.txt"
+check "bench SVG is well-formed XML" python3 -c 'import sys, xml.etree.ElementTree as E
+assert E.parse(sys.argv[1]).getroot().tag.endswith("svg")' "$out/bench.svg"
+expect_no_match "the bench VM's kernel log is clean" 'WARNING:|BUG:|Oops|Call Trace|Kernel panic' cat "$out/console.log"
+finish
