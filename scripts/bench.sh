@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make bench`: boot the VM (KVM when it works, else TCG), run `mapdrv bench`
 # in it with the module loaded by the tool itself, and save the report on
-# the host: bench.json (the guest prints it between marker lines on the
-# console; this script cuts it out), bench.txt (the tables), bench.md (the
-# same as Markdown), bench.svg (the plot) and console.log.
+# the host: bench.json (sent over the VM's second serial port with
+# scripts/guest/export-file, decoded by scripts/extract-exports.sh),
+# bench.txt (the tables), bench.md (the same as Markdown), bench.svg (the
+# plot, drawn on the host from the JSON) and console.log.
 #
 # Usage: scripts/bench.sh [options] [-- MAPDRV BENCH ARGS...]
 #   --out DIR       where to save (default: results/bench-<date>-<time>)
@@ -64,17 +65,17 @@ out=$(cd "$out" && pwd)
 log=$out/console.log
 
 # The guest: the bench (progress on standard error, the console), then its
-# JSON between marker lines. `quiet` keeps the module's pr_info lines (and
-# KUnit's, which run at every load) off the console.
-guest_cmd="mapdrv bench ${bench_args[*]} --json-out /tmp/bench.json >/dev/null; st=\$?
-echo MAPDRV-BENCH-JSON-BEGIN; cat /tmp/bench.json 2>/dev/null; echo MAPDRV-BENCH-JSON-END
-exit \$st"
+# JSON to the host. `quiet` keeps the module's pr_info lines (and KUnit's,
+# which run at every load) off the console.
+guest_cmd="mapdrv bench ${bench_args[*]} --json-out /tmp/bench.json >/dev/null || exit
+export-file bench.json /tmp/bench.json"
 
 stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
 rc=0
 : >"$log"
 bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
 	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
+	--add "$MAPDRV_ROOT/scripts/guest/export-file:/bin/export-file" --export "$out/exports.txt" \
 	-- "$guest_cmd" &
 vm_pid=$!
 # The bench's progress lines while the VM runs, once each (the runner
@@ -89,7 +90,8 @@ while IFS= read -r line; do
 done < <(tail -n +1 -F --pid="$vm_pid" "$log" 2>/dev/null | grep -a --line-buffered -E '^(mapdrv bench|mapdrv: error)')
 wait "$vm_pid" || rc=$?
 
-sed -n '/^MAPDRV-BENCH-JSON-BEGIN$/,/^MAPDRV-BENCH-JSON-END$/p' "$log" | sed '1d;$d' >"$out/bench.json"
+rm -f "$out/bench.json"
+[ ! -f "$out/exports.txt" ] || bash "$MAPDRV_ROOT/scripts/extract-exports.sh" "$out/exports.txt" "$out" >/dev/null || true
 if [ "$rc" != 0 ] || [ ! -s "$out/bench.json" ]; then
 	die "the bench failed in the VM (status $rc; console log: $log)"
 fi
