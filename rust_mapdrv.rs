@@ -207,9 +207,8 @@ impl FaultHandler for FaultAround {
         let start = vma.start() + window.start * PAGE_SIZE;
         // No allocation here: `insert_pages` passes the pages on through an
         // array on the stack.
-        let inserted = vm_ops::insert_pages(vma, start, window.len(), |i| {
-            dev.buffer.page(first + i)
-        });
+        let inserted =
+            vm_ops::insert_pages(vma, start, window.len(), |i| dev.buffer.page(first + i));
         match inserted {
             Ok(n) => {
                 dev.stats.pages_inserted.fetch_add(n as u64, Relaxed);

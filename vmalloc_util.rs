@@ -329,8 +329,9 @@ impl VmallocBuffer {
         };
         let mut page_ptrs = KVVec::with_capacity(pages, GFP_KERNEL)?;
         for index in 0..pages {
-            // SAFETY: The address is inside our live vmalloc allocation.
-            let page = unsafe { bindings::vmalloc_to_page(ptr.as_ptr().add(index * PAGE_SIZE).cast()) };
+            let addr = ptr.as_ptr().wrapping_add(index * PAGE_SIZE).cast();
+            // SAFETY: `addr` is inside our live vmalloc allocation.
+            let page = unsafe { bindings::vmalloc_to_page(addr) };
             page_ptrs.push(NonNull::new(page).ok_or(EIO)?, GFP_KERNEL)?;
         }
         // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes, and

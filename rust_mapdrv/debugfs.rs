@@ -116,7 +116,11 @@ fn store_map_pages(dev: &Arc<Mapdrv>, reader: &mut UserSliceReader) -> Result {
     dev.map_pages.store(on, Relaxed);
     pr_info!(
         "new mappings: faults under the {}\n",
-        if on { "per-VMA lock (.map_pages)" } else { "mmap_lock (no .map_pages)" }
+        if on {
+            "per-VMA lock (.map_pages)"
+        } else {
+            "mmap_lock (no .map_pages)"
+        }
     );
     Ok(())
 }

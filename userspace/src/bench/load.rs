@@ -60,7 +60,9 @@ pub fn measure(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<LoadSeries>> {
     if loaded() {
-        bail!("{MODULE_NAME} is loaded: unload it first (rmmod {MODULE_NAME}); --module loads it itself");
+        bail!(
+            "{MODULE_NAME} is loaded: unload it first (rmmod {MODULE_NAME}); --module loads it itself"
+        );
     }
     // (insmod, alloc, fill, walk) ns/page, per size, per round.
     let mut samples: Vec<Vec<[f64; 4]>> = vec![Vec::new(); sizes.len()];

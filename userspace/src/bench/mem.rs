@@ -45,11 +45,7 @@ impl Region {
                     0
                 };
                 let fd = fd.ok_or(Errno::EBADF)?;
-                (
-                    libc::PROT_READ,
-                    libc::MAP_SHARED | populate,
-                    fd.as_raw_fd(),
-                )
+                (libc::PROT_READ, libc::MAP_SHARED | populate, fd.as_raw_fd())
             }
             Kind::Anonymous => (
                 libc::PROT_READ | libc::PROT_WRITE,
@@ -65,6 +61,27 @@ impl Region {
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::EINVAL)?;
         Ok(Region { ptr, len })
+    }
+
+    /// The start address.
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Runs of physically consecutive pages (ascending PFNs, from
+    /// /proc/self/pagemap) per 1000 pages of the region: 1000 when no two
+    /// neighbours are consecutive, near 0 for one contiguous block. None
+    /// when the PFNs are hidden (not root) or a page is not mapped.
+    pub fn pfn_runs_per_1000(&self, page_size: usize) -> Option<f64> {
+        let pages = self.len / page_size;
+        let entries = crate::pagemap::read_self(self.addr(), pages, page_size).ok()?;
+        let pfns: Option<Vec<u64>> = entries
+            .iter()
+            .map(|e| e.pfn().filter(|&p| p != 0))
+            .collect();
+        let pfns = pfns?;
+        let runs = 1 + pfns.windows(2).filter(|w| w[1] != w[0] + 1).count();
+        Some(runs as f64 * 1000.0 / pages as f64)
     }
 
     /// Reads one byte of each page, in order (the first touch of a file
@@ -156,8 +173,8 @@ pub fn pread_all(file: BorrowedFd<'_>, len: usize, buf: &mut [u8]) -> Result<usi
     let mut offset = 0;
     while offset < len {
         let want = buf.len().min(len - offset);
-        let n = nix::sys::uio::pread(file, &mut buf[..want], offset as libc::off_t)
-            .context("pread")?;
+        let n =
+            nix::sys::uio::pread(file, &mut buf[..want], offset as libc::off_t).context("pread")?;
         if n == 0 {
             break;
         }
@@ -211,7 +228,10 @@ mod tests {
         let mut buf = vec![0u8; 2 * ps];
         assert_eq!(pread_all(f.as_fd(), 3 * ps, &mut buf).unwrap(), 3 * ps);
         let m = Region::map(Kind::SharedFile, Some(f.as_fd()), 3 * ps).unwrap();
-        assert_eq!(m.touch_read(ps), u64::from(b'a') + u64::from(b'b') + u64::from(b'c'));
+        assert_eq!(
+            m.touch_read(ps),
+            u64::from(b'a') + u64::from(b'b') + u64::from(b'c')
+        );
         let p = Region::map(Kind::SharedFilePopulate, Some(f.as_fd()), 3 * ps).unwrap();
         let before = minor_faults();
         p.touch_read(ps);

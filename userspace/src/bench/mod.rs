@@ -65,6 +65,8 @@ same with MAP_POPULATE, and anonymous memory:
   read        sequential read of the mapped, touched buffer (ns/page; for
               anon: an anonymous buffer written once per size)
   pread       pread(2) of the whole size into a user buffer (ns/page)
+  pfn_runs    runs of physically consecutive pages per 1000 pages of the
+              buffer read (pagemap; not timed): the layout the read met
 Paths are interleaved round by round (order rotated, one warm-up round);
 cells are `median [min-max]` of the rounds, and ratios are taken per round
 against the reference path of the same round. With --module the tool loads
@@ -463,7 +465,7 @@ fn map_job(
         (None, "memfd-populate") => (Kind::SharedFilePopulate, Some(memfd.as_fd())),
         (None, _) => (Kind::Anonymous, None),
     };
-    let mut cols: [Vec<f64>; 5] = Default::default();
+    let mut cols: [Vec<f64>; 6] = Default::default();
     let per_page = |ns: f64| ns / pages as f64;
     for _ in 0..samples {
         let (mmap_ns, region) = mem::time_ns(|| Region::map(kind, fd, len));
@@ -477,7 +479,7 @@ fn map_job(
             }
         });
         let faults = mem::minor_faults() - faults_before;
-        let read_from = if kind == Kind::Anonymous {
+        let read_from: &Region = if kind == Kind::Anonymous {
             anon_read
         } else {
             &region
@@ -487,17 +489,26 @@ fn map_job(
                 black_box(read_from.read_all());
             }
         });
-        drop(region);
         cols[0].push(per_page(touch_ns));
         cols[1].push(faults as f64 / pages as f64);
         cols[2].push(per_page(mmap_ns));
         cols[3].push(per_page(mmap_ns + touch_ns));
         cols[4].push(read_ns / (passes * pages) as f64);
+        // Outside the timed parts: how the pages just read lie in memory.
+        if let Some(runs) = read_from.pfn_runs_per_1000(ctx.page_size) {
+            cols[5].push(runs);
+        }
+        drop(region);
     }
-    Ok(["touch", "faults", "mmap", "mmap_touch", "read"]
-        .into_iter()
-        .zip(cols.iter().map(|c| model::median(c)))
-        .collect())
+    // (pfn_runs is left out when pagemap hides the PFNs.)
+    Ok(
+        ["touch", "faults", "mmap", "mmap_touch", "read", "pfn_runs"]
+            .into_iter()
+            .zip(&cols)
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(name, c)| (name, model::median(c)))
+            .collect(),
+    )
 }
 
 /// Where the benchmark runs.

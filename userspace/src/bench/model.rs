@@ -71,7 +71,7 @@ pub struct MetricDef {
     pub pread: bool,
 }
 
-pub const METRICS: [MetricDef; 6] = [
+pub const METRICS: [MetricDef; 7] = [
     MetricDef {
         name: "touch",
         title: "first touch of a fresh mapping (one byte per page)",
@@ -105,6 +105,13 @@ pub const METRICS: [MetricDef; 6] = [
         title: "sequential read of the mapped, touched buffer",
         unit: "ns/page",
         reference: Some("anon"),
+        pread: false,
+    },
+    MetricDef {
+        name: "pfn_runs",
+        title: "layout of the buffer read: runs of physically consecutive pages (pagemap)",
+        unit: "runs/1000 pages",
+        reference: None,
         pread: false,
     },
     MetricDef {
@@ -320,50 +327,47 @@ pub fn judge_targets(r: &Report) -> Vec<Target> {
             .map(|x| x.value.clone())
     };
     // Worst (largest |ratio - ideal|) median ratio over some sizes.
-    let judge_ratio = |name: String,
-                       metric: &str,
-                       paths: &[&str],
-                       min_pages: usize,
-                       ok: &dyn Fn(f64) -> bool| {
-        let mut seen = Vec::new();
-        for &pages in r.sizes.iter().filter(|&&p| p >= min_pages) {
-            for &path in paths {
-                if let Some(s) = ratio_at(metric, path, pages) {
-                    seen.push((path, pages, s));
+    let judge_ratio =
+        |name: String, metric: &str, paths: &[&str], min_pages: usize, ok: &dyn Fn(f64) -> bool| {
+            let mut seen = Vec::new();
+            for &pages in r.sizes.iter().filter(|&&p| p >= min_pages) {
+                for &path in paths {
+                    if let Some(s) = ratio_at(metric, path, pages) {
+                        seen.push((path, pages, s));
+                    }
                 }
             }
-        }
-        if seen.is_empty() {
-            return Target {
+            if seen.is_empty() {
+                return Target {
+                    name,
+                    met: None,
+                    detail: "not measured in this run".into(),
+                };
+            }
+            let failed: Vec<String> = seen
+                .iter()
+                .filter(|(_, _, s)| !ok(s.median))
+                .map(|(path, pages, s)| {
+                    format!(
+                        "{path} {pages} pages: {:.3} [{:.3}..{:.3}]",
+                        s.median, s.min, s.max
+                    )
+                })
+                .collect();
+            let all: Vec<String> = seen
+                .iter()
+                .map(|(path, pages, s)| format!("{path}@{pages} {:.3}", s.median))
+                .collect();
+            Target {
                 name,
-                met: None,
-                detail: "not measured in this run".into(),
-            };
-        }
-        let failed: Vec<String> = seen
-            .iter()
-            .filter(|(_, _, s)| !ok(s.median))
-            .map(|(path, pages, s)| {
-                format!(
-                    "{path} {pages} pages: {:.3} [{:.3}..{:.3}]",
-                    s.median, s.min, s.max
-                )
-            })
-            .collect();
-        let all: Vec<String> = seen
-            .iter()
-            .map(|(path, pages, s)| format!("{path}@{pages} {:.3}", s.median))
-            .collect();
-        Target {
-            name,
-            met: Some(failed.is_empty()),
-            detail: if failed.is_empty() {
-                format!("median ratios: {}", all.join(", "))
-            } else {
-                format!("missed at {}", failed.join("; "))
-            },
-        }
-    };
+                met: Some(failed.is_empty()),
+                detail: if failed.is_empty() {
+                    format!("median ratios: {}", all.join(", "))
+                } else {
+                    format!("missed at {}", failed.join("; "))
+                },
+            }
+        };
     targets.push(judge_ratio(
         "faultaround first touch <= 1.0x memfd MAP_SHARED at every size >= 64 pages".into(),
         "touch",
@@ -391,7 +395,8 @@ pub fn judge_targets(r: &Report) -> Vec<Target> {
 }
 
 fn judge_faults(r: &Report) -> Target {
-    let name = "faults per page: fault exactly 1.0, faultaround <= 1/16 + 1/pages, prefault 0".into();
+    let name =
+        "faults per page: fault exactly 1.0, faultaround <= 1/16 + 1/pages, prefault 0".into();
     let mut problems = Vec::new();
     let mut measured = 0;
     for &pages in &r.sizes {
@@ -442,10 +447,7 @@ fn judge_load(r: &Report) -> Target {
         .map(|&(pages, v)| (pages, v / mid - 1.0))
         .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
         .unwrap_or((0, 0.0));
-    let list: Vec<String> = points
-        .iter()
-        .map(|(p, v)| format!("{p}: {v:.0}"))
-        .collect();
+    let list: Vec<String> = points.iter().map(|(p, v)| format!("{p}: {v:.0}")).collect();
     Target {
         name,
         met: Some(worst.1.abs() <= 0.20),

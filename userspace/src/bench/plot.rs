@@ -60,12 +60,15 @@ fn draw(r: &Report, file: &Path) -> Result<(), Box<dyn std::error::Error>> {
             .y_label_area_size(70)
             .build_cartesian_2d(
                 (xmin..xmax).log_scale(),
-                (ymin / 1.5..ymax * 1.5).log_scale(),
+                // Headroom above the lines for the legend.
+                (ymin / 1.5..ymax * 8.0).log_scale(),
             )?;
         chart
             .configure_mesh()
             .x_desc("size, pages")
             .y_desc(def.unit)
+            .y_labels(12)
+            .light_line_style(RGBColor(240, 240, 240))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| {
                 if *y >= 10.0 {

@@ -138,11 +138,7 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
         values.write(out, markdown)?;
         if let Some(reference) = m.reference {
             writeln!(out)?;
-            writeln!(
-                out,
-                "{}: ratio to {reference}, round by round:",
-                m.title
-            )?;
+            writeln!(out, "{}: ratio to {reference}, round by round:", m.title)?;
             ratios.write(out, markdown)?;
         }
     }
@@ -153,9 +149,16 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
             "module load, ns/page (the module's own timing of each phase; finit_module timed from user space):"
         )?;
         let mut t = Table {
-            header: ["pages", "alloc", "fill", "walk+check", "total", "finit_module"]
-                .map(String::from)
-                .to_vec(),
+            header: [
+                "pages",
+                "alloc",
+                "fill",
+                "walk+check",
+                "total",
+                "finit_module",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: Vec::new(),
         };
         for l in &r.load {
