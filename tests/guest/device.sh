@@ -3,6 +3,7 @@
 # The device contract from user space: `mapdrv verify` (content, pagemap
 # PFNs against debugfs, shared and private mappings, bounds, PROT_EXEC,
 # mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
+# (and for fault and faultaround without .map_pages, debugfs map_pages)
 # and for buffers of 1, 10 and 65536 pages, plus the documents' dump.
 # run-vm: --mem 1G --timeout 600
 . /tests/lib.sh
@@ -45,6 +46,21 @@ expect_match "debugfs mode reads back the name" '^prefault$' cat /sys/kernel/deb
 expect_errno "debugfs mode refuses an unknown name" EINVAL sh -c 'echo sometimes > /sys/kernel/debug/mapdrv/mode'
 expect_match "debugfs mode is unchanged after a refused write" '^prefault$' cat /sys/kernel/debug/mapdrv/mode
 expect_match "info reports the new mode" 'prefault' mapdrv info
+# Faults with and without .map_pages (under the per-VMA lock or retried
+# under mmap_lock): the contract holds either way.
+D=/sys/kernel/debug/mapdrv
+expect_match "debugfs map_pages is 1 by default" '^1$' cat $D/map_pages
+expect_errno "debugfs map_pages refuses anything but 0 or 1" EINVAL sh -c "echo 2 > $D/map_pages"
+expect_match "debugfs map_pages is unchanged after a refused write" '^1$' cat $D/map_pages
+check "debugfs map_pages accepts 0" sh -c "echo 0 > $D/map_pages"
+expect_match "debugfs map_pages reads back 0" '^0$' cat $D/map_pages
+for name in fault faultaround; do
+	echo $name >$D/mode
+	check "verify passes in $name mode without .map_pages" mapdrv verify
+done
+echo 1 >$D/map_pages
+expect_match "load timing lines are in debugfs stats" '^load_walk_ns [0-9]+$' cat $D/stats
+expect_match "load timing is in the kernel log" 'rust_mapdrv: load timing: 10 pages: alloc [0-9]+ ns' dmesg
 check "rmmod" rmmod "$MODNAME"
 module_unload_all
 finish
