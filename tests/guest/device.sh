@@ -49,6 +49,7 @@ expect_match "info reports the new mode" 'prefault' mapdrv info
 # Faults with and without .map_pages (under the per-VMA lock or retried
 # under mmap_lock): the contract holds either way.
 D=/sys/kernel/debug/mapdrv
+check "write(2) puts page 0's text back" sh -c 'printf mapdrv > /dev/mapdrv'
 expect_match "debugfs map_pages is 1 by default" '^1$' cat $D/map_pages
 expect_errno "debugfs map_pages refuses anything but 0 or 1" EINVAL sh -c "echo 2 > $D/map_pages"
 expect_match "debugfs map_pages is unchanged after a refused write" '^1$' cat $D/map_pages

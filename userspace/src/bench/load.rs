@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! Loading and unloading rust_mapdrv for the benchmark: the module's load
 //! time against `pages`, from the module's own timing of each phase
 //! (debugfs `stats`: `load_alloc_ns`, `load_fill_ns`, `load_walk_ns`) and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The memory under test and how it is touched, read and timed: mappings
 //! (of the device, of a memfd, anonymous), a pre-filled memfd, the touch and
 //! read loops, minor-fault counts and the clock.

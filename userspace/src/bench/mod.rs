@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! `mapdrv bench`: the device's three modes against the kernel's own paths
 //! (a pre-filled memfd mapped `MAP_SHARED`, the same with `MAP_POPULATE`,
 //! anonymous memory), at sizes from 10 pages to 1 GiB, in one run.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! What the benchmark measures and reports: the paths, the metrics, the
 //! JSON report (also read back by `--from-json`), round summaries, per-round
 //! ratios and the targets.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The SVG plot: ns/page against size (both logarithmic), one line per path,
 //! one panel per metric.
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-2.0
+
 //! The report as text tables (or Markdown tables, for the README).
 
 use std::io::{self, Write};
