@@ -231,8 +231,11 @@ pub(crate) fn insert_pages<'p>(
 /// lock only when the VMA's operations have a `.map_pages`
 /// (`vmf_can_call_fault` in `mm/memory.c`; the core takes its presence as the
 /// sign that `.fault` does not rely on `mmap_lock`). Without one, every fault
-/// that arrives under the VMA lock (all of them, with `CONFIG_PER_VMA_LOCK`)
-/// is answered `VM_FAULT_RETRY` and taken a second time under `mmap_lock`.
+/// that arrives under the VMA lock (with `CONFIG_PER_VMA_LOCK` a user fault
+/// tries that first) is answered `VM_FAULT_RETRY` and taken a second time
+/// under `mmap_lock`. With one, a read fault pays for the core's fault-around
+/// call instead (and, once per 2 MiB, a page table allocated in advance that
+/// `vm_insert_pages` does not use); measured, faults got 5-15% cheaper.
 /// Our `.fault` is sound under the VMA read lock alone: it reads `vm_start`,
 /// `vm_end`, `vm_pgoff`, `vm_flags` and `vm_private_data`, which only change
 /// under the VMA write lock; the data outlives the VMA (see [`Self::install`]);
