@@ -235,7 +235,7 @@ pub(crate) fn insert_pages<'p>(
 /// tries that first) is answered `VM_FAULT_RETRY` and taken a second time
 /// under `mmap_lock`. With one, a read fault pays for the core's fault-around
 /// call instead (and, once per 2 MiB, a page table allocated in advance that
-/// `vm_insert_pages` does not use); measured, faults got 5-15% cheaper.
+/// `vm_insert_pages` does not use); measured, faults got 3-17% cheaper.
 /// Our `.fault` is sound under the VMA read lock alone: it reads `vm_start`,
 /// `vm_end`, `vm_pgoff`, `vm_flags` and `vm_private_data`, which only change
 /// under the VMA write lock; the data outlives the VMA (see [`Self::install`]);
