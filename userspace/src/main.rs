@@ -9,6 +9,7 @@ mod debugfs;
 mod device;
 mod dump;
 mod fatal;
+mod fuzz;
 mod info;
 mod layout;
 mod manual;
@@ -150,6 +151,9 @@ enum Command {
     /// Watch /proc/buddyinfo while the module holds a block of 2^order pages.
     #[command(after_help = buddy::BUDDY_HELP)]
     Buddy(buddy::Args),
+    /// Random syscalls against the device, checked against a model.
+    #[command(after_help = fuzz::HELP)]
+    Fuzz(fuzz::FuzzArgs),
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -208,6 +212,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Buddy(args) => {
             if !buddy::run(&args, out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Fuzz(args) => {
+            if !fuzz::run(&args.options(cli.device), out)? {
                 return Ok(ExitCode::FAILURE);
             }
         }
