@@ -196,3 +196,29 @@ module_unload_all() {
 		rmmod "$MODNAME" 2>&1 || note "could not remove $MODNAME"
 	fi
 }
+
+# debug_kernel: the VM runs the debug kernel (tests/run.sh adds mapdrv.debug=1
+# to its command line).
+debug_kernel() { grep -qw 'mapdrv.debug=1' /proc/cmdline; }
+
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+# kmemleak_scan: the number of objects kmemleak reports as leaked now. It
+# waits first: kmemleak does not report objects younger than 5 seconds.
+kmemleak_scan() {
+	sleep 6
+	echo scan >"$KMEMLEAK" || return 1
+	grep -c '^unreferenced object' "$KMEMLEAK"
+}
+
+# kmemleak_report: what tests/run.sh runs after each suite on the debug
+# kernel: a scan, "MAPDRV-KMEMLEAK leaks=N" and the first reports.
+kmemleak_report() {
+	if [ ! -w "$KMEMLEAK" ]; then
+		echo "MAPDRV-KMEMLEAK unavailable"
+		return
+	fi
+	_n=$(kmemleak_scan)
+	echo "MAPDRV-KMEMLEAK leaks=${_n:-?}"
+	[ "${_n:-0}" = 0 ] || head -n 40 "$KMEMLEAK"
+}

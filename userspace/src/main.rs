@@ -15,6 +15,7 @@ mod layout;
 mod manual;
 mod pagemap;
 mod progress;
+mod stress;
 mod verify;
 
 use std::io::{self, Write};
@@ -154,6 +155,9 @@ enum Command {
     /// Random syscalls against the device, checked against a model.
     #[command(after_help = fuzz::HELP)]
     Fuzz(fuzz::FuzzArgs),
+    /// Concurrent mapping, faulting and unmapping from processes and threads.
+    #[command(after_help = stress::HELP)]
+    Stress(stress::StressArgs),
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -217,6 +221,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Fuzz(args) => {
             if !fuzz::run(&args.options(cli.device), out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Stress(args) => {
+            if !stress::run(&args, &cli.device, out)? {
                 return Ok(ExitCode::FAILURE);
             }
         }
