@@ -354,12 +354,16 @@ run_guest_suite() {
 
 accel_shown=
 build_helpers
+times=()
 for suite in "${suites[@]}"; do
+	t0=$(date +%s)
 	case $suite in
 	host/*) run_host_suite "$suite" ;;
 	guest/* | debug/*) run_guest_suite "$suite" ;;
 	esac
+	times+=("$suite $(($(date +%s) - t0))s")
 done
+info "time per suite: ${times[*]}"
 info "logs: $logs"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -25,20 +25,10 @@ else
 fi
 c="pages=16 $*"
 check "$c loads" insmod "$MODULE" pages=16 || finish
-mapdrv stress "$@" >/tmp/stress.out 2>&1
-st=$?
-while IFS= read -r l; do note "$l"; done </tmp/stress.out
-if [ "$st" -eq 0 ] && grep -q 'all as expected' /tmp/stress.out; then
-	pass "stress: every read and every byte at the end as expected"
-else
-	fail "stress: every read and every byte at the end as expected" "status $st: $(grep -m2 -E 'FAILED|error' /tmp/stress.out | tr '\n' ' ')"
-fi
-ops=$(sed -n 's/^stress: \([0-9]*\) operations by.*/\1/p' /tmp/stress.out)
-if [ "${ops:-0}" -ge 100 ]; then
-	pass "stress ran at least 100 operations"
-else
-	fail "stress ran at least 100 operations" "it ran ${ops:-none}"
-fi
+tool_check "stress: every read and every byte at the end as expected" 'all as expected' \
+	mapdrv stress "$@"
+at_least "stress ran at least 100 operations" 100 \
+	"$(sed -n 's/^stress: \([0-9]*\) operations by.*/\1/p' "$TOOL_OUT")"
 check "stress: the module unloads after it" rmmod "$MODNAME"
 module_unload_all
 finish

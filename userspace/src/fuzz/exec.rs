@@ -279,15 +279,7 @@ impl World {
                 Some(_) => Applied::Done,
                 None => Applied::Skipped,
             }),
-            Op::Mmap {
-                slot,
-                place,
-                len,
-                offset,
-                prot,
-                kind,
-                populate,
-            } => self.mmap(*slot, *place, *len, *offset, *prot, *kind, *populate),
+            Op::Mmap(m) => self.mmap(m),
             Op::Munmap { page, pages } => {
                 if page + pages > self.arena.pages() {
                     return Ok(Applied::Skipped);
@@ -310,14 +302,7 @@ impl World {
                 advice,
             } => self.madvise(*page, *pages, *advice),
             Op::Touch { at, len, write } => self.touch(*at, *len, *write),
-            Op::Rw {
-                slot,
-                call,
-                offset,
-                len,
-                buf,
-                seed,
-            } => self.rw(*slot, *call, *offset, *len, *buf, *seed),
+            Op::Rw(rw) => self.rw(rw),
             Op::Ioctl { slot, cmd, arg } => self.ioctl(*slot, *cmd, *arg),
             Op::Fork { probes, writes } => self.fork(probes, writes),
             Op::SetMode { mode } => {
@@ -411,17 +396,16 @@ impl World {
         (Ok(()), false)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn mmap(
-        &mut self,
-        slot: u8,
-        place: Place,
-        len: u64,
-        offset: u64,
-        prot: Prot,
-        kind: Kind,
-        populate: bool,
-    ) -> Result<Applied, Divergence> {
+    fn mmap(&mut self, op: &ops::Mmap) -> Result<Applied, Divergence> {
+        let ops::Mmap {
+            slot,
+            place,
+            len,
+            offset,
+            prot,
+            kind,
+            populate,
+        } = *op;
         let ps = self.ps();
         let pages = (len.div_ceil(ps as u64)) as usize;
         let fits = |p: usize| {
@@ -727,16 +711,15 @@ impl World {
         Ok(Applied::Done)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn rw(
-        &mut self,
-        slot: u8,
-        call: Call,
-        offset: i64,
-        len: u64,
-        buf: UserBuf,
-        seed: u64,
-    ) -> Result<Applied, Divergence> {
+    fn rw(&mut self, op: &ops::Rw) -> Result<Applied, Divergence> {
+        let ops::Rw {
+            slot,
+            call,
+            offset,
+            len,
+            buf,
+            seed,
+        } = *op;
         let size = self.size() as i64;
         let (fd, access, fpos) = match &self.slots[slot as usize] {
             Some(s) => (s.fd.as_raw_fd(), Some(s.access), s.pos),

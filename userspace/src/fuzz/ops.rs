@@ -140,6 +140,56 @@ pub enum UserBuf {
     Kernel,
 }
 
+/// An `mmap` of the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mmap {
+    pub slot: u8,
+    pub place: Place,
+    pub len: u64,
+    pub offset: u64,
+    pub prot: Prot,
+    pub kind: Kind,
+    pub populate: bool,
+}
+
+impl fmt::Display for Mmap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "mmap fd#{} {:?} len {:#x} offset {:#x} {} {:?}{}",
+            self.slot,
+            self.place,
+            self.len,
+            self.offset,
+            self.prot,
+            self.kind,
+            if self.populate { " POPULATE" } else { "" }
+        )
+    }
+}
+
+/// A read, write, pread or pwrite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rw {
+    pub slot: u8,
+    pub call: Call,
+    pub offset: i64,
+    pub len: u64,
+    pub buf: UserBuf,
+    /// The data of a write from the heap.
+    pub seed: u64,
+}
+
+impl fmt::Display for Rw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} fd#{} offset {} len {:#x} buffer {:?}",
+            self.call, self.slot, self.offset, self.len, self.buf
+        )
+    }
+}
+
 /// One operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -151,15 +201,7 @@ pub enum Op {
     Close {
         slot: u8,
     },
-    Mmap {
-        slot: u8,
-        place: Place,
-        len: u64,
-        offset: u64,
-        prot: Prot,
-        kind: Kind,
-        populate: bool,
-    },
+    Mmap(Mmap),
     Munmap {
         page: usize,
         pages: usize,
@@ -187,14 +229,7 @@ pub enum Op {
         len: usize,
         write: Option<u64>,
     },
-    Rw {
-        slot: u8,
-        call: Call,
-        offset: i64,
-        len: u64,
-        buf: UserBuf,
-        seed: u64,
-    },
+    Rw(Rw),
     Ioctl {
         slot: u8,
         cmd: u32,
@@ -220,25 +255,19 @@ impl Op {
         match self {
             Op::Open { .. } => "open",
             Op::Close { .. } => "close",
-            Op::Mmap { .. } => "mmap",
+            Op::Mmap(_) => "mmap",
             Op::Munmap { .. } => "munmap",
             Op::Mremap { .. } => "mremap",
             Op::Mprotect { .. } => "mprotect",
             Op::Madvise { .. } => "madvise",
             Op::Touch { write: None, .. } => "load",
             Op::Touch { write: Some(_), .. } => "store",
-            Op::Rw {
-                call: Call::Read, ..
-            } => "read",
-            Op::Rw {
-                call: Call::Write, ..
-            } => "write",
-            Op::Rw {
-                call: Call::Pread, ..
-            } => "pread",
-            Op::Rw {
-                call: Call::Pwrite, ..
-            } => "pwrite",
+            Op::Rw(rw) => match rw.call {
+                Call::Read => "read",
+                Call::Write => "write",
+                Call::Pread => "pread",
+                Call::Pwrite => "pwrite",
+            },
             Op::Ioctl { .. } => "ioctl",
             Op::Fork { .. } => "fork",
             Op::SetMode { .. } => "set-mode",
@@ -252,19 +281,7 @@ impl fmt::Display for Op {
         match self {
             Op::Open { slot, access } => write!(f, "open fd#{slot} {access:?}"),
             Op::Close { slot } => write!(f, "close fd#{slot}"),
-            Op::Mmap {
-                slot,
-                place,
-                len,
-                offset,
-                prot,
-                kind,
-                populate,
-            } => write!(
-                f,
-                "mmap fd#{slot} {place:?} len {len:#x} offset {offset:#x} {prot} {kind:?}{}",
-                if *populate { " POPULATE" } else { "" }
-            ),
+            Op::Mmap(m) => m.fmt(f),
             Op::Munmap { page, pages } => write!(f, "munmap arena page {page} +{pages}"),
             Op::Mremap {
                 page,
@@ -289,17 +306,7 @@ impl fmt::Display for Op {
                 None => write!(f, "load {len} bytes at arena byte {at:#x}"),
                 Some(_) => write!(f, "store {len} bytes at arena byte {at:#x}"),
             },
-            Op::Rw {
-                slot,
-                call,
-                offset,
-                len,
-                buf,
-                ..
-            } => write!(
-                f,
-                "{call:?} fd#{slot} offset {offset} len {len:#x} buffer {buf:?}"
-            ),
+            Op::Rw(rw) => rw.fmt(f),
             Op::Ioctl { slot, cmd, arg } => write!(f, "ioctl fd#{slot} cmd {cmd:#x} arg {arg:?}"),
             Op::Fork { probes, writes } => write!(
                 f,
@@ -443,7 +450,7 @@ pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
                 }
                 _ => {}
             }
-            Op::Mmap {
+            Op::Mmap(Mmap {
                 slot: slot(rng),
                 place,
                 len,
@@ -451,7 +458,7 @@ pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
                 prot: prot(rng),
                 kind,
                 populate: rng.random_ratio(1, 6),
-            }
+            })
         }
         23..=28 => {
             let p = page(rng);
@@ -547,14 +554,14 @@ pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
                 4..=9 => rng.random_range(1..=64),
                 _ => rng.random_range(1..=2 * ps as u64),
             };
-            Op::Rw {
+            Op::Rw(Rw {
                 slot: slot(rng),
                 call,
                 offset,
                 len,
                 buf: buf(rng),
                 seed: rng.random(),
-            }
+            })
         }
         90..=93 => {
             let cmd = match rng.random_range(0..8) {
