@@ -204,9 +204,12 @@ debug_kernel() { grep -qw 'mapdrv.debug=1' /proc/cmdline; }
 KMEMLEAK=/sys/kernel/debug/kmemleak
 
 # kmemleak_scan: the number of objects kmemleak reports as leaked now. It
-# waits first: kmemleak does not report objects younger than 5 seconds.
+# waits first (kmemleak does not report objects younger than 5 seconds) and
+# scans twice: a scan only remembers the checksum of an object it has not
+# seen before (a changed object may be in use); the next one reports it.
 kmemleak_scan() {
 	sleep 6
+	echo scan >"$KMEMLEAK" || return 1
 	echo scan >"$KMEMLEAK" || return 1
 	grep -c '^unreferenced object' "$KMEMLEAK"
 }
