@@ -2,7 +2,9 @@
 #
 # rust-mapdrv: the two commands a newcomer needs are
 #   make run    set up everything, boot a VM, load the module, show it working
-#   make test   the same, plus the whole test suite
+#   make test   the same, plus the whole test suite (also on a debug kernel)
+#   make bench  the module's modes against the kernel's own paths, as tables
+#   make soak   fuzz and stress on the debug kernel, long, with new seeds
 #
 # Everything downloaded or built outside this tree lives in the cache,
 # ${MAPDRV_CACHE:-~/.cache/rust-mapdrv} (make distclean removes it).
@@ -16,15 +18,17 @@ KDIR_ARG = $(if $(KDIR),--kdir $(KDIR))
 MODULE := $(ROOT)/rust_mapdrv.ko
 TOOL_TARGET := x86_64-unknown-linux-gnu
 TOOL := $(ROOT)/userspace/target/$(TOOL_TARGET)/release/mapdrv
+DEBUG_MODULE := $(ROOT)/build/debug/rust_mapdrv.ko
+SOAK_SECONDS ?= 600
 CARGO ?= cargo
 
-.PHONY: all module setup kernel kdir tool run test bench check fmt-check clippy fmt shell gdb rustdoc rust-analyzer clean distclean help
+.PHONY: all module debug-kernel debug-module setup kernel kdir tool run test bench soak check fmt-check clippy fmt shell gdb rustdoc rust-analyzer clean distclean help
 
 all: module
 
 help:
-	@sed -n '3,10p' $(ROOT)/Makefile | sed 's/^# \{0,1\}//'
-	@echo "Other targets: bench module tool kernel kdir setup check clippy fmt shell gdb rustdoc rust-analyzer clean distclean"
+	@sed -n '3,12p' $(ROOT)/Makefile | sed 's/^# \{0,1\}//'
+	@echo "Other targets: bench soak module debug-module tool kernel debug-kernel kdir setup check clippy fmt shell gdb rustdoc rust-analyzer clean distclean"
 
 ## Set-up: Debian packages, bindgen, kernel source (idempotent, quick when done).
 setup:
@@ -37,6 +41,15 @@ kernel: setup
 ## The tree the module builds against.
 kdir:
 	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) --print-kdir
+
+## The debug kernel: the VM kernel plus KASAN, KFENCE, lockdep, DEBUG_VM,
+## page_table_check, kmemleak... (scripts/kconfig/debug.config), cached.
+debug-kernel: setup
+	@bash $(ROOT)/scripts/build-kernel.sh debug >/dev/null
+
+## rust_mapdrv.ko for the debug kernel, built from a copy in build/debug/.
+debug-module: debug-kernel
+	@bash $(ROOT)/scripts/build-module.sh --flavour debug --copy-to $(ROOT)/build/debug modules
 
 ## rust_mapdrv.ko (CLIPPY=1 for clippy's lints).
 module:
@@ -57,8 +70,17 @@ run: module tool
 	@bash $(ROOT)/scripts/extract-exports.sh $(RESULTS)/exports.txt $(RESULTS) | sed 's/^/written: /'
 
 ## The test suite; ends with "N passed, M failed".
-test: module tool
-	@MAPDRV_MODULE=$(MODULE) MAPDRV_TOOL=$(TOOL) bash $(ROOT)/tests/run.sh
+test: module debug-module tool
+	@MAPDRV_MODULE=$(MODULE) MAPDRV_TOOL=$(TOOL) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
+		MAPDRV_DEBUG_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh debug)/arch/x86/boot/bzImage \
+		bash $(ROOT)/tests/run.sh
+
+## Long runs are benchmarks, not tests: fuzz and stress on the debug kernel for
+## SOAK_SECONDS each (default 600) with new random seeds (printed in the logs).
+soak: debug-module tool
+	@MAPDRV_TOOL=$(TOOL) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
+		MAPDRV_DEBUG_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh debug)/arch/x86/boot/bzImage \
+		bash $(ROOT)/tests/run.sh --soak $(SOAK_SECONDS)
 
 ## The benchmark: boot the VM, run `mapdrv bench` (the module's modes against
 ## memfd, MAP_POPULATE and anonymous memory), print the tables and save JSON,
@@ -100,6 +122,7 @@ gdb: tool
 clean:
 	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) clean >/dev/null 2>&1 || \
 		rm -f $(ROOT)/*.o $(ROOT)/*.ko $(ROOT)/*.mod* $(ROOT)/.*.cmd $(ROOT)/modules.order $(ROOT)/Module.symvers
+	@rm -rf $(ROOT)/build
 	@cd $(ROOT)/userspace && $(CARGO) clean --quiet
 
 ## Removes the cache too: the next make run starts from scratch.

@@ -2,18 +2,28 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build rust_mapdrv.ko out of tree against a kernel tree.
 #
-# Usage: scripts/build-module.sh [--kdir DIR] [--print-kdir] [KBUILD ARGS...]
-#   --kdir DIR    a built, Rust-enabled kernel tree (default: the cached VM
-#                 kernel, set up and built first if missing)
-#   --print-kdir  only print the tree that would be used
+# Usage: scripts/build-module.sh [--kdir DIR | --flavour F] [--copy-to DIR]
+#                                [--print-kdir] [KBUILD ARGS...]
+#   --kdir DIR     a built, Rust-enabled kernel tree (default: the cached VM
+#                  kernel, set up and built first if missing)
+#   --flavour F    the project's kernel of flavour F (vm, debug, gdb; see
+#                  scripts/build-kernel.sh), built first if missing
+#   --copy-to DIR  build a copy of the module's sources in DIR, so that the
+#                  objects for another kernel do not replace the tree's own
+#                  (the module is then DIR/rust_mapdrv.ko)
+#   --print-kdir   only print the tree that would be used
 # Extra arguments go to the kernel's make (e.g. CLIPPY=1, clean).
 source "$(dirname "$0")/lib.sh"
 
 kdir=
+flavour=vm
+copy_to=
 print_only=false
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kdir) kdir=${2:?--kdir needs a directory}; shift 2 ;;
+	--flavour) flavour=${2:?--flavour needs a name}; shift 2 ;;
+	--copy-to) copy_to=${2:?--copy-to needs a directory}; shift 2 ;;
 	--print-kdir) print_only=true; shift ;;
 	*) break ;;
 	esac
@@ -21,7 +31,7 @@ done
 
 if [ -z "$kdir" ]; then
 	bash "$MAPDRV_ROOT/scripts/setup.sh" >&2
-	kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" vm)
+	kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" "$flavour")
 fi
 
 # A user's tree must be one the module can build against: configured and
@@ -48,6 +58,16 @@ if $print_only; then
 	exit 0
 fi
 
+src=$MAPDRV_ROOT
+if [ -n "$copy_to" ]; then
+	# The sources the tree's Kbuild compiles, with their times (so that make
+	# rebuilds only what changed), into a directory with its own objects.
+	mkdir -p "$copy_to"
+	(cd "$MAPDRV_ROOT" && git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' |
+		cpio -pdmu --quiet "$copy_to")
+	src=$(cd "$copy_to" && pwd)
+fi
+
 read -r -a make_args <<<"$(kernel_make_args)"
-stage "building rust_mapdrv.ko against $kdir"
-make --no-print-directory -C "$kdir" M="$MAPDRV_ROOT" "${make_args[@]}" "${@:-modules}"
+stage "building rust_mapdrv.ko against $kdir${copy_to:+ in $copy_to}"
+make --no-print-directory -C "$kdir" M="$src" "${make_args[@]}" "${@:-modules}"

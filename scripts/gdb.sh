@@ -16,13 +16,10 @@ shift
 bash "$MAPDRV_ROOT/scripts/setup.sh" >&2
 kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" gdb)
 moddir=$MAPDRV_CACHE/gdb/module
-mkdir -p "$moddir"
 # A copy of the module's sources, so that this build has its own objects.
-(cd "$MAPDRV_ROOT" && git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' |
-	cpio -pdm --quiet "$moddir")
-read -r -a make_args <<<"$(kernel_make_args)"
 stage "building rust_mapdrv.ko for the gdb kernel"
-run_logged "$MAPDRV_CACHE/logs/gdb-module.log" make -C "$kdir" M="$moddir" "${make_args[@]}" modules
+run_logged "$MAPDRV_CACHE/logs/gdb-module.log" \
+	bash "$MAPDRV_ROOT/scripts/build-module.sh" --kdir "$kdir" --copy-to "$moddir" modules
 
 # gdb does not take Rust generic paths in `break`; a file:line does, and
 # covers every instance of the generic fault trampoline.

@@ -12,11 +12,19 @@
 #                  default: none, and suites that need it fail)
 #   --kvm MODE     auto, on or off, for scripts/run-vm.sh (env MAPDRV_KVM;
 #                  default auto)
+#   --debug-kernel FILE  the debug flavour's bzImage (env MAPDRV_DEBUG_KERNEL;
+#                  default: none, and the debug runs are left out with a note)
+#   --debug-module FILE  rust_mapdrv.ko built against it (env
+#                  MAPDRV_DEBUG_MODULE)
+#   --soak SECONDS run only the suites marked "# soak: yes", on the debug
+#                  kernel, for about SECONDS each with new seeds (make soak;
+#                  a benchmark, not a test)
 #   --out DIR      logs and built helpers (env MAPDRV_TEST_OUT; default
 #                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start
 #   --verbose      show each VM's console (on standard error)
-#   SUITE          only these suites: host/NAME, guest/NAME or NAME
-#                  (default: all of tests/host/*.sh and tests/guest/*.sh)
+#   SUITE          only these suites: host/NAME, guest/NAME, debug/NAME or
+#                  NAME (all runs of it) (default: all of tests/host/*.sh
+#                  and tests/guest/*.sh)
 #
 # Suites are files, each printing "PASS: <check>" or "FAIL: <check>: <why>"
 # lines through the helpers of tests/guest/lib.sh:
@@ -31,12 +39,25 @@
 #                        /bin/NAME. A line "# run-vm: OPTIONS" in a suite adds
 #                        scripts/run-vm.sh options (e.g. --mem 2G --timeout 300;
 #                        the default timeout is 120 s).
+#                        A line "# kernels: vm debug" runs the suite a second
+#                        time, as debug/NAME, on the debug kernel (KASAN,
+#                        KFENCE, lockdep, DEBUG_VM, kmemleak...:
+#                        scripts/kconfig/debug.config) with the module built
+#                        for it, 2 GiB and a 360 s timeout, then the options
+#                        of a "# run-vm-debug: OPTIONS" line; "# kernels:
+#                        debug" runs it there only (default: vm). The guest
+#                        sees mapdrv.debug=1 on its command line. After the
+#                        suite, the runner has kmemleak scan (echo scan >
+#                        /sys/kernel/debug/kmemleak) and adds "debug/NAME/
+#                        kmemleak finds no leak".
 # Besides its own checks, each suite gets "<suite>/ran to the end" (it reached
 # finish, its VM did not time out or panic); each guest suite gets
 # "<suite>/kunit NAME" for each KUnit suite that ran in it (a module's
 # #[kunit_tests] run when it is loaded) and "<suite>/kernel log is clean": its
-# console has no WARNING:, BUG:, Oops, Call Trace, Kernel panic, RCU stall,
-# hung task or failed KUnit test, no "Tainted:" flags but G, O and N, and no
+# console has no WARNING:, BUG: (KASAN, KFENCE, "sleeping function called
+# from invalid context", bad page state...), kernel BUG at, INFO: (lockdep),
+# UBSAN:, Oops, Call Trace, Kernel panic, RCU stall, hung task, kmemleak leak
+# or failed KUnit test, no "Tainted:" flags but G, O and N, and no
 # "taints kernel" line but those of an out-of-tree or a test module. (The VM
 # kernel has no /proc/sys, so the global taint mask cannot be read; every
 # taint that matters logs one of these.)
@@ -54,12 +75,16 @@ module=${MAPDRV_MODULE:-$MAPDRV_ROOT/rust_mapdrv.ko}
 tool=${MAPDRV_TOOL:-}
 kvm=${MAPDRV_KVM:-auto}
 out=${MAPDRV_TEST_OUT:-$MAPDRV_CACHE/tests}
+debug_kernel=${MAPDRV_DEBUG_KERNEL:-}
+debug_module=${MAPDRV_DEBUG_MODULE:-}
+soak=
 verbose=false
 while [ $# -gt 0 ]; do
 	case $1 in
-	--kernel | --module | --tool | --kvm | --out)
+	--kernel | --module | --tool | --kvm | --out | --debug-kernel | --debug-module | --soak)
 		[ $# -ge 2 ] || { echo "tests/run.sh: $1 needs an argument" >&2; usage; }
-		declare "${1#--}=$2"
+		opt=${1#--}
+		declare "${opt//-/_}=$2"
 		shift 2
 		;;
 	--verbose) verbose=true; shift ;;
@@ -75,15 +100,40 @@ fi
 [ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
 [ -f "$module" ] || info "note: no module at $module; the suites that load it will fail"
 [ -z "$tool" ] || [ -f "$tool" ] || die "no mapdrv tool at $tool"
+[ -z "$debug_kernel" ] || [ -f "$debug_kernel" ] || die "no debug kernel at $debug_kernel"
+[ -z "$debug_module" ] || [ -f "$debug_module" ] || die "no debug module at $debug_module"
+if [ -n "$soak" ]; then
+	[[ $soak =~ ^[1-9][0-9]*$ ]] || die_status 2 "--soak takes a number of seconds, not '$soak'"
+	[ -n "$debug_kernel" ] || die_status 2 "--soak needs --debug-kernel"
+fi
 
-# The suites to run, as host/NAME and guest/NAME.
+# suite_line FILE KEY: the value of a "# KEY: value" line of a suite.
+suite_line() { sed -n "s/^# $2: *//p" "$1" | head -n1; }
+
+# The kernels a guest suite runs on ("# kernels:" line; default vm).
+suite_kernels() { local k; k=$(suite_line "$1" kernels); echo "${k:-vm}"; }
+
+# The suites to run, as host/NAME, guest/NAME (the VM kernel) and debug/NAME
+# (the debug kernel).
 all_suites() {
-	local f
+	local f k
+	if [ -n "$soak" ]; then
+		for f in "$MAPDRV_ROOT"/tests/guest/*.sh; do
+			[ "$(suite_line "$f" soak)" = yes ] && echo "debug/$(basename "$f" .sh)"
+		done
+		return 0
+	fi
 	for f in "$MAPDRV_ROOT"/tests/host/*.sh; do
 		[ -e "$f" ] && echo "host/$(basename "$f" .sh)"
 	done
 	for f in "$MAPDRV_ROOT"/tests/guest/*.sh; do
-		[ "$(basename "$f")" = lib.sh ] || echo "guest/$(basename "$f" .sh)"
+		[ "$(basename "$f")" = lib.sh ] && continue
+		for k in $(suite_kernels "$f"); do
+			case $k in
+			vm) echo "guest/$(basename "$f" .sh)" ;;
+			debug) echo "debug/$(basename "$f" .sh)" ;;
+			esac
+		done
 	done
 }
 mapfile -t known < <(all_suites)
@@ -94,16 +144,29 @@ else
 	for want in "$@"; do
 		match=
 		for s in "${known[@]}"; do
-			if [ "$s" = "$want" ] || [ "${s#*/}" = "$want" ]; then match=$s; fi
+			# guest/NAME means both runs of a guest suite, like NAME.
+			if [ "$s" = "$want" ] || [ "${s#*/}" = "$want" ] || [ "${s#*/}" = "${want#guest/}" ]; then
+				match=1
+				suites+=("$s")
+			fi
 		done
 		[ -n "$match" ] || die_status 2 "no suite '$want' (known: ${known[*]})"
-		suites+=("$match")
 	done
+fi
+# Without a debug kernel the debug runs are left out, with a note.
+if [ -z "$debug_kernel" ]; then
+	left_out=()
+	kept=()
+	for s in "${suites[@]}"; do
+		case $s in debug/*) left_out+=("$s") ;; *) kept+=("$s") ;; esac
+	done
+	[ ${#left_out[@]} -eq 0 ] || info "no debug kernel given (--debug-kernel, or make test): leaving out ${left_out[*]}"
+	suites=("${kept[@]}")
 fi
 
 logs=$out/logs
 rm -rf "$logs"
-mkdir -p "$logs"/{host,guest} "$out/work" "$out/bin"
+mkdir -p "$logs"/{host,guest,debug} "$out/work" "$out/bin"
 
 passed=0
 failed=0
@@ -154,12 +217,27 @@ collect() {
 kernel_reports() {
 	local ts='\[ *[0-9]+\.[0-9]+\] '
 	{
-		grep -aE "$ts.*(WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than)" "$1"
+		grep -aE "$ts.*(WARNING:|BUG:|kernel BUG at|INFO: |UBSAN:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than|suspected memory leaks?)" "$1"
 		grep -aE "$ts +not ok [0-9]" "$1" | sed 's/$/ (a failed KUnit test)/'
 		grep -aE "${ts}.*taints kernel" "$1" | grep -avE '(out-of-tree|test) module taints kernel'
 		# "Tainted: G     O N 7.3.4" or "Tainted: [O]=OOT_MODULE, [N]=TEST"
 		grep -aE "${ts}.*Tainted: ([A-Z ]*[A-FH-MP-Z]|.*\[[^ON]\]=)" "$1"
 	} | head -n 5 || true
+}
+
+# kmemleak_result SUITE LOG: the scan that ends a debug run found no leak.
+kmemleak_result() {
+	local line
+	line=$(grep -a -m1 '^MAPDRV-KMEMLEAK ' "$2" || true)
+	case $line in
+	"MAPDRV-KMEMLEAK leaks=0") result PASS "$1/kmemleak finds no leak" ;;
+	"MAPDRV-KMEMLEAK leaks="*)
+		result FAIL "$1/kmemleak finds no leak" \
+			"${line#MAPDRV-KMEMLEAK leaks=} suspected leaks: $(grep -a -m3 -A3 '^unreferenced object' "$2" | tr '\n' ' ' | cut -c1-300) (log: $2)"
+		;;
+	"MAPDRV-KMEMLEAK unavailable") result FAIL "$1/kmemleak finds no leak" "the kernel has no /sys/kernel/debug/kmemleak (log: $2)" ;;
+	*) result FAIL "$1/kmemleak finds no leak" "no kmemleak scan ran (did the VM end early?) (log: $2)" ;;
+	esac
 }
 
 # kunit_results LOG: "ok NAME" or "not ok NAME" for each KUnit suite that ran
@@ -202,25 +280,39 @@ run_host_suite() {
 	collect "$suite" "$log" "$rc"
 }
 
+# run_guest_suite guest/NAME | debug/NAME: one VM, on the VM kernel or on
+# the debug kernel.
 run_guest_suite() {
-	local suite=$1 name=${1#guest/} log=$logs/$1.log runlog=$logs/$1.run rc=0 opts=() reports
-	local file=$MAPDRV_ROOT/tests/$suite.sh
-	read -r -a opts <<<"$(sed -n 's/^# run-vm: *//p' "$file" | head -n1)"
-	local args=(--kernel "$kernel" --kvm "$kvm" --log "$log" --timeout 120
+	local suite=$1 name=${1#*/} log=$logs/$1.log runlog=$logs/$1.run rc=0 opts=() more=() reports
+	local file=$MAPDRV_ROOT/tests/guest/$name.sh
+	local kern=$kernel mod=$module cmd="sh /tests/$name.sh" debug=false
+	read -r -a opts <<<"$(suite_line "$file" run-vm)"
+	if [ "${suite%%/*}" = debug ]; then
+		debug=true
+		kern=$debug_kernel mod=$debug_module
+		read -r -a more <<<"$(suite_line "$file" run-vm-debug)"
+		opts+=(--mem 2G --timeout 360 --append mapdrv.debug=1 "${more[@]}")
+		if [ -n "$soak" ]; then
+			opts+=(--append "mapdrv.soak=$soak" --timeout $((3 * soak + 600)))
+		fi
+		# Then a kmemleak scan, whatever the suite's status.
+		cmd="$cmd; s=\$?; . /tests/lib.sh; kmemleak_report; exit \$s"
+	fi
+	local args=(--kernel "$kern" --kvm "$kvm" --log "$log" --timeout 120
 		--add "$MAPDRV_ROOT/tests/guest:/tests")
-	[ -f "$module" ] && args+=(--add "$module:/lib/modules/rust_mapdrv.ko")
+	[ -f "$mod" ] && args+=(--add "$mod:/lib/modules/rust_mapdrv.ko")
 	[ -n "$tool" ] && args+=(--add "$tool:/bin/mapdrv")
 	local h
 	for h in "$out"/bin/*; do
 		[ -x "$h" ] && args+=(--add "$h:/bin/$(basename "$h")")
 	done
 	$verbose || args+=(--quiet)
-	stage "$suite (VM)"
+	stage "$suite (VM$($debug && echo ", debug kernel"))"
 	if $verbose; then
-		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "sh /tests/$name.sh" 2>&1 |
+		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "$cmd" 2>&1 |
 			tee "$runlog" >&2 || rc=${PIPESTATUS[0]}
 	else
-		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "sh /tests/$name.sh" \
+		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "$cmd" \
 			>"$runlog" 2>&1 || rc=$?
 	fi
 	# Which accelerator, once; how long each VM took.
@@ -252,6 +344,9 @@ run_guest_suite() {
 		result FAIL "$suite/kernel log is clean" "$(printf '%s' "$reports" | head -n1) (log: $log)"
 		printf '%s\n' "$reports" | while IFS= read -r l; do info "$l"; done
 	fi
+	if $debug; then
+		kmemleak_result "$suite" "$log"
+	fi
 	if [ "$rc" = 124 ] || [ "$rc" = 125 ]; then
 		tail -n 32 "$runlog" >&2
 	fi
@@ -259,12 +354,16 @@ run_guest_suite() {
 
 accel_shown=
 build_helpers
+times=()
 for suite in "${suites[@]}"; do
+	t0=$(date +%s)
 	case $suite in
 	host/*) run_host_suite "$suite" ;;
-	guest/*) run_guest_suite "$suite" ;;
+	guest/* | debug/*) run_guest_suite "$suite" ;;
 	esac
+	times+=("$suite $(($(date +%s) - t0))s")
 done
+info "time per suite: ${times[*]}"
 info "logs: $logs"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -6,6 +6,8 @@
 # (and for fault and faultaround without .map_pages, debugfs map_pages)
 # and for buffers of 1, 10 and 65536 pages, plus the documents' dump.
 # run-vm: --mem 1G --timeout 600
+# kernels: vm debug
+# run-vm-debug: --timeout 1500
 . /tests/lib.sh
 
 require "module file is there" "$MODULE"

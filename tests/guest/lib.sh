@@ -196,3 +196,61 @@ module_unload_all() {
 		rmmod "$MODNAME" 2>&1 || note "could not remove $MODNAME"
 	fi
 }
+
+# debug_kernel: the VM runs the debug kernel (tests/run.sh adds mapdrv.debug=1
+# to its command line).
+debug_kernel() { grep -qw 'mapdrv.debug=1' /proc/cmdline; }
+
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+# kmemleak_scan: the number of objects kmemleak reports as leaked now. It
+# waits first (kmemleak does not report objects younger than 5 seconds) and
+# scans twice: a scan only remembers the checksum of an object it has not
+# seen before (a changed object may be in use); the next one reports it.
+kmemleak_scan() {
+	sleep 6
+	echo scan >"$KMEMLEAK" || return 1
+	echo scan >"$KMEMLEAK" || return 1
+	grep -c '^unreferenced object' "$KMEMLEAK"
+}
+
+# kmemleak_report: what tests/run.sh runs after each suite on the debug
+# kernel: a scan, "MAPDRV-KMEMLEAK leaks=N" and the first reports.
+kmemleak_report() {
+	if [ ! -w "$KMEMLEAK" ]; then
+		echo "MAPDRV-KMEMLEAK unavailable"
+		return
+	fi
+	_n=$(kmemleak_scan)
+	echo "MAPDRV-KMEMLEAK leaks=${_n:-?}"
+	[ "${_n:-0}" = 0 ] || head -n 40 "$KMEMLEAK"
+}
+
+# TOOL_OUT: the output of the last tool_check.
+TOOL_OUT=/tmp/tool_check.out
+
+# tool_check NAME OK_ERE CMD...: run CMD (a long-running tool such as mapdrv
+# fuzz), its output as notes, in $TOOL_OUT too; NAME passes when it exits 0
+# with a line matching OK_ERE, else fails with its first error lines.
+tool_check() {
+	_name=$1 _re=$2
+	shift 2
+	"$@" >"$TOOL_OUT" 2>&1
+	_st=$?
+	while IFS= read -r _l; do note "$_l"; done <"$TOOL_OUT"
+	if [ "$_st" -eq 0 ] && grep -qE -- "$_re" "$TOOL_OUT"; then
+		pass "$_name"
+		return 0
+	fi
+	fail "$_name" "status $_st: $(grep -m3 -E 'DIVERGENCE|FAILED|error|replay it with' "$TOOL_OUT" | tr '\n' ' ')"
+	return 1
+}
+
+# at_least NAME MIN VALUE: VALUE (a count) is at least MIN.
+at_least() {
+	if [ "${3:-0}" -ge "$2" ] 2>/dev/null; then
+		pass "$1"
+	else
+		fail "$1" "it is ${3:-none}, less than $2"
+	fi
+}

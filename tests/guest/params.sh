@@ -4,6 +4,8 @@
 # VM cannot hold), one distinct dmesg line saying why, and nothing left
 # behind: no module, no /dev/mapdrv, no warning in the kernel log.
 # run-vm: --mem 1G
+# kernels: vm debug
+# run-vm-debug: --mem 1G --timeout 600
 . /tests/lib.sh
 
 require "module file is there" "$MODULE"
@@ -37,6 +39,22 @@ refused "mode=3" EINVAL 'mode=3 is not 0 \(fault\), 1 \(faultaround\) or 2 \(pre
 refused "mode=fault" EINVAL "invalid for parameter .mode" mode=fault
 refused "faultaround_pages=0" EINVAL 'faultaround_pages=0 is out of range' faultaround_pages=0
 refused "faultaround_pages=513" EINVAL 'faultaround_pages=513 is out of range' faultaround_pages=513
+# The rest of the matrix: each parameter's largest and smallest values of its
+# type, one past them, negative, empty, twice.
+refused "pages=9223372036854775807 (i64 max)" EINVAL 'pages=9223372036854775807 is out of range' pages=9223372036854775807
+refused "pages=-9223372036854775808 (i64 min)" EINVAL 'pages=-9223372036854775808 is out of range' pages=-9223372036854775808
+refused "pages=9223372036854775808 (past i64)" EINVAL "invalid for parameter .pages" pages=9223372036854775808
+refused "pages=-0" EINVAL 'pages=0 is out of range' pages=-0
+refused "pages= (empty)" EINVAL "^rust_mapdrv: \`' invalid for parameter .pages" pages=
+refused "mode=-1" EINVAL "invalid for parameter .mode" mode=-1
+refused "mode=4294967295 (u32 max)" EINVAL 'mode=4294967295 is not 0' mode=4294967295
+refused "mode=4294967296 (past u32)" EINVAL "invalid for parameter .mode" mode=4294967296
+refused "faultaround_pages=-1" EINVAL "invalid for parameter .faultaround_pages" faultaround_pages=-1
+refused "faultaround_pages=abc" EINVAL "invalid for parameter .faultaround_pages" faultaround_pages=abc
+refused "faultaround_pages=4294967296 (past u32)" EINVAL "invalid for parameter .faultaround_pages" faultaround_pages=4294967296
+# A parameter given twice: the kernel crate's parameters are set once, so the
+# second is refused (EEXIST) and logged as invalid.
+refused "pages given twice" EEXIST "invalid for parameter .pages" pages=4 pages=8
 # A 1 GiB buffer does not fit in this 1 GiB VM: ENOMEM, and thanks to
 # __GFP_NOWARN | __GFP_RETRY_MAYFAIL no allocation warning, no OOM kill.
 refused "pages=262144 in a 1 GiB VM" ENOMEM 'cannot allocate 262144 pages' pages=262144
@@ -47,4 +65,18 @@ for ok in pages=1 pages=65536 mode=0 mode=1 mode=2 faultaround_pages=1 faultarou
 	check "$ok is accepted" insmod "$MODULE" "$ok" && check "$ok unloads" rmmod "$MODNAME"
 	module_unload_all
 done
+# Numbers in other notations (the kernel crate's parser) and an unknown
+# parameter, which the module loader ignores with a line in the log.
+for c in "pages=0x10:16" "pages=010:8" "pages=+5:5"; do
+	arg=${c%:*} want=${c#*:}
+	if check "$arg is accepted" insmod "$MODULE" "$arg"; then
+		expect_match "$arg gives $want pages" "^pages: *$want\$" mapdrv info
+	fi
+	module_unload_all
+done
+dmesg_mark
+check "an unknown parameter is ignored" insmod "$MODULE" colour=blue
+expect_match "an unknown parameter is named in the log" "rust_mapdrv: unknown parameter 'colour' ignored" dmesg_new
+expect_match "an unknown parameter leaves the default of 10 pages" '^pages: *10$' mapdrv info
+module_unload_all
 finish

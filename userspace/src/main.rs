@@ -10,11 +10,13 @@ mod debugfs;
 mod device;
 mod dump;
 mod fatal;
+mod fuzz;
 mod info;
 mod layout;
 mod manual;
 mod pagemap;
 mod progress;
+mod stress;
 mod verify;
 
 use std::io::{self, Write};
@@ -152,6 +154,12 @@ enum Command {
     /// Watch /proc/buddyinfo while the module holds a block of 2^order pages.
     #[command(after_help = buddy::BUDDY_HELP)]
     Buddy(buddy::Args),
+    /// Random syscalls against the device, checked against a model.
+    #[command(after_help = fuzz::HELP)]
+    Fuzz(fuzz::FuzzArgs),
+    /// Concurrent mapping, faulting and unmapping from processes and threads.
+    #[command(after_help = stress::HELP)]
+    Stress(stress::StressArgs),
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -214,6 +222,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             }
         }
         Command::Bench(args) => bench::run(&cli.device, &args, out)?,
+        Command::Fuzz(args) => {
+            if !fuzz::run(&args.options(cli.device), out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Stress(args) => {
+            if !stress::run(&args, &cli.device, out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Completions { shell } => manual::completions::<Cli>(shell, out)?,
         Command::Man => manual::man::<Cli>(out)?,
     }

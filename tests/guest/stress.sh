@@ -1,0 +1,34 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# mapdrv stress, bounded: 2 processes x 4 threads map, fault, remap and unmap
+# the device at once on both vCPUs while the mode switches between fault,
+# faultaround and prefault; every read is checked and, at the end, every
+# byte of the buffer. 10 s on the VM kernel, 30 s on the debug kernel (with
+# its lock and memory checkers); under make soak (mapdrv.soak=SECONDS) that
+# long with a new seed and more workers: a benchmark, not a test.
+# run-vm: --timeout 300
+# kernels: vm debug
+# run-vm-debug: --timeout 900
+# soak: yes
+. /tests/lib.sh
+
+require "module file is there" "$MODULE"
+require "mapdrv tool is there" /bin/mapdrv
+
+soak=$(sed -n 's/.*mapdrv\.soak=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$soak" ]; then
+	set -- --threads 8 --procs 4 --seconds "$soak"
+elif debug_kernel; then
+	set -- --threads 4 --procs 2 --seconds 30 --seed 1
+else
+	set -- --threads 4 --procs 2 --seconds 10 --seed 1
+fi
+c="pages=16 $*"
+check "$c loads" insmod "$MODULE" pages=16 || finish
+tool_check "stress: every read and every byte at the end as expected" 'all as expected' \
+	mapdrv stress "$@"
+at_least "stress ran at least 100 operations" 100 \
+	"$(sed -n 's/^stress: \([0-9]*\) operations by.*/\1/p' "$TOOL_OUT")"
+check "stress: the module unloads after it" rmmod "$MODNAME"
+module_unload_all
+finish

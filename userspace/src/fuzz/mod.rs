@@ -1,0 +1,730 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `mapdrv fuzz`: a bounded, reproducible syscall fuzzer for /dev/mapdrv.
+//!
+//! A seeded generator ([`ops::generate`], ChaCha8) picks operations: open and
+//! close, mmap (shared, private, fixed over what is there, edge offsets and
+//! lengths, refused flags), munmap, mremap, mprotect, madvise, fork, loads
+//! and stores through mappings, read/write/pread/pwrite with odd offsets,
+//! lengths and buffers, ioctls with random commands and pointers, and mode
+//! switches. A shadow model ([`model::Model`]) predicts every outcome; the
+//! first difference is a divergence.
+//!
+//! The operations run in a child process that sends each one to the parent
+//! before it runs it, so that a crash (a SIGBUS from a fault handler, a
+//! SIGSEGV) is reported like any divergence, with the operation that caused
+//! it. The parent then shrinks the sequence (ddmin: drop chunks while the
+//! same divergence still happens) and prints the shortest it found, and
+//! saves it as JSON for `mapdrv fuzz --replay FILE`. The buffer's content and
+//! the driver's mode are restored before every replay and at the end.
+
+mod exec;
+mod model;
+mod ops;
+mod sys;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::abi;
+use crate::debugfs::Debugfs;
+use crate::device::{Access, Device, system_page_size};
+use exec::{Applied, Env, World};
+use ops::Op;
+
+/// Options of `mapdrv fuzz`.
+#[derive(Debug, Clone)]
+pub struct FuzzOptions {
+    pub device: PathBuf,
+    pub debugfs: PathBuf,
+    /// Stop after this long...
+    pub seconds: u64,
+    /// ...or after this many operations, whichever comes first.
+    pub max_ops: Option<u64>,
+    /// The seed; a random one when not given.
+    pub seed: Option<u64>,
+    /// Run the operations saved in this file instead of generating them.
+    pub replay: Option<PathBuf>,
+    /// Where to save the shortest failing sequence.
+    pub save: Option<PathBuf>,
+    /// How long shrinking a failing sequence may take.
+    pub shrink_seconds: u64,
+}
+
+/// What the worker tells the parent, one JSON object per line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Msg {
+    /// Operation `i` is about to run (the op itself only when generated).
+    Op {
+        i: usize,
+        op: Option<Op>,
+    },
+    Divergence {
+        i: usize,
+        message: String,
+    },
+    End {
+        done: u64,
+        skipped: u64,
+        refused: u64,
+        counts: BTreeMap<String, u64>,
+    },
+}
+
+/// How a sequence ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    index: usize,
+    /// The operation's name and what went wrong, for "is it the same bug?".
+    signature: String,
+    message: String,
+}
+
+#[derive(Debug, Default)]
+struct RunResult {
+    ops: Vec<Op>,
+    done: u64,
+    skipped: u64,
+    refused: u64,
+    counts: BTreeMap<String, u64>,
+    failure: Option<Failure>,
+}
+
+/// Where the operations come from.
+enum Source<'a> {
+    Generate {
+        seed: u64,
+        until: Instant,
+        max_ops: u64,
+    },
+    Given(&'a [Op]),
+}
+
+/// The saved form of a failing sequence.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    seed: Option<u64>,
+    pages: usize,
+    message: Option<String>,
+    ops: Vec<Op>,
+}
+
+/// The state to put back before every run and at the end.
+struct Baseline {
+    dev: Device,
+    content: Vec<u8>,
+    mode: Option<abi::Mode>,
+    debugfs: Option<Debugfs>,
+}
+
+impl Baseline {
+    fn restore(&self) -> Result<()> {
+        self.dev
+            .write_all_at(0, &self.content)
+            .context("restoring the buffer's content")?;
+        if let (Some(d), Some(m)) = (&self.debugfs, self.mode) {
+            d.write_mode(m.name())
+                .with_context(|| format!("restoring mode {}", m.name()))?;
+        }
+        Ok(())
+    }
+}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64 ^ u64::from(std::process::id());
+    }
+    u64::from_ne_bytes(b) >> 1
+}
+
+/// The highest user address: 47-bit user space, or 56-bit with 5-level
+/// paging (the CPU flag la57; the kernel uses it when the CPU has it).
+fn user_ptr_max(page_size: usize) -> usize {
+    let la57 = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
+        c.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "la57"))
+    });
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let bits = if la57 && !cmdline.split_whitespace().any(|w| w == "no5lvl") {
+        56
+    } else {
+        47
+    };
+    (1usize << bits) - page_size
+}
+
+fn info_bytes(info: &abi::MapdrvInfo) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[0..8].copy_from_slice(&info.size.to_ne_bytes());
+    b[8..16].copy_from_slice(&info.pages.to_ne_bytes());
+    b[16..20].copy_from_slice(&info.page_size.to_ne_bytes());
+    b[20..24].copy_from_slice(&info.mode.to_ne_bytes());
+    b
+}
+
+/// The worker: runs the sequence, reporting on `out`; never returns.
+fn worker(
+    env: Env,
+    shadow: Vec<u8>,
+    page_size: usize,
+    arena_pages: usize,
+    source: &Source<'_>,
+    out: RawFd,
+) -> ! {
+    // SAFETY: `out` is the write end of the pipe, which this process owns.
+    let file = unsafe { std::fs::File::from_raw_fd(out) };
+    let mut out = std::io::BufWriter::new(file);
+    let mut send = |m: &Msg, flush: bool| {
+        let _ = serde_json::to_writer(&mut out, m);
+        let _ = out.write_all(b"\n");
+        if flush {
+            let _ = out.flush();
+        }
+    };
+    let mut world = match World::new(env, shadow, page_size, arena_pages) {
+        Ok(w) => w,
+        Err(e) => {
+            send(
+                &Msg::Divergence {
+                    i: 0,
+                    message: format!("setting up: {e:#}"),
+                },
+                true,
+            );
+            // SAFETY: ends the worker at once.
+            unsafe { libc::_exit(1) };
+        }
+    };
+    let mut rng = match source {
+        Source::Generate { seed, .. } => Some(ChaCha8Rng::seed_from_u64(*seed)),
+        Source::Given(_) => None,
+    };
+    let (mut done, mut skipped) = (0u64, 0u64);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut i = 0usize;
+    loop {
+        let op = match (source, rng.as_mut()) {
+            (Source::Generate { until, max_ops, .. }, Some(rng)) => {
+                if i as u64 >= *max_ops || Instant::now() >= *until {
+                    break;
+                }
+                // Every so often, compare everything.
+                if i % 64 == 63 {
+                    Op::CheckAll
+                } else {
+                    ops::generate(rng, &world.gen_state())
+                }
+            }
+            (Source::Given(list), _) => match list.get(i) {
+                Some(op) => op.clone(),
+                None => break,
+            },
+            _ => break,
+        };
+        let generated = matches!(source, Source::Generate { .. });
+        // Flush before each op: if it crashes us, the parent knows which.
+        send(
+            &Msg::Op {
+                i,
+                op: generated.then(|| op.clone()),
+            },
+            true,
+        );
+        match world.apply(&op) {
+            Ok(Applied::Done) => {
+                done += 1;
+                *counts.entry(op.name().to_string()).or_default() += 1;
+            }
+            Ok(Applied::Skipped) => skipped += 1,
+            Err(message) => {
+                send(&Msg::Divergence { i, message }, true);
+                // SAFETY: ends the worker at once, without unwinding.
+                unsafe { libc::_exit(1) };
+            }
+        }
+        i += 1;
+    }
+    // A last full comparison after the last operation.
+    if let Err(message) = world.apply(&Op::CheckAll) {
+        send(&Msg::Divergence { i, message }, true);
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    world.teardown();
+    send(
+        &Msg::End {
+            done,
+            skipped,
+            refused: exec::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+            counts,
+        },
+        true,
+    );
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) };
+}
+
+fn signature(op: Option<&Op>, message: &str) -> String {
+    let head = message.split(':').next().unwrap_or("");
+    format!("{} / {head}", op.map_or("?", Op::name))
+}
+
+/// Runs a sequence in a child process and collects what happened.
+fn run_child(
+    base: &Baseline,
+    env: &Env,
+    page_size: usize,
+    arena_pages: usize,
+    source: Source<'_>,
+) -> Result<RunResult> {
+    base.restore()?;
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: the tool is single-threaded here; the child runs the worker
+    // and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: closing the read end in the child.
+        unsafe { libc::close(fds[0]) };
+        worker(
+            env.clone(),
+            base.content.clone(),
+            page_size,
+            arena_pages,
+            &source,
+            fds[1],
+        );
+    }
+    // SAFETY: the parent's copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: the read end, owned from here on.
+    let reader = BufReader::new(unsafe { std::fs::File::from_raw_fd(fds[0]) });
+    let mut result = RunResult::default();
+    let given: &[Op] = match &source {
+        Source::Given(list) => list,
+        Source::Generate { .. } => &[],
+    };
+    let mut last: Option<usize> = None;
+    let mut ended = false;
+    for line in reader.lines() {
+        let line = line.context("reading from the fuzzing process")?;
+        let msg: Msg =
+            serde_json::from_str(&line).with_context(|| format!("bad message {line:?}"))?;
+        match msg {
+            Msg::Op { i, op } => {
+                if let Some(op) = op {
+                    result.ops.push(op);
+                }
+                last = Some(i);
+            }
+            Msg::Divergence { i, message } => {
+                let op = result.ops.get(i).or_else(|| given.get(i));
+                result.failure = Some(Failure {
+                    index: i,
+                    signature: signature(op, &message),
+                    message,
+                });
+            }
+            Msg::End {
+                done,
+                skipped,
+                refused,
+                counts,
+            } => {
+                result.done = done;
+                result.skipped = skipped;
+                result.refused = refused;
+                result.counts = counts;
+                ended = true;
+            }
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if result.failure.is_none() && !ended {
+        let i = last.unwrap_or(0);
+        let what = if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map_or(format!("signal {sig}"), |s| s.to_string());
+            format!("{name}: the fuzzing process was killed while running this operation")
+        } else {
+            format!(
+                "the fuzzing process exited (status {}) without a word",
+                libc::WEXITSTATUS(status)
+            )
+        };
+        let op = result.ops.get(i).or_else(|| given.get(i));
+        result.failure = Some(Failure {
+            index: i,
+            signature: signature(op, &what),
+            message: what,
+        });
+    }
+    Ok(result)
+}
+
+/// Shrinks `ops` while the failure keeps its signature (ddmin by chunks).
+fn shrink(
+    base: &Baseline,
+    env: &Env,
+    page_size: usize,
+    arena_pages: usize,
+    ops: Vec<Op>,
+    want: &Failure,
+    budget: Duration,
+) -> Result<(Vec<Op>, Failure, usize, bool)> {
+    let start = Instant::now();
+    let mut cur: Vec<Op> = ops[..=want.index.min(ops.len() - 1)].to_vec();
+    let mut failure = want.clone();
+    let mut runs = 0;
+    let mut chunk = cur.len().div_ceil(2).max(1);
+    let mut complete = true;
+    'outer: loop {
+        let mut i = 0;
+        let mut removed = false;
+        while i < cur.len() {
+            if start.elapsed() > budget {
+                complete = false;
+                break 'outer;
+            }
+            let candidate: Vec<Op> = cur[..i]
+                .iter()
+                .chain(cur[(i + chunk).min(cur.len())..].iter())
+                .cloned()
+                .collect();
+            if candidate.is_empty() {
+                i += chunk;
+                continue;
+            }
+            runs += 1;
+            let r = run_child(base, env, page_size, arena_pages, Source::Given(&candidate))?;
+            match r.failure {
+                Some(f) if f.signature == want.signature => {
+                    cur = candidate[..=f.index.min(candidate.len() - 1)].to_vec();
+                    failure = f;
+                    removed = true;
+                }
+                _ => i += chunk,
+            }
+        }
+        if chunk == 1 && !removed {
+            break;
+        }
+        if !removed {
+            chunk = chunk.div_ceil(2);
+        } else {
+            chunk = chunk.min(cur.len().div_ceil(2)).max(1);
+        }
+    }
+    Ok((cur, failure, runs, complete))
+}
+
+/// Runs `mapdrv fuzz`; true when no divergence was found.
+pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
+    let dev = Device::open(&opts.device, Access::ReadWrite)?;
+    let (info, geo) = dev.geometry()?;
+    let page_size = system_page_size()?;
+    anyhow::ensure!(
+        geo.page_size == page_size,
+        "the device's page size {} is not ours ({page_size})",
+        geo.page_size
+    );
+    let content = dev.read_exact_at(0, geo.size)?;
+    let debugfs = Debugfs::locate(&opts.debugfs).ok();
+    let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
+    let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
+    let noexec = nix::sys::statvfs::statvfs(&opts.device)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
+    let env = Env {
+        device: opts.device.clone(),
+        noexec,
+        swap: Path::new("/proc/swaps").exists(),
+        user_ptr_max: user_ptr_max(page_size),
+        mode_file,
+        info_cmd: abi::MAPDRV_IOC_INFO,
+        info_bytes: info_bytes(&info),
+    };
+    let arena_pages = (2 * geo.pages + 8).clamp(16, 256);
+    let base = Baseline {
+        dev,
+        content,
+        mode,
+        debugfs,
+    };
+
+    let (seed, saved_ops) = match &opts.replay {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let saved: Saved = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            if saved.pages != geo.pages {
+                writeln!(
+                    out,
+                    "note: {} was saved with a {}-page buffer; this one has {}",
+                    path.display(),
+                    saved.pages,
+                    geo.pages
+                )?;
+            }
+            (saved.seed, Some(saved.ops))
+        }
+        None => (Some(opts.seed.unwrap_or_else(random_seed)), None),
+    };
+    match (&saved_ops, seed) {
+        (Some(ops), _) => writeln!(
+            out,
+            "fuzz: replaying {} operations from {}",
+            ops.len(),
+            opts.replay.as_deref().unwrap_or(Path::new("?")).display()
+        )?,
+        (None, Some(seed)) => writeln!(
+            out,
+            "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {arena_pages} pages, mode {}",
+            opts.seconds,
+            opts.max_ops
+                .map(|n| format!(" or {n} operations"))
+                .unwrap_or_default(),
+            geo.pages,
+            abi::mode_name(info.mode)
+        )?,
+        (None, None) => {}
+    }
+    out.flush()?;
+
+    let started = Instant::now();
+    let result = match &saved_ops {
+        Some(ops) => run_child(&base, &env, page_size, arena_pages, Source::Given(ops))?,
+        None => run_child(
+            &base,
+            &env,
+            page_size,
+            arena_pages,
+            Source::Generate {
+                seed: seed.unwrap_or(0),
+                until: started + Duration::from_secs(opts.seconds),
+                max_ops: opts.max_ops.unwrap_or(u64::MAX),
+            },
+        )?,
+    };
+    let elapsed = started.elapsed();
+    let ops: Vec<Op> = saved_ops.clone().unwrap_or(result.ops);
+    let executed = result
+        .failure
+        .as_ref()
+        .map_or(result.done + result.skipped, |f| f.index as u64 + 1);
+
+    let ok = match &result.failure {
+        None => {
+            let counts: Vec<String> = result
+                .counts
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            writeln!(
+                out,
+                "fuzz: {executed} operations in {:.1} s ({} run, of which {} refused as the model \
+                 predicted; {} skipped as not applicable): no divergence",
+                elapsed.as_secs_f64(),
+                result.done,
+                result.refused,
+                result.skipped
+            )?;
+            writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
+            true
+        }
+        Some(f) => {
+            writeln!(
+                out,
+                "DIVERGENCE at operation {} ({}): {}",
+                f.index,
+                ops.get(f.index).map(Op::to_string).unwrap_or_default(),
+                f.message
+            )?;
+            writeln!(
+                out,
+                "fuzz: seed {}, {} operations before it",
+                seed.map_or("-".into(), |s| s.to_string()),
+                f.index
+            )?;
+            out.flush()?;
+            let budget = Duration::from_secs(opts.shrink_seconds);
+            let (min, mf, runs, complete) =
+                shrink(&base, &env, page_size, arena_pages, ops, f, budget)?;
+            writeln!(
+                out,
+                "minimal replay ({} operations, {runs} trial runs{}): {}",
+                min.len(),
+                if complete {
+                    ""
+                } else {
+                    ", time budget used up"
+                },
+                mf.message
+            )?;
+            for (i, op) in min.iter().enumerate() {
+                writeln!(out, "  #{i}: {op}")?;
+            }
+            let path = opts.save.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", seed.unwrap_or(0)))
+            });
+            let saved = Saved {
+                seed,
+                pages: geo.pages,
+                message: Some(mf.message.clone()),
+                ops: min,
+            };
+            std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
+                .with_context(|| format!("saving {}", path.display()))?;
+            writeln!(
+                out,
+                "replay it with: mapdrv fuzz --replay {}",
+                path.display()
+            )?;
+            false
+        }
+    };
+    base.restore()
+        .context("restoring the buffer and mode at the end")?;
+    if ok {
+        writeln!(out, "fuzz: buffer content and mode restored")?;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let m = Msg::Op {
+            i: 3,
+            op: Some(Op::Close { slot: 1 }),
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Msg>(&s).unwrap(),
+            Msg::Op {
+                i: 3,
+                op: Some(Op::Close { slot: 1 })
+            }
+        ));
+    }
+
+    #[test]
+    fn signatures_name_the_operation_and_the_check() {
+        let op = Op::Touch {
+            at: 0,
+            len: 1,
+            write: Some(1),
+        };
+        assert_eq!(
+            signature(Some(&op), "store: buffer (pread): byte 0x3 is 0x01"),
+            "store / store"
+        );
+        assert_eq!(signature(None, "SIGBUS: killed"), "? / SIGBUS");
+    }
+
+    #[test]
+    fn user_space_ends_below_the_kernel_half() {
+        let max = user_ptr_max(4096);
+        assert!(max == (1 << 47) - 4096 || max == (1 << 56) - 4096);
+    }
+
+    #[test]
+    fn info_bytes_follow_the_c_layout() {
+        let info = abi::MapdrvInfo {
+            size: 0x1000,
+            pages: 1,
+            page_size: 4096,
+            mode: 2,
+        };
+        let b = info_bytes(&info);
+        assert_eq!(&b[0..8], &0x1000u64.to_ne_bytes());
+        assert_eq!(&b[20..24], &2u32.to_ne_bytes());
+    }
+}
+
+/// The help text after the options.
+pub const HELP: &str = "\\
+Runs random sequences of open/close, mmap (shared, private, MAP_FIXED over
+existing mappings, edge offsets and lengths), munmap, mremap, mprotect,
+madvise, fork, loads and stores through mappings, read/write/pread/pwrite and
+ioctl against the device, and checks every outcome against a model of the
+buffer and of the mappings. The same seed gives the same operations. On a
+divergence it prints the operation and the shortest sequence it finds that
+still diverges, saved as JSON for --replay. The buffer's content and the
+driver's mode are put back at the end. Exit status 1 on a divergence.
+
+Examples:
+  mapdrv fuzz --seconds 30 --seed 1
+  mapdrv fuzz --seconds 600              a new random seed
+  mapdrv fuzz --seed 7 --ops 5000        exactly 5000 operations
+  mapdrv fuzz --replay /tmp/mapdrv-fuzz-7.json";
+
+/// The arguments of `mapdrv fuzz`.
+#[derive(Debug, clap::Args)]
+pub struct FuzzArgs {
+    /// Run for this long.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    seconds: u64,
+    /// The seed [default: a random one, printed].
+    #[arg(long, value_name = "S", conflicts_with = "replay")]
+    seed: Option<u64>,
+    /// Stop after this many operations (with --seed: an exact rerun).
+    #[arg(long = "ops", value_name = "N")]
+    max_ops: Option<u64>,
+    /// Run a saved sequence instead of generating one.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Where to save a failing sequence [default: $TMPDIR/mapdrv-fuzz-<seed>.json].
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Time allowed for shrinking a failing sequence.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    shrink_seconds: u64,
+    /// The driver's debugfs directory (for mode switches).
+    #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
+    debugfs: PathBuf,
+}
+
+impl FuzzArgs {
+    pub fn options(&self, device: PathBuf) -> FuzzOptions {
+        FuzzOptions {
+            device,
+            debugfs: self.debugfs.clone(),
+            seconds: self.seconds,
+            max_ops: self.max_ops,
+            seed: self.seed,
+            replay: self.replay.clone(),
+            save: self.save.clone(),
+            shrink_seconds: self.shrink_seconds,
+        }
+    }
+}

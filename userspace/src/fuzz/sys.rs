@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The raw system calls of the fuzzer, with the arguments exactly as given
+//! (bad pointers, huge lengths and all), and the arena they may change.
+//!
+//! Everything here that can change the fuzzer's own memory takes an
+//! [`Arena`] range: the arena is an address range the fuzzer reserved for
+//! the purpose, so a `MAP_FIXED`, `munmap` or `mremap` there replaces nothing
+//! that the rest of the program uses.
+
+use std::ffi::c_void;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+/// A result as the kernel gave it: the return value or the errno.
+pub type SysResult = Result<usize, Errno>;
+
+fn check(ret: isize) -> SysResult {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+fn check_ptr(ret: *mut c_void) -> SysResult {
+    if ret == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// The fuzzer's reserved address range: `pages` pages, each either a
+/// placeholder (anonymous `PROT_NONE`) or a mapping of the device.
+#[derive(Debug)]
+pub struct Arena {
+    base: usize,
+    pages: usize,
+    page_size: usize,
+}
+
+impl Arena {
+    /// Reserves `pages` pages of placeholders.
+    pub fn new(pages: usize, page_size: usize) -> Result<Arena, Errno> {
+        // SAFETY: a new anonymous mapping where the kernel likes: it
+        // replaces nothing.
+        let base = check_ptr(unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * page_size,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        })?;
+        Ok(Arena {
+            base,
+            pages,
+            page_size,
+        })
+    }
+
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.pages * self.page_size
+    }
+
+    /// The address of arena byte `at`.
+    pub fn addr(&self, at: usize) -> usize {
+        self.base + at
+    }
+
+    /// The address of arena page `page`, checking that `pages` pages from it
+    /// lie inside the arena.
+    fn range(&self, page: usize, pages: usize) -> usize {
+        assert!(
+            page.checked_add(pages).is_some_and(|end| end <= self.pages),
+            "arena pages {page}+{pages} outside the arena of {}",
+            self.pages
+        );
+        self.base + page * self.page_size
+    }
+
+    /// Puts placeholders on pages that are unmapped (after `munmap`, a
+    /// shrinking `mremap`, a failed `MAP_FIXED`). Fails with `EEXIST` if any
+    /// of them is still mapped, which proves they all were free otherwise.
+    pub fn refill(&self, page: usize, pages: usize) -> SysResult {
+        let addr = self.range(page, pages);
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; the range is
+        // inside the arena.
+        check_ptr(unsafe {
+            libc::mmap(
+                addr as *mut c_void,
+                pages * self.page_size,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        })
+    }
+
+    /// Whether every page of the range is mapped (mincore succeeds).
+    pub fn all_present(&self, page: usize, pages: usize) -> bool {
+        let addr = self.range(page, pages);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: mincore only writes `pages` bytes into `vec`.
+        let ret = unsafe {
+            libc::mincore(
+                addr as *mut c_void,
+                pages * self.page_size,
+                vec.as_mut_ptr(),
+            )
+        };
+        ret == 0
+    }
+
+    /// `mmap` into the arena (`MAP_FIXED` or `MAP_FIXED_NOREPLACE` in
+    /// `flags`), `len` bytes from arena page `page`, which must fit.
+    pub fn mmap_at(
+        &self,
+        page: usize,
+        len: usize,
+        prot: libc::c_int,
+        flags: libc::c_int,
+        fd: RawFd,
+        offset: u64,
+    ) -> SysResult {
+        let addr = self.range(page, len.div_ceil(self.page_size));
+        // SAFETY: the range is inside the arena, which holds nothing but
+        // placeholders and device mappings.
+        check_ptr(unsafe {
+            libc::mmap(
+                addr as *mut c_void,
+                len,
+                prot,
+                flags,
+                fd,
+                offset as libc::off_t,
+            )
+        })
+    }
+
+    pub fn munmap(&self, page: usize, pages: usize) -> SysResult {
+        let addr = self.range(page, pages);
+        // SAFETY: the range is inside the arena.
+        check(unsafe { libc::munmap(addr as *mut c_void, pages * self.page_size) } as isize)
+    }
+
+    pub fn mprotect(&self, page: usize, pages: usize, prot: libc::c_int) -> SysResult {
+        let addr = self.range(page, pages);
+        // SAFETY: the range is inside the arena; accesses to it are checked
+        // against the model's protection.
+        check(unsafe { libc::mprotect(addr as *mut c_void, pages * self.page_size, prot) } as isize)
+    }
+
+    pub fn madvise(&self, page: usize, pages: usize, advice: libc::c_int) -> SysResult {
+        let addr = self.range(page, pages);
+        // SAFETY: the range is inside the arena.
+        check(
+            unsafe { libc::madvise(addr as *mut c_void, pages * self.page_size, advice) } as isize,
+        )
+    }
+
+    /// `mremap` of arena pages, in place (`MREMAP_MAYMOVE`, which a shrink
+    /// never needs) or to arena page `to` (`MREMAP_MAYMOVE | MREMAP_FIXED`).
+    pub fn mremap(
+        &self,
+        page: usize,
+        old_pages: usize,
+        new_pages: usize,
+        to: Option<usize>,
+    ) -> SysResult {
+        let addr = self.range(page, old_pages);
+        let ps = self.page_size;
+        let (flags, dest) = match to {
+            Some(t) => (
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                self.range(t, new_pages),
+            ),
+            None => (libc::MREMAP_MAYMOVE, 0),
+        };
+        // SAFETY: source and destination are inside the arena. Without
+        // MREMAP_FIXED the caller only shrinks or keeps the size, or grows a
+        // mapping the driver marked VM_DONTEXPAND, which fails.
+        check_ptr(unsafe {
+            libc::mremap(
+                addr as *mut c_void,
+                old_pages * ps,
+                new_pages * ps,
+                flags,
+                dest as *mut c_void,
+            )
+        })
+    }
+
+    /// Moves a mapping made outside the arena onto arena page `to`.
+    pub fn move_in(&self, from: usize, len: usize, to: usize) -> SysResult {
+        let dest = self.range(to, len.div_ceil(self.page_size));
+        // SAFETY: `from..from + len` is a mapping the caller just made and
+        // owns; the destination is inside the arena.
+        check_ptr(unsafe {
+            libc::mremap(
+                from as *mut c_void,
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dest as *mut c_void,
+            )
+        })
+    }
+
+    /// Loads `len` bytes at arena byte `at`. The caller checked with the
+    /// model that they are mapped readable.
+    pub fn load(&self, at: usize, len: usize) -> Vec<u8> {
+        assert!(at + len <= self.bytes());
+        (0..len)
+            .map(|i| {
+                // SAFETY: inside the arena; the model says the page maps the
+                // device with PROT_READ, so the load does not fault (unless
+                // the driver is broken, which the fuzzer's parent reports).
+                unsafe { std::ptr::read_volatile((self.base + at + i) as *const u8) }
+            })
+            .collect()
+    }
+
+    /// Stores `data` at arena byte `at`. The caller checked with the model
+    /// that the pages are mapped writable.
+    pub fn store(&self, at: usize, data: &[u8]) {
+        assert!(at + data.len() <= self.bytes());
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: as in `load`, for PROT_WRITE pages; no Rust reference
+            // points into the arena.
+            unsafe { std::ptr::write_volatile((self.base + at + i) as *mut u8, *b) };
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the arena, which this value owns.
+        unsafe { libc::munmap(self.base as *mut c_void, self.bytes()) };
+    }
+}
+
+/// `mmap` where the kernel likes (no `MAP_FIXED`), with any arguments.
+pub fn mmap_anywhere(
+    len: u64,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: RawFd,
+    offset: u64,
+) -> SysResult {
+    // SAFETY: without MAP_FIXED the kernel picks a free range and replaces
+    // nothing.
+    check_ptr(unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            prot,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    })
+}
+
+/// Unmaps a mapping that [`mmap_anywhere`] made.
+pub fn munmap_anywhere(addr: usize, len: usize) -> SysResult {
+    // SAFETY: the caller owns the mapping at `addr` (made by mmap_anywhere).
+    check(unsafe { libc::munmap(addr as *mut c_void, len) } as isize)
+}
+
+/// The user buffer of a read, write or ioctl, as a raw address.
+///
+/// # Safety
+///
+/// The kernel may write up to `len` bytes from `addr` (for reads and the
+/// info ioctl): `addr..addr + len` must be memory the caller lets the kernel
+/// write (a heap buffer of that size, arena pages) or memory the kernel
+/// cannot write (unmapped, read-only, kernel addresses).
+pub unsafe fn read(fd: RawFd, addr: usize, len: u64) -> SysResult {
+    // SAFETY: the caller's contract covers the destination.
+    check(unsafe { libc::read(fd, addr as *mut c_void, len as usize) })
+}
+
+/// # Safety
+///
+/// As for [`read`].
+pub unsafe fn pread(fd: RawFd, addr: usize, len: u64, offset: i64) -> SysResult {
+    // SAFETY: the caller's contract covers the destination.
+    check(unsafe { libc::pread(fd, addr as *mut c_void, len as usize, offset) })
+}
+
+/// write(2) from any address: the kernel only reads the source.
+pub fn write(fd: RawFd, addr: usize, len: u64) -> SysResult {
+    // SAFETY: the kernel reads user memory with fault handling; a bad
+    // address is EFAULT, not a crash, and nothing of ours is written.
+    check(unsafe { libc::write(fd, addr as *const c_void, len as usize) })
+}
+
+/// pwrite(2) from any address.
+pub fn pwrite(fd: RawFd, addr: usize, len: u64, offset: i64) -> SysResult {
+    // SAFETY: as in `write`.
+    check(unsafe { libc::pwrite(fd, addr as *const c_void, len as usize, offset) })
+}
+
+/// # Safety
+///
+/// An ioctl command may write through `arg`: as for [`read`], for the size
+/// the command encodes.
+pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: usize) -> SysResult {
+    // SAFETY: the caller's contract covers what the command may write.
+    check(unsafe { libc::ioctl(fd, libc::c_ulong::from(cmd), arg) } as isize)
+}
+
+/// read(2) into `buf` from a descriptor (a pipe), 0 on error or EOF.
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> usize {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    n.max(0) as usize
+}

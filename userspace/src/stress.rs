@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `mapdrv stress`: several processes, each with several threads, fault,
+//! map, remap and unmap the device at the same time for a while; then the
+//! buffer is checked byte for byte.
+//!
+//! Each worker (one thread of one process) owns one 8-byte slot of the
+//! buffer, in the second half of a page (page headers are at the start), and
+//! only it writes there: through a shared mapping, with pwrite, or (never
+//! reaching the buffer) through a private mapping. So every read a worker
+//! makes has one right answer, whatever the others do: its own slot holds
+//! the last value it wrote, every other byte what the buffer held at the
+//! start (slots of others are skipped). At the end the parent checks every
+//! slot and every other byte, by pread and through a fresh mapping, and puts
+//! the buffer back as it was.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use nix::sys::mman::ProtFlags;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::debugfs::Debugfs;
+use crate::device::{Access, Device, Geometry, Mapping, Reservation, Share, system_page_size};
+
+pub const HELP: &str = "\
+Runs PROCS processes of THREADS threads each for SECONDS seconds. Each
+thread, over and over and in random order: maps a range of the device
+shared and stores a new value into its own 8-byte slot, then checks it with
+pread; pwrites its slot and reads it back through a new mapping; writes
+through a private mapping and checks the buffer did not change; maps a range
+read-only, faults it in, drops it (MADV_DONTNEED) and faults it in again;
+shrinks and moves mappings with mremap; opens and closes the device. Every
+read is checked. Meanwhile the driver's mode is switched now and then
+through debugfs, so all three fault paths run at once. At the end every
+byte of the buffer is checked and the buffer and mode are put back.
+Exit status 1 on any wrong byte or failed call.
+
+Examples:
+  mapdrv stress --threads 4 --procs 2 --seconds 30
+  mapdrv stress --threads 8 --procs 4 --seconds 600 --seed 42";
+
+/// The arguments of `mapdrv stress`.
+#[derive(Debug, clap::Args)]
+pub struct StressArgs {
+    /// Threads per process.
+    #[arg(long, value_name = "T", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Processes.
+    #[arg(long, value_name = "P", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    procs: u16,
+    /// How long.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    seconds: u64,
+    /// The seed of the workers' random choices [default: a random one].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Do not switch the driver's mode during the run.
+    #[arg(long)]
+    no_mode_switch: bool,
+    /// The driver's debugfs directory.
+    #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
+    debugfs: PathBuf,
+}
+
+/// Where the slots start in a page: after the header line.
+const SLOT_BASE_FRACTION: usize = 2;
+/// Most errors a worker reports in detail.
+const MAX_ERRORS: usize = 5;
+
+/// The byte offset of worker `w`'s slot.
+fn slot_offset(w: usize, geo: &Geometry) -> usize {
+    let base = geo.page_size / SLOT_BASE_FRACTION;
+    (w % geo.pages) * geo.page_size + base + (w / geo.pages) * 8
+}
+
+/// How many slots the buffer has room for.
+fn slot_capacity(geo: &Geometry) -> usize {
+    geo.pages * (geo.page_size - geo.page_size / SLOT_BASE_FRACTION) / 8
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WorkerReport {
+    id: usize,
+    /// The value the slot must hold now.
+    last: u64,
+    ops: BTreeMap<String, u64>,
+    errors: Vec<String>,
+    error_count: u64,
+}
+
+/// What every worker needs.
+struct Shared<'a> {
+    dev: &'a Device,
+    geo: Geometry,
+    initial: &'a [u8],
+    /// Slot offsets of all workers, to skip them when comparing.
+    slots: Vec<usize>,
+    until: Instant,
+}
+
+impl Shared<'_> {
+    /// Compares `got` (buffer bytes from `offset`) with the initial content,
+    /// except at the workers' slots (each checked by its owner).
+    fn check_unchanged(&self, offset: usize, got: &[u8]) -> Result<(), String> {
+        for (i, b) in got.iter().enumerate() {
+            let at = offset + i;
+            if *b != self.initial[at] && !self.in_a_slot(at) {
+                return Err(format!(
+                    "byte {at:#x} is {b:#04x}, it was {:#04x} and nobody writes there",
+                    self.initial[at]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn in_a_slot(&self, at: usize) -> bool {
+        self.slots.iter().any(|&s| (s..s + 8).contains(&at))
+    }
+}
+
+struct Worker<'a> {
+    sh: &'a Shared<'a>,
+    id: usize,
+    slot: usize,
+    rng: ChaCha8Rng,
+    counter: u64,
+    report: WorkerReport,
+}
+
+const RW: ProtFlags = ProtFlags::PROT_READ.union(ProtFlags::PROT_WRITE);
+const RO: ProtFlags = ProtFlags::PROT_READ;
+
+impl Worker<'_> {
+    fn next_value(&mut self) -> u64 {
+        self.counter += 1;
+        ((self.id as u64 + 1) << 40) | self.counter
+    }
+
+    fn fail(&mut self, what: &str, why: String) {
+        self.report.error_count += 1;
+        if self.report.errors.len() < MAX_ERRORS {
+            self.report
+                .errors
+                .push(format!("worker {}: {what}: {why}", self.id));
+        }
+    }
+
+    fn count(&mut self, what: &str) {
+        *self.report.ops.entry(what.to_string()).or_default() += 1;
+    }
+
+    /// A range of pages that holds page `must` (if any), up to 8 pages.
+    fn range(&mut self, must: Option<usize>) -> (usize, usize) {
+        let pages = self.sh.geo.pages;
+        let n = self.rng.random_range(1..=pages.min(8));
+        let first = match must {
+            Some(p) => {
+                let lo = (p + 1).saturating_sub(n);
+                let hi = p.min(pages - n);
+                self.rng.random_range(lo..=hi)
+            }
+            None => self.rng.random_range(0..=pages - n),
+        };
+        (first, n)
+    }
+
+    fn map(
+        &mut self,
+        first: usize,
+        n: usize,
+        prot: ProtFlags,
+        share: Share,
+    ) -> Result<Mapping, String> {
+        let ps = self.sh.geo.page_size;
+        self.count("mmap");
+        self.sh
+            .dev
+            .map((first * ps) as u64, n * ps, prot, share)
+            .map_err(|e| format!("mmap of pages {first}+{n} ({share:?}): {e}"))
+    }
+
+    fn slot_via_pread(&mut self) -> Result<u64, String> {
+        self.count("pread");
+        let b = self
+            .sh
+            .dev
+            .read_exact_at(self.slot, 8)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    fn read_u64(map: &Mapping, at: usize) -> u64 {
+        u64::from_ne_bytes(map.read_vec(at, 8).try_into().unwrap_or_default())
+    }
+
+    fn write_u64(map: &Mapping, at: usize, v: u64) {
+        for (i, b) in v.to_ne_bytes().iter().enumerate() {
+            map.write_u8(at + i, *b);
+        }
+    }
+
+    /// Shared mapping, store, check by pread.
+    fn map_store(&mut self) -> Result<(), String> {
+        let ps = self.sh.geo.page_size;
+        let (first, n) = self.range(Some(self.slot / ps));
+        let map = self.map(first, n, RW, Share::Shared)?;
+        let v = self.next_value();
+        let at = self.slot - first * ps;
+        Self::write_u64(&map, at, v);
+        self.count("store");
+        self.report.last = v;
+        let seen = self.slot_via_pread()?;
+        if seen != v {
+            return Err(format!(
+                "stored {v:#x} through a mapping, pread reads {seen:#x}"
+            ));
+        }
+        let back = Self::read_u64(&map, at);
+        if back != v {
+            return Err(format!("stored {v:#x}, the mapping reads back {back:#x}"));
+        }
+        Ok(())
+    }
+
+    /// pwrite, then read through a new read-only mapping.
+    fn pwrite_load(&mut self) -> Result<(), String> {
+        let ps = self.sh.geo.page_size;
+        let v = self.next_value();
+        self.count("pwrite");
+        self.sh
+            .dev
+            .write_all_at(self.slot, &v.to_ne_bytes())
+            .map_err(|e| format!("{e:#}"))?;
+        self.report.last = v;
+        let (first, n) = self.range(Some(self.slot / ps));
+        let map = self.map(first, n, RO, Share::Shared)?;
+        self.count("load");
+        let seen = Self::read_u64(&map, self.slot - first * ps);
+        if seen != v {
+            return Err(format!("pwrote {v:#x}, a new mapping reads {seen:#x}"));
+        }
+        Ok(())
+    }
+
+    /// Private mapping: the store stays private.
+    fn private_store(&mut self) -> Result<(), String> {
+        let ps = self.sh.geo.page_size;
+        let (first, n) = self.range(Some(self.slot / ps));
+        let map = self.map(first, n, RW, Share::Private)?;
+        let at = self.slot - first * ps;
+        let junk = self.rng.random::<u64>() | 1;
+        Self::write_u64(&map, at, junk);
+        self.count("private-store");
+        let seen = self.slot_via_pread()?;
+        if seen != self.report.last {
+            return Err(format!(
+                "a MAP_PRIVATE store of {junk:#x} reached the buffer: pread reads {seen:#x}, expected {:#x}",
+                self.report.last
+            ));
+        }
+        Ok(())
+    }
+
+    /// Read-only mapping of any pages: fault, compare, drop, fault again.
+    fn fault_range(&mut self) -> Result<(), String> {
+        let ps = self.sh.geo.page_size;
+        let (first, n) = self.range(None);
+        let map = self.map(first, n, RO, Share::Shared)?;
+        for round in 0..2 {
+            for p in 0..n {
+                let header = map.read_vec(p * ps, 64);
+                self.count("fault");
+                self.sh
+                    .check_unchanged((first + p) * ps, &header)
+                    .map_err(|e| format!("page {} through a mapping: {e}", first + p))?;
+            }
+            if round == 0 {
+                // SAFETY: drops the page table entries of a mapping we own;
+                // its pages are faulted in again from the device on access.
+                let r = unsafe {
+                    libc::madvise(map.addr() as *mut libc::c_void, n * ps, libc::MADV_DONTNEED)
+                };
+                if r != 0 {
+                    return Err(format!(
+                        "madvise DONTNEED: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                self.count("madvise");
+            }
+        }
+        Ok(())
+    }
+
+    /// mremap: shrink in place or move.
+    fn remap(&mut self) -> Result<(), String> {
+        let ps = self.sh.geo.page_size;
+        if self.sh.geo.pages < 2 {
+            return Ok(());
+        }
+        let (first, n) = self.range(None);
+        let n = n.max(2).min(self.sh.geo.pages - first);
+        if n < 2 {
+            return Ok(());
+        }
+        let mut map = self.map(first, n, RO, Share::Shared)?;
+        let keep = self.rng.random_range(1..n);
+        self.count("mremap");
+        if self.rng.random_ratio(1, 2) {
+            map.remap(keep * ps, false)
+                .map_err(|e| format!("mremap shrink {n} -> {keep} pages: {e}"))?;
+        } else {
+            let target = Reservation::new(n * ps).map_err(|e| format!("reservation: {e}"))?;
+            map.move_onto(target)
+                .map_err(|e| format!("mremap move: {e}"))?;
+        }
+        let len = map.len() / ps;
+        for p in 0..len {
+            let header = map.read_vec(p * ps, 64);
+            self.count("fault");
+            self.sh
+                .check_unchanged((first + p) * ps, &header)
+                .map_err(|e| format!("page {} after mremap: {e}", first + p))?;
+        }
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<(), String> {
+        self.count("open");
+        let dev =
+            Device::open(self.sh.dev.path(), Access::ReadOnly).map_err(|e| format!("{e:#}"))?;
+        let ps = self.sh.geo.page_size;
+        let map = dev
+            .map((self.slot / ps * ps) as u64, ps, RO, Share::Shared)
+            .map_err(|e| format!("mmap of a new file: {e}"))?;
+        // The mapping outlives the file: close first, then read.
+        drop(dev);
+        self.count("load");
+        let seen = Self::read_u64(&map, self.slot % ps);
+        if seen != self.report.last {
+            return Err(format!(
+                "a mapping of a closed file reads {seen:#x} at my slot, expected {:#x}",
+                self.report.last
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(mut self) -> WorkerReport {
+        while Instant::now() < self.sh.until {
+            let (what, r) = match self.rng.random_range(0..12) {
+                0..=2 => ("map-store", self.map_store()),
+                3..=4 => ("pwrite-load", self.pwrite_load()),
+                5..=6 => ("private-store", self.private_store()),
+                7..=9 => ("fault-range", self.fault_range()),
+                10 => ("remap", self.remap()),
+                _ => ("reopen", self.reopen()),
+            };
+            if let Err(e) = r {
+                self.fail(what, e);
+            }
+        }
+        self.report
+    }
+}
+
+/// One process: `threads` workers from `first_id`.
+fn child(sh: &Shared<'_>, first_id: usize, threads: usize, seed: u64) -> Vec<WorkerReport> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (first_id..first_id + threads)
+            .map(|id| {
+                let w = Worker {
+                    sh,
+                    id,
+                    slot: sh.slots[id],
+                    rng: ChaCha8Rng::seed_from_u64(
+                        seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    ),
+                    counter: 0,
+                    report: WorkerReport {
+                        id,
+                        last: u64::from_ne_bytes(
+                            sh.initial[sh.slots[id]..sh.slots[id] + 8]
+                                .try_into()
+                                .unwrap_or_default(),
+                        ),
+                        ..WorkerReport::default()
+                    },
+                };
+                s.spawn(move || w.run())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                h.join().unwrap_or_else(|_| WorkerReport {
+                    id: first_id + i,
+                    errors: vec![format!("worker {} panicked", first_id + i)],
+                    error_count: 1,
+                    ..WorkerReport::default()
+                })
+            })
+            .collect()
+    })
+}
+
+/// Runs `mapdrv stress`; true when every check held.
+pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> Result<bool> {
+    let dev = Device::open(device, Access::ReadWrite)?;
+    let (_info, geo) = dev.geometry()?;
+    ensure!(
+        geo.page_size == system_page_size()?,
+        "the device's page size is not ours"
+    );
+    let (procs, threads) = (usize::from(args.procs), usize::from(args.threads));
+    let workers = procs * threads;
+    if workers > slot_capacity(&geo) {
+        bail!(
+            "{workers} workers need {workers} slots of 8 bytes; a {}-page buffer has room for {}",
+            geo.pages,
+            slot_capacity(&geo)
+        );
+    }
+    let initial = dev.read_exact_at(0, geo.size)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let debugfs = if args.no_mode_switch {
+        None
+    } else {
+        Debugfs::locate(&args.debugfs).ok()
+    };
+    let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
+    writeln!(
+        out,
+        "stress: {procs} processes x {threads} threads for {} s, seed {seed}, buffer of {} pages{}",
+        args.seconds,
+        geo.pages,
+        if debugfs.is_some() {
+            ", switching modes"
+        } else {
+            ""
+        }
+    )?;
+    out.flush()?;
+    let sh = Shared {
+        dev: &dev,
+        geo,
+        initial: &initial,
+        slots: (0..workers).map(|w| slot_offset(w, &geo)).collect(),
+        until: Instant::now() + Duration::from_secs(args.seconds),
+    };
+
+    // The processes (forked before any thread exists here).
+    let mut kids = Vec::new();
+    for p in 0..procs {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 fills the two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            bail!("pipe: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: still single-threaded: the child runs its workers and
+        // leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            bail!("fork: {}", std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            crate::fatal::reset_in_child();
+            let reports = child(&sh, p * threads, threads, seed);
+            // SAFETY: the write end, owned by this child.
+            let mut f = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+            let ok = serde_json::to_writer(&mut f, &reports).is_ok();
+            drop(f);
+            // SAFETY: leaves without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        // SAFETY: the parent's copy of the write end.
+        unsafe { libc::close(fds[1]) };
+        kids.push((pid, fds[0]));
+    }
+
+    // Meanwhile: switch the mode every 50 ms.
+    let stop = AtomicBool::new(false);
+    let switches = AtomicU64::new(0);
+    let mut reports: Vec<WorkerReport> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    std::thread::scope(|s| {
+        if let Some(d) = &debugfs {
+            s.spawn(|| {
+                let names = ["fault", "faultaround", "prefault"];
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if d.write_mode(names[i % 3]).is_ok() {
+                        switches.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+        for (pid, fd) in &kids {
+            // SAFETY: the read end, owned from here on.
+            let mut f = unsafe { std::fs::File::from_raw_fd(*fd) };
+            let mut text = String::new();
+            let _ = f.read_to_string(&mut text);
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(*pid, &mut status, 0) };
+            if libc::WIFSIGNALED(status) {
+                problems.push(format!(
+                    "process {pid} was killed by signal {} (a SIGBUS or SIGSEGV touching a mapping?)",
+                    libc::WTERMSIG(status)
+                ));
+            }
+            match serde_json::from_str::<Vec<WorkerReport>>(&text) {
+                Ok(r) => reports.extend(r),
+                Err(_) => problems.push(format!("process {pid} sent no report")),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    if let (Some(d), Some(m)) = (&debugfs, mode) {
+        d.write_mode(m.name()).context("restoring the mode")?;
+    }
+
+    // The end: every slot holds its worker's last value, every other byte
+    // is as it was; by pread and through a fresh mapping.
+    let now = dev.read_exact_at(0, geo.size)?;
+    let map = dev
+        .map(0, geo.size, RO, Share::Shared)
+        .map_err(|e| anyhow::anyhow!("mapping the whole buffer: {e}"))?;
+    let mapped = map.read_vec(0, geo.size);
+    drop(map);
+    let mut want = initial.clone();
+    for r in &reports {
+        let s = sh.slots[r.id];
+        want[s..s + 8].copy_from_slice(&r.last.to_ne_bytes());
+    }
+    for (what, got) in [("pread", &now), ("a mapping", &mapped)] {
+        let wrong: Vec<usize> = (0..geo.size).filter(|&i| got[i] != want[i]).collect();
+        if let Some(&i) = wrong.first() {
+            problems.push(format!(
+                "at the end, {} bytes differ ({what}); the first at {i:#x}: {:#04x}, expected {:#04x}",
+                wrong.len(),
+                got[i],
+                want[i]
+            ));
+        }
+    }
+    dev.write_all_at(0, &initial)
+        .context("restoring the buffer")?;
+
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    let mut errors = 0;
+    for r in &reports {
+        for (k, v) in &r.ops {
+            *totals.entry(k.clone()).or_default() += v;
+        }
+        errors += r.error_count;
+        problems.extend(r.errors.iter().cloned());
+    }
+    let total: u64 = totals.values().sum();
+    let by_kind: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(
+        out,
+        "stress: {total} operations by {} workers ({}), {} mode switches",
+        reports.len(),
+        by_kind.join(", "),
+        switches.load(Ordering::Relaxed)
+    )?;
+    for p in &problems {
+        writeln!(out, "stress: FAILED: {p}")?;
+    }
+    if reports.len() != workers {
+        writeln!(
+            out,
+            "stress: FAILED: {} of {workers} workers reported",
+            reports.len()
+        )?;
+    }
+    let ok = problems.is_empty() && errors == 0 && reports.len() == workers;
+    if ok {
+        writeln!(
+            out,
+            "stress: every slot and every other byte checked at the end: all as expected; buffer restored"
+        )?;
+    } else {
+        writeln!(out, "stress: {errors} failed checks during the run")?;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_and_after_the_headers() {
+        let geo = Geometry {
+            pages: 3,
+            page_size: 4096,
+            size: 3 * 4096,
+        };
+        let slots: Vec<usize> = (0..40).map(|w| slot_offset(w, &geo)).collect();
+        for (i, a) in slots.iter().enumerate() {
+            assert!(a % 4096 >= 2048 && a % 8 == 0 && a + 8 <= geo.size);
+            assert!(slots[i + 1..].iter().all(|b| b.abs_diff(*a) >= 8));
+        }
+        assert_eq!(slot_capacity(&geo), 3 * 256);
+    }
+}
