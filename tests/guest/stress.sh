@@ -31,4 +31,20 @@ at_least "stress ran at least 100 operations" 100 \
 	"$(sed -n 's/^stress: \([0-9]*\) operations by.*/\1/p' "$TOOL_OUT")"
 check "stress: the module unloads after it" rmmod "$MODNAME"
 module_unload_all
+
+# --json: one summary object on stdout, every worker reported, no problem.
+# Once, on the VM kernel.
+if [ -z "$soak" ] && ! debug_kernel; then
+	check "json: loads" insmod "$MODULE" pages=16
+	if tool_check "stress --json: a summary with ok true" '"ok": true' \
+		mapdrv stress --threads 2 --procs 2 --seconds 2 --seed 3 --json; then
+		check "stress --json: stdout is one JSON object, all 4 workers reported, no problems" \
+			sh -c "head -1 '$TOOL_OUT' | grep -qx '{' && tail -1 '$TOOL_OUT' | grep -qx '}' &&
+				grep -q '\"workers_reported\": 4,' '$TOOL_OUT' && grep -q '\"problems\": \[\]' '$TOOL_OUT'"
+		at_least "stress --json: at least 100 operations" 100 \
+			"$(sed -n 's/^  "operations": \([0-9]*\),$/\1/p' "$TOOL_OUT")"
+	fi
+	check "json: unloads" rmmod "$MODNAME"
+	module_unload_all
+fi
 finish

@@ -223,12 +223,27 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Bench(args) => bench::run(&cli.device, &args, out)?,
         Command::Fuzz(args) => {
-            if !fuzz::run(&args.options(cli.device), out)? {
+            let opts = args.options(cli.device);
+            let summary = if args.json {
+                let summary = fuzz::run(&opts, &mut io::sink())?;
+                print_json(out, &summary)?;
+                summary
+            } else {
+                fuzz::run(&opts, out)?
+            };
+            if !summary.ok {
                 return Ok(ExitCode::FAILURE);
             }
         }
         Command::Stress(args) => {
-            if !stress::run(&args, &cli.device, out)? {
+            let summary = if args.json {
+                let summary = stress::run(&args, &cli.device, &mut io::sink())?;
+                print_json(out, &summary)?;
+                summary
+            } else {
+                stress::run(&args, &cli.device, out)?
+            };
+            if !summary.ok {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -236,6 +251,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Man => manual::man::<Cli>(out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON document on `out`, pretty and newline-terminated.
+fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// True when the error is a closed stdout (e.g. `mapdrv dump | head`).
@@ -288,6 +310,23 @@ mod tests {
         );
         assert!(page.contains(".TH mapdrv-verify"));
         assert!(page.contains("MAPDRV_IOC_INFO"));
+    }
+
+    /// Every subcommand teaches by example, and its text renders as written
+    /// (no stray escape left at the start of a line).
+    #[test]
+    fn every_subcommand_help_has_examples() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Examples:\n  mapdrv "), "{name}: no examples");
+            assert!(
+                !help.lines().any(|l| l.trim_start().starts_with('\\')),
+                "{name}: a stray backslash in:\n{help}"
+            );
+        }
     }
 
     #[test]

@@ -44,7 +44,8 @@ Exit status 1 on any wrong byte or failed call.
 
 Examples:
   mapdrv stress --threads 4 --procs 2 --seconds 30
-  mapdrv stress --threads 8 --procs 4 --seconds 600 --seed 42";
+  mapdrv stress --threads 8 --procs 4 --seconds 600 --seed 42
+  mapdrv stress --seconds 10 --seed 1 --json";
 
 /// The arguments of `mapdrv stress`.
 #[derive(Debug, clap::Args)]
@@ -69,6 +70,9 @@ pub struct StressArgs {
     /// The driver's debugfs directory.
     #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
     debugfs: PathBuf,
+    /// Print only a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the slots start in a page: after the header line.
@@ -415,8 +419,29 @@ fn child(sh: &Shared<'_>, first_id: usize, threads: usize, seed: u64) -> Vec<Wor
     })
 }
 
-/// Runs `mapdrv stress`; true when every check held.
-pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> Result<bool> {
+/// What a run found: `mapdrv stress --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub seed: u64,
+    pub procs: usize,
+    pub threads: usize,
+    pub seconds: u64,
+    /// Workers that sent their report (procs x threads when all went well).
+    pub workers_reported: usize,
+    pub operations: u64,
+    /// Operations by kind.
+    pub by_kind: BTreeMap<String, u64>,
+    pub mode_switches: u64,
+    /// Checks that failed during the run.
+    pub failed_checks: u64,
+    /// What went wrong (at most a few per worker), then the end checks.
+    pub problems: Vec<String>,
+    /// True when every check held.
+    pub ok: bool,
+}
+
+/// Runs `mapdrv stress`, telling `out` as it goes.
+pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> Result<Summary> {
     let dev = Device::open(device, Access::ReadWrite)?;
     let (_info, geo) = dev.geometry()?;
     ensure!(
@@ -493,6 +518,8 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         kids.push((pid, fds[0]));
     }
 
+    // The bar starts once every fork is done (see progress::Timed::start).
+    let bar = crate::progress::Timed::start(args.seconds, "stress");
     // Meanwhile: switch the mode every 50 ms.
     let stop = AtomicBool::new(false);
     let switches = AtomicU64::new(0);
@@ -533,6 +560,7 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         }
         stop.store(true, Ordering::Relaxed);
     });
+    drop(bar);
     if let (Some(d), Some(m)) = (&debugfs, mode) {
         d.write_mode(m.name()).context("restoring the mode")?;
     }
@@ -601,7 +629,22 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
     } else {
         writeln!(out, "stress: {errors} failed checks during the run")?;
     }
-    Ok(ok)
+    if reports.len() != workers {
+        problems.push(format!("{} of {workers} workers reported", reports.len()));
+    }
+    Ok(Summary {
+        seed,
+        procs,
+        threads,
+        seconds: args.seconds,
+        workers_reported: reports.len(),
+        operations: total,
+        by_kind: totals,
+        mode_switches: switches.load(Ordering::Relaxed),
+        failed_checks: errors,
+        problems,
+        ok,
+    })
 }
 
 #[cfg(test)]

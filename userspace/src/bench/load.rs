@@ -59,7 +59,7 @@ pub fn measure(
     sizes: &[usize],
     rounds: usize,
     debugfs: &Path,
-    progress: &mut dyn FnMut(&str),
+    status: &super::Status,
 ) -> Result<Vec<LoadSeries>> {
     if loaded() {
         bail!(
@@ -68,8 +68,9 @@ pub fn measure(
     }
     // (insmod, alloc, fill, walk) ns/page, per size, per round.
     let mut samples: Vec<Vec<[f64; 4]>> = vec![Vec::new(); sizes.len()];
+    status.plan((rounds + 1) * sizes.len());
     for round in 0..=rounds {
-        progress(&format!("load timing: round {round}/{rounds}"));
+        status.say(&format!("load timing: round {round}/{rounds}"));
         for k in 0..sizes.len() {
             let i = (k + round) % sizes.len();
             let pages = sizes[i];
@@ -81,6 +82,7 @@ pub fn measure(
                 let per = |ns: f64| ns / pages as f64;
                 samples[i].push([per(insmod), per(alloc), per(fill), per(walk)]);
             }
+            status.step(1);
         }
     }
     Ok(sizes

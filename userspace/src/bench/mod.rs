@@ -120,7 +120,7 @@ pub struct BenchArgs {
     /// The driver's debugfs directory.
     #[arg(long, value_name = "DIR", default_value = debugfs::DEFAULT_DIR)]
     pub debugfs: PathBuf,
-    /// No progress lines on standard error.
+    /// No progress (bar or lines) on standard error.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -153,11 +153,49 @@ pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn progress(quiet: bool) -> impl FnMut(&str) {
-    move |line: &str| {
-        if !quiet {
-            eprintln!("mapdrv bench: {line}");
+/// What the bench is doing: on a terminal a bar over the rounds to run, else
+/// one line per stage on standard error (for logs); nothing with --quiet.
+pub(crate) struct Status {
+    bar: indicatif::ProgressBar,
+    lines: bool,
+}
+
+impl Status {
+    fn new(quiet: bool) -> Self {
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            crate::progress::bar(0, "bench")
+        };
+        Self {
+            bar,
+            lines: !quiet && !crate::progress::visible(),
         }
+    }
+
+    /// Names the stage now running.
+    pub(crate) fn say(&self, line: &str) {
+        if self.lines {
+            eprintln!("mapdrv bench: {line}");
+        } else {
+            self.bar.set_message(format!("bench: {line}"));
+        }
+    }
+
+    /// `n` more rounds to run.
+    pub(crate) fn plan(&self, n: usize) {
+        self.bar.inc_length(n as u64);
+    }
+
+    /// One round done (or skipped).
+    pub(crate) fn step(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+}
+
+impl Drop for Status {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -186,7 +224,7 @@ fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
 /// Takes the measurements and builds the report.
 fn measure(device: &Path, args: &BenchArgs) -> Result<Report> {
     let started = Instant::now();
-    let mut say = progress(args.quiet);
+    let status = Status::new(args.quiet);
     let page_size = crate::device::system_page_size()?;
     let rounds = usize::from(args.rounds);
     check_sizes(&args.sizes, "--sizes")?;
@@ -215,17 +253,17 @@ fn measure(device: &Path, args: &BenchArgs) -> Result<Report> {
                 sizes.push(pages);
             }
         }
-        load_series = load::measure(&ko, &sizes, rounds, &args.debugfs, &mut say)?;
+        load_series = load::measure(&ko, &sizes, rounds, &args.debugfs, &status)?;
         let pages = if args.sizes.is_empty() {
             largest_fitting(page_size)
         } else {
             args.sizes.iter().copied().max().unwrap_or(10)
         };
-        say(&format!("loading {} with pages={pages}", load::MODULE_NAME));
+        status.say(&format!("loading {} with pages={pages}", load::MODULE_NAME));
         load::load(&ko, &format!("pages={pages}"))?;
         loaded_here = true;
     }
-    let result = measure_device(device, args, page_size, &mut skipped, &mut say);
+    let result = measure_device(device, args, page_size, &mut skipped, &status);
     if loaded_here {
         load::unload()?;
     }
@@ -283,7 +321,7 @@ fn measure_device(
     args: &BenchArgs,
     page_size: usize,
     skipped: &mut Vec<Skipped>,
-    say: &mut dyn FnMut(&str),
+    status: &Status,
 ) -> Result<Measured> {
     let (info, _) = Device::open(path, Access::ReadOnly)?.geometry()?;
     let device_pages = info.pages as usize;
@@ -300,7 +338,7 @@ fn measure_device(
         )
     })?;
     let env = environment(page_size, device_pages, mode_at_start.name());
-    say(&format!(
+    status.say(&format!(
         "clock source {}, accelerator {}, {} CPUs, device {} pages",
         env.clocksource, env.accelerator, env.cpus, device_pages
     ));
@@ -312,6 +350,9 @@ fn measure_device(
     };
     let mut sizes = Vec::new();
     let mut results = Vec::new();
+    // Each size: one warm-up round and the recorded ones.
+    let per_size = usize::from(args.rounds) + 1;
+    status.plan(wanted.len() * per_size);
     let ctx = Ctx {
         dev: &dev,
         dbg: &dbg,
@@ -325,6 +366,7 @@ fn measure_device(
                     pages,
                     reason: format!("larger than the device ({device_pages} pages)"),
                 });
+                status.step(per_size);
                 continue;
             }
             // The memfd, two anonymous mappings and page tables, at once.
@@ -334,10 +376,11 @@ fn measure_device(
                     pages,
                     reason: format!("needs {} MiB free for its peers", need >> 20),
                 });
+                status.step(per_size);
                 continue;
             }
-            say(&format!("{pages} pages: {} rounds", args.rounds));
-            results.extend(measure_size(&ctx, pages, usize::from(args.rounds))?);
+            status.say(&format!("{pages} pages: {} rounds", args.rounds));
+            results.extend(measure_size(&ctx, pages, usize::from(args.rounds), status)?);
             sizes.push(pages);
         }
         Ok(())
@@ -369,7 +412,12 @@ enum Job {
     Pread(&'static str),
 }
 
-fn measure_size(ctx: &Ctx<'_>, pages: usize, rounds: usize) -> Result<Vec<model::Series>> {
+fn measure_size(
+    ctx: &Ctx<'_>,
+    pages: usize,
+    rounds: usize,
+    status: &Status,
+) -> Result<Vec<model::Series>> {
     let len = pages * ctx.page_size;
     let memfd = mem::filled_memfd(len, ctx.page_size)?;
     // The anonymous peer of the sequential read: allocated and written once
@@ -427,6 +475,7 @@ fn measure_size(ctx: &Ctx<'_>, pages: usize, rounds: usize) -> Result<Vec<model:
                 }
             }
         }
+        status.step(1);
     }
     Ok(rounds_of.into_series(pages))
 }

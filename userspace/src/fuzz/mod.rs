@@ -58,6 +58,43 @@ pub struct FuzzOptions {
     pub shrink_seconds: u64,
 }
 
+/// What a run found: `mapdrv fuzz --json` prints it.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// The seed (none when replaying a file saved without one).
+    pub seed: Option<u64>,
+    /// The file replayed, if any.
+    pub replay: Option<PathBuf>,
+    /// Operations executed (up to and including a diverging one).
+    pub operations: u64,
+    /// Operations run, of which `refused` failed as the model predicted.
+    pub run: u64,
+    pub refused: u64,
+    /// Operations not applicable in the state they met.
+    pub skipped: u64,
+    pub seconds: f64,
+    /// Operations run, by kind.
+    pub by_kind: BTreeMap<String, u64>,
+    pub divergence: Option<Divergence>,
+    /// True when no divergence was found.
+    pub ok: bool,
+}
+
+/// The first divergence of a run and its shrunk replay.
+#[derive(Debug, Serialize)]
+pub struct Divergence {
+    pub index: usize,
+    pub operation: String,
+    pub message: String,
+    /// The shortest sequence found that still diverges, and how.
+    pub minimal: Vec<String>,
+    pub minimal_message: String,
+    /// False when the shrinking time budget ran out first.
+    pub shrink_complete: bool,
+    /// The saved sequence, for --replay.
+    pub saved: PathBuf,
+}
+
 /// What the worker tells the parent, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -320,6 +357,15 @@ fn run_child(
     }
     // SAFETY: the parent's copy of the write end.
     unsafe { libc::close(fds[1]) };
+    // A bar for the timed run (not for the shrinker's replays); started
+    // after the fork, so the child never inherits its thread's locks.
+    let bar = match &source {
+        Source::Generate { until, .. } => Some(crate::progress::Timed::start(
+            until.saturating_duration_since(Instant::now()).as_secs(),
+            "fuzz",
+        )),
+        Source::Given(_) => None,
+    };
     // SAFETY: the read end, owned from here on.
     let reader = BufReader::new(unsafe { std::fs::File::from_raw_fd(fds[0]) });
     let mut result = RunResult::default();
@@ -339,6 +385,9 @@ fn run_child(
                     result.ops.push(op);
                 }
                 last = Some(i);
+                if let Some(bar) = bar.as_ref().filter(|_| i % 1024 == 0) {
+                    bar.set_message(format!("fuzz: {i} operations"));
+                }
             }
             Msg::Divergence { i, message } => {
                 let op = result.ops.get(i).or_else(|| given.get(i));
@@ -362,6 +411,7 @@ fn run_child(
             }
         }
     }
+    drop(bar);
     let mut status = 0;
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -444,8 +494,8 @@ fn shrink(
     Ok((cur, failure, runs, complete))
 }
 
-/// Runs `mapdrv fuzz`; true when no divergence was found.
-pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
+/// Runs `mapdrv fuzz`, telling `out` as it goes.
+pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
     let dev = Device::open(&opts.device, Access::ReadWrite)?;
     let (info, geo) = dev.geometry()?;
     let page_size = system_page_size()?;
@@ -539,7 +589,19 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
         .as_ref()
         .map_or(result.done + result.skipped, |f| f.index as u64 + 1);
 
-    let ok = match &result.failure {
+    let mut summary = Summary {
+        seed,
+        replay: opts.replay.clone(),
+        operations: executed,
+        run: result.done,
+        refused: result.refused,
+        skipped: result.skipped,
+        seconds: elapsed.as_secs_f64(),
+        by_kind: result.counts.clone(),
+        divergence: None,
+        ok: result.failure.is_none(),
+    };
+    match &result.failure {
         None => {
             let counts: Vec<String> = result
                 .counts
@@ -556,7 +618,6 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
                 result.skipped
             )?;
             writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
-            true
         }
         Some(f) => {
             writeln!(
@@ -573,6 +634,7 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
                 f.index
             )?;
             out.flush()?;
+            let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
             let budget = Duration::from_secs(opts.shrink_seconds);
             let (min, mf, runs, complete) =
                 shrink(&base, &env, page_size, arena_pages, ops, f, budget)?;
@@ -597,7 +659,7 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
                 seed,
                 pages: geo.pages,
                 message: Some(mf.message.clone()),
-                ops: min,
+                ops: min.clone(),
             };
             std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
                 .with_context(|| format!("saving {}", path.display()))?;
@@ -606,15 +668,23 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<bool> {
                 "replay it with: mapdrv fuzz --replay {}",
                 path.display()
             )?;
-            false
+            summary.divergence = Some(Divergence {
+                index: f.index,
+                operation,
+                message: f.message.clone(),
+                minimal: min.iter().map(Op::to_string).collect(),
+                minimal_message: mf.message,
+                shrink_complete: complete,
+                saved: path,
+            });
         }
-    };
+    }
     base.restore()
         .context("restoring the buffer and mode at the end")?;
-    if ok {
+    if summary.ok {
         writeln!(out, "fuzz: buffer content and mode restored")?;
     }
-    Ok(ok)
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -672,7 +742,7 @@ mod tests {
 }
 
 /// The help text after the options.
-pub const HELP: &str = "\\
+pub const HELP: &str = "\
 Runs random sequences of open/close, mmap (shared, private, MAP_FIXED over
 existing mappings, edge offsets and lengths), munmap, mremap, mprotect,
 madvise, fork, loads and stores through mappings, read/write/pread/pwrite and
@@ -686,7 +756,8 @@ Examples:
   mapdrv fuzz --seconds 30 --seed 1
   mapdrv fuzz --seconds 600              a new random seed
   mapdrv fuzz --seed 7 --ops 5000        exactly 5000 operations
-  mapdrv fuzz --replay /tmp/mapdrv-fuzz-7.json";
+  mapdrv fuzz --replay /tmp/mapdrv-fuzz-7.json
+  mapdrv fuzz --seconds 10 --seed 1 --json  a summary for scripts";
 
 /// The arguments of `mapdrv fuzz`.
 #[derive(Debug, clap::Args)]
@@ -712,6 +783,9 @@ pub struct FuzzArgs {
     /// The driver's debugfs directory (for mode switches).
     #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
     debugfs: PathBuf,
+    /// Print only a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl FuzzArgs {
