@@ -56,17 +56,17 @@ done
 # --json: one summary object on stdout and nothing else (the progress lines
 # are gone), its counts consistent. Once, on the VM kernel.
 if [ -z "$soak" ] && ! debug_kernel; then
-	check "json: loads" insmod "$MODULE" pages=4
-	if tool_check "fuzz --json: a summary, no divergence" '"divergence": null' \
+	check "the module loads for the --json runs" insmod "$MODULE" pages=4
+	if tool_check "fuzz --json prints a summary with no divergence" '"divergence": null' \
 		mapdrv fuzz --seconds 2 --seed 4 --json; then
-		check "fuzz --json: stdout is one JSON object (first line {, last line })" \
+		check "fuzz --json prints one JSON object and nothing else" \
 			sh -c "head -1 '$TOOL_OUT' | grep -qx '{' && tail -1 '$TOOL_OUT' | grep -qx '}' && ! grep -q '^fuzz:' '$TOOL_OUT'"
-		check "fuzz --json: seed 4 and ok true" \
+		check "fuzz --json reports seed 4 and ok true" \
 			sh -c "grep -q '\"seed\": 4,' '$TOOL_OUT' && grep -q '\"ok\": true' '$TOOL_OUT'"
-		at_least "fuzz --json: at least 100 operations" 100 \
+		at_least "fuzz --json counts at least 100 operations" 100 \
 			"$(sed -n 's/^  "operations": \([0-9]*\),$/\1/p' "$TOOL_OUT")"
 	fi
-	check "json: unloads" rmmod "$MODNAME"
+	check "the module unloads after the --json runs" rmmod "$MODNAME"
 	module_unload_all
 fi
 finish

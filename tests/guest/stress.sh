@@ -35,16 +35,16 @@ module_unload_all
 # --json: one summary object on stdout, every worker reported, no problem.
 # Once, on the VM kernel.
 if [ -z "$soak" ] && ! debug_kernel; then
-	check "json: loads" insmod "$MODULE" pages=16
-	if tool_check "stress --json: a summary with ok true" '"ok": true' \
+	check "the module loads for the --json runs" insmod "$MODULE" pages=16
+	if tool_check "stress --json prints a summary with ok true" '"ok": true' \
 		mapdrv stress --threads 2 --procs 2 --seconds 2 --seed 3 --json; then
-		check "stress --json: stdout is one JSON object, all 4 workers reported, no problems" \
+		check "stress --json prints one JSON object with all 4 workers and no problems" \
 			sh -c "head -1 '$TOOL_OUT' | grep -qx '{' && tail -1 '$TOOL_OUT' | grep -qx '}' &&
 				grep -q '\"workers_reported\": 4,' '$TOOL_OUT' && grep -q '\"problems\": \[\]' '$TOOL_OUT'"
-		at_least "stress --json: at least 100 operations" 100 \
+		at_least "stress --json counts at least 100 operations" 100 \
 			"$(sed -n 's/^  "operations": \([0-9]*\),$/\1/p' "$TOOL_OUT")"
 	fi
-	check "json: unloads" rmmod "$MODNAME"
+	check "the module unloads after the --json runs" rmmod "$MODNAME"
 	module_unload_all
 fi
 finish

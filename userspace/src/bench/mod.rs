@@ -392,7 +392,15 @@ fn measure_device(
     restore_mode.context("cannot set debugfs mode back")?;
     restore_map_pages.context("cannot set debugfs map_pages back")?;
     if sizes.is_empty() {
-        bail!("no size could be measured: {skipped:?}");
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|s| format!("{} pages: {}", s.pages, s.reason))
+            .collect();
+        bail!(
+            "no size could be measured ({}); pass --sizes that fit, or load the module with a \
+             larger pages=",
+            why.join("; ")
+        );
     }
     Ok((env, sizes, results))
 }

@@ -361,7 +361,10 @@ fn run_child(
     // after the fork, so the child never inherits its thread's locks.
     let bar = match &source {
         Source::Generate { until, .. } => Some(crate::progress::Timed::start(
-            until.saturating_duration_since(Instant::now()).as_secs(),
+            until
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+                .ceil() as u64,
             "fuzz",
         )),
         Source::Given(_) => None,
