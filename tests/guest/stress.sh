@@ -24,6 +24,8 @@ else
 	set -- --threads 4 --procs 2 --seconds 10 --seed 1
 fi
 c="pages=16 $*"
+# The point is two CPUs faulting at once (run-vm.sh gives the VM two).
+check "the guest has two CPUs online" test "$(cat /sys/devices/system/cpu/online)" = 0-1
 check "$c loads" insmod "$MODULE" pages=16 || finish
 tool_check "stress: every read and every byte at the end as expected" 'all as expected' \
 	mapdrv stress "$@"

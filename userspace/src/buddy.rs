@@ -32,15 +32,58 @@ Examples:
   mapdrv buddy
   mapdrv buddy --order 9 --json";
 
+/// Reads the free count of `order` before, while and after holding a block
+/// of that order through debugfs `hold`; also what `hold` said of it.
+fn hold_once(hold: &Path, order: u32) -> Result<(u64, u64, u64, String)> {
+    let before = sample(order)?;
+    let (while_held, held) = {
+        match std::fs::write(hold, format!("{order}\n")) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                bail!(
+                    "{} already holds a block: write `release` to it first",
+                    hold.display()
+                )
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                bail!(
+                    "order {order} is refused by {} (valid: 0..=MAX_PAGE_ORDER)",
+                    hold.display()
+                )
+            }
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot hold an order-{order} block"))
+                );
+            }
+        }
+        let guard = Held(hold);
+        let count = sample(order)?;
+        let held = std::fs::read_to_string(hold)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        drop(guard);
+        (count, held)
+    };
+    let after = sample(order)?;
+    Ok((before, while_held, after, held))
+}
+
 /// `mapdrv buddy` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The order of the block to hold [default: MAX_PAGE_ORDER].
     #[arg(long, value_name = "N")]
     pub order: Option<u32>,
-    /// Print one JSON object {"order","before","while_held","after","ok"}.
+    /// Print one JSON object {"order","before","while_held","after","held","attempts","ok"}.
     #[arg(long)]
     pub json: bool,
+    /// Hold and release up to N times until the count drops and comes back
+    /// in one attempt (other CPUs move the system-wide count too).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
     /// The driver's debugfs directory.
     #[arg(long, value_name = "DIR", default_value = debugfs::DEFAULT_DIR)]
     pub debugfs: PathBuf,
@@ -107,6 +150,8 @@ struct BuddyJson {
     while_held: u64,
     after: u64,
     held: String,
+    /// Hold-and-release attempts made (the last one is reported).
+    attempts: u32,
     ok: bool,
 }
 
@@ -124,39 +169,19 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<bool> {
         }
     };
     let hold = args.debugfs.join("hold");
-    let before = sample(order)?;
-    let (while_held, held) = {
-        match std::fs::write(&hold, format!("{order}\n")) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                bail!(
-                    "{} already holds a block: write `release` to it first",
-                    hold.display()
-                )
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                bail!(
-                    "order {order} is refused by {} (valid: 0..=MAX_PAGE_ORDER)",
-                    hold.display()
-                )
-            }
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("cannot hold an order-{order} block"))
-                );
-            }
+    // The counts are the whole system's: another CPU may split or free a
+    // block of this order between two reads. A held block must show as a
+    // drop and its release as a rise in one attempt; a few tries tell that
+    // apart from the noise.
+    let mut attempts = 0;
+    let (before, while_held, after, held, ok) = loop {
+        attempts += 1;
+        let (before, while_held, after, held) = hold_once(&hold, order)?;
+        let ok = while_held < before && after > while_held;
+        if ok || attempts >= args.attempts {
+            break (before, while_held, after, held, ok);
         }
-        let guard = Held(&hold);
-        let count = sample(order)?;
-        let held = std::fs::read_to_string(&hold)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        drop(guard);
-        (count, held)
     };
-    let after = sample(order)?;
-    let ok = while_held < before && after > while_held;
     if args.json {
         let j = BuddyJson {
             order,
@@ -164,6 +189,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<bool> {
             while_held,
             after,
             held,
+            attempts,
             ok,
         };
         writeln!(out, "{}", serde_json::to_string(&j)?)?;
@@ -171,7 +197,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<bool> {
         writeln!(out, "holding: {held}")?;
         writeln!(
             out,
-            "free blocks of order {order} in /proc/buddyinfo: before {before}, while held {while_held}, after release {after}"
+            "free blocks of order {order} in /proc/buddyinfo: before {before}, while held {while_held}, after release {after} (attempt {attempts} of at most {})",
+            args.attempts
         )?;
         writeln!(
             out,
