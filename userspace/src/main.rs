@@ -224,25 +224,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(&cli.device, &args, out)?,
         Command::Fuzz(args) => {
             let opts = args.options(cli.device);
-            let summary = if args.json {
-                let summary = fuzz::run(&opts, &mut io::sink())?;
-                print_json(out, &summary)?;
-                summary
-            } else {
-                fuzz::run(&opts, out)?
-            };
+            let summary = summarised(args.json, out, |w| fuzz::run(&opts, w))?;
             if !summary.ok {
                 return Ok(ExitCode::FAILURE);
             }
         }
         Command::Stress(args) => {
-            let summary = if args.json {
-                let summary = stress::run(&args, &cli.device, &mut io::sink())?;
-                print_json(out, &summary)?;
-                summary
-            } else {
-                stress::run(&args, &cli.device, out)?
-            };
+            let summary = summarised(args.json, out, |w| stress::run(&args, &cli.device, w))?;
             if !summary.ok {
                 return Ok(ExitCode::FAILURE);
             }
@@ -253,11 +241,21 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One JSON document on `out`, pretty and newline-terminated.
-fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
+/// Runs a subcommand that reports as it goes and returns a summary: with
+/// `json`, its running report is dropped and the summary is printed as one
+/// pretty JSON document instead.
+fn summarised<S: serde::Serialize>(
+    json: bool,
+    out: &mut dyn Write,
+    run: impl FnOnce(&mut dyn Write) -> Result<S>,
+) -> Result<S> {
+    if !json {
+        return run(out);
+    }
+    let summary = run(&mut io::sink())?;
+    serde_json::to_writer_pretty(&mut *out, &summary)?;
     writeln!(out)?;
-    Ok(())
+    Ok(summary)
 }
 
 /// True when the error is a closed stdout (e.g. `mapdrv dump | head`).

@@ -32,13 +32,18 @@ fn style(unit: &str) -> Option<ProgressStyle> {
 
 /// A bar of `len` steps labelled `what`; hidden unless stderr is a terminal.
 pub fn bar(len: u64, what: &str) -> ProgressBar {
+    bar_of(len, what, "")
+}
+
+/// [`bar`], with `unit` after the count (e.g. " s").
+fn bar_of(len: u64, what: &str, unit: &str) -> ProgressBar {
     let target = if visible() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     };
     let pb = ProgressBar::with_draw_target(Some(len), target);
-    if let Some(style) = style("") {
+    if let Some(style) = style(unit) {
         pb.set_style(style);
     }
     pb.set_message(what.to_string());
@@ -60,10 +65,7 @@ impl Timed {
     /// forks, or in the parent once they are done): a child forked while the
     /// ticker holds the terminal's lock would inherit the lock held.
     pub fn start(seconds: u64, what: &str) -> Self {
-        let bar = bar(seconds, what);
-        if let Some(style) = style(" s") {
-            bar.set_style(style);
-        }
+        let bar = bar_of(seconds, what, " s");
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = visible().then(|| {
             let (bar, stop) = (bar.clone(), Arc::clone(&stop));

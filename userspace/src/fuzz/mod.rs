@@ -623,12 +623,11 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
             writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
         }
         Some(f) => {
+            let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
             writeln!(
                 out,
-                "DIVERGENCE at operation {} ({}): {}",
-                f.index,
-                ops.get(f.index).map(Op::to_string).unwrap_or_default(),
-                f.message
+                "DIVERGENCE at operation {} ({operation}): {}",
+                f.index, f.message
             )?;
             writeln!(
                 out,
@@ -637,7 +636,6 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
                 f.index
             )?;
             out.flush()?;
-            let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
             let budget = Duration::from_secs(opts.shrink_seconds);
             let (min, mf, runs, complete) =
                 shrink(&base, &env, page_size, arena_pages, ops, f, budget)?;
