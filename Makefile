@@ -60,13 +60,17 @@ tool:
 	@cd $(ROOT)/userspace && $(CARGO) build --quiet --release --locked --target $(TOOL_TARGET)
 
 ## The main job: set up, build, boot, load, exercise, unload. The demo's
-## picture and JSON land in results/ (sent over a second serial port).
+## picture and JSON land in results/ (sent over a second serial port), and
+## the guest's whole kernel log (dmesg.txt, over a third: `quiet` keeps
+## warnings off the console), which must show no WARNING, BUG, lockdep report...
 RESULTS := $(ROOT)/results
+CHECK_KERNEL_LOG := bash $(ROOT)/scripts/check-kernel-log.sh --dmesg
 run: module tool
 	@bash $(ROOT)/scripts/run-vm.sh --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		--add $(ROOT)/scripts/guest/demo.sh:/bin/mapdrv-demo \
 		--add $(ROOT)/scripts/guest/export-file:/bin/export-file \
-		--export $(RESULTS)/exports.txt -- mapdrv-demo
+		--export $(RESULTS)/exports.txt --kernel-log $(RESULTS)/dmesg.txt -- mapdrv-demo; \
+		status=$$?; $(CHECK_KERNEL_LOG) $(RESULTS)/dmesg.txt && exit $$status
 	@bash $(ROOT)/scripts/extract-exports.sh $(RESULTS)/exports.txt $(RESULTS) | sed 's/^/written: /'
 
 ## The test suite; ends with "N passed, M failed".
@@ -113,7 +117,9 @@ rust-analyzer:
 ## A shell in the VM with the module loaded and the tool on PATH.
 shell: module tool
 	@bash $(ROOT)/scripts/run-vm.sh --shell --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
-		-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; try: mapdrv dump, mapdrv verify, dmesg"'
+		--kernel-log $(MAPDRV_CACHE)/logs/shell-dmesg.txt \
+		-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; try: mapdrv dump, mapdrv verify, dmesg"'; \
+		status=$$?; $(CHECK_KERNEL_LOG) $(MAPDRV_CACHE)/logs/shell-dmesg.txt && exit $$status
 
 ## The VM under gdb: a debug-info kernel, QEMU's gdb stub, the gdb command to run.
 gdb: tool

@@ -5,7 +5,10 @@
 # the host: bench.json (sent over the VM's second serial port with
 # scripts/guest/export-file, decoded by scripts/extract-exports.sh),
 # bench.txt (the tables), bench.md (the same as Markdown), bench.svg (the
-# plot, drawn on the host from the JSON) and console.log.
+# plot, drawn on the host from the JSON), console.log and dmesg.txt (the
+# guest's whole kernel log, scripts/run-vm.sh --kernel-log: the VM boots
+# `quiet`, so the console does not show warnings), which is checked like
+# tests/run.sh checks a console (scripts/check-kernel-log.sh).
 #
 # Usage: scripts/bench.sh [options] [-- MAPDRV BENCH ARGS...]
 #   --out DIR       where to save (default: results/bench-<date>-<time>)
@@ -19,7 +22,9 @@
 #   --kvm MODE      auto, on or off (scripts/run-vm.sh)
 #   --kernel FILE   the VM's bzImage (default: the cached vm kernel)
 #   ARGS            more `mapdrv bench` options, e.g. --rounds 7 --sizes 64,4096
-# Exit status: 0 when the guest's bench succeeded and its JSON was saved.
+# Exit status: 0 when the guest's bench succeeded, its JSON was saved and
+# the guest's kernel log is clean; 3 when all was saved but the kernel log
+# shows a problem (a WARNING, BUG, lockdep report...: printed); 1 otherwise.
 source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '/^# Usage:/,/^# Exit status/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
@@ -76,7 +81,7 @@ rc=0
 bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
 	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
 	--add "$MAPDRV_ROOT/scripts/guest/export-file:/bin/export-file" --export "$out/exports.txt" \
-	-- "$guest_cmd" &
+	--kernel-log "$out/dmesg.txt" -- "$guest_cmd" &
 vm_pid=$!
 # The bench's progress lines while the VM runs, once each (the runner
 # rewrites the log at the end, and tail -F then reads it again); tail ends
@@ -92,11 +97,20 @@ wait "$vm_pid" || rc=$?
 
 rm -f "$out/bench.json"
 [ ! -f "$out/exports.txt" ] || bash "$MAPDRV_ROOT/scripts/extract-exports.sh" "$out/exports.txt" "$out" >/dev/null || true
+kernel_problems=$(kernel_log_problems --dmesg "$out/dmesg.txt" "$log")
+show_kernel_problems() {
+	printf '%s\n' "$kernel_problems" | while IFS= read -r l; do info "$l"; done
+}
 if [ "$rc" != 0 ] || [ ! -s "$out/bench.json" ]; then
+	[ -z "$kernel_problems" ] || { info "the guest's kernel log:"; show_kernel_problems; }
 	die "the bench failed in the VM (status $rc; console log: $log)"
 fi
 "$tool" bench --from-json "$out/bench.json" --svg "$out/bench.svg" >"$out/bench.txt" ||
 	die "the guest's JSON does not read back: $out/bench.json"
 "$tool" bench --from-json "$out/bench.json" --markdown >"$out/bench.md"
 cat "$out/bench.txt"
-stage "saved: $out/{bench.json,bench.txt,bench.md,bench.svg,console.log}"
+stage "saved: $out/{bench.json,bench.txt,bench.md,bench.svg,console.log,dmesg.txt}"
+if [ -n "$kernel_problems" ]; then
+	show_kernel_problems
+	die_status 3 "the guest's kernel log shows a problem during the bench (above; the whole log: $out/dmesg.txt)"
+fi

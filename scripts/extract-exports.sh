@@ -23,7 +23,9 @@ while read -r name; do
 		rm -f "$out.tmp"
 		continue
 	fi
-	if ! tr -d '\r' <"$input" | grep -qx "MAPDRV-EXPORT-END $name"; then
+	# (grep on the file itself: grep -q ends at the first match, and under
+	# pipefail a writer into it that is still writing fails with SIGPIPE.)
+	if ! grep -aqxE "MAPDRV-EXPORT-END $name"$'\r''?' "$input"; then
 		info "$name is cut short in $input"
 		status=1
 		rm -f "$out.tmp"

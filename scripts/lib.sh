@@ -86,5 +86,55 @@ kernel_make_args() {
 	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
 }
 
+# kernel_reports LOG...: the lines of kernel logs (a VM's console, or a
+# guest's dmesg: both have "[    1.234567] " timestamps) that show a kernel
+# problem, at most 5, or nothing. The one list of what "the kernel log is
+# clean" means (tests/run.sh, scripts/check-kernel-log.sh): WARNING:, BUG:
+# (KASAN, KFENCE, "sleeping function called from invalid context", bad page
+# state...), kernel BUG at, INFO: (lockdep), UBSAN:, Oops, Call Trace, Kernel
+# panic, RCU stalls, hung tasks, kmemleak reports, failed KUnit tests,
+# "Tainted:" flags but G, O and N, "taints kernel" lines but those of an
+# out-of-tree or a test module.
+kernel_reports() {
+	local ts='\[ *[0-9]+\.[0-9]+\] '
+	{
+		grep -ahE "$ts.*(WARNING:|BUG:|kernel BUG at|INFO: |UBSAN:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than|suspected memory leaks?)" "$@"
+		grep -ahE "$ts +not ok [0-9]" "$@" | sed 's/$/ (a failed KUnit test)/'
+		grep -ahE "${ts}.*taints kernel" "$@" | grep -avE '(out-of-tree|test) module taints kernel'
+		# "Tainted: G     O N 7.3.4" or "Tainted: [O]=OOT_MODULE, [N]=TEST"
+		grep -ahE "${ts}.*Tainted: ([A-Z ]*[A-FH-MP-Z]|.*\[[^ON]\]=)" "$@"
+	} | awk '!seen[$0]++' | head -n 5 || true
+}
+
+# The line that scripts/guest/init writes after the guest's dmesg on the
+# port of scripts/run-vm.sh --kernel-log.
+KERNEL_LOG_END=MAPDRV-KERNEL-LOG-END
+
+# kernel_log_problems [--dmesg FILE] [LOG...]: kernel_reports over FILE and
+# the LOGs (console logs), and first a line when FILE, a guest's whole
+# kernel log as scripts/run-vm.sh --kernel-log brought it home, cannot be
+# trusted to be whole: missing, without its end line (the VM ended before
+# /init sent it all) or not starting at boot (the ring buffer wrapped).
+# Prints nothing when all is clean.
+kernel_log_problems() {
+	local dmesg= logs=()
+	if [ "${1:-}" = --dmesg ]; then
+		dmesg=$2
+		shift 2
+	fi
+	logs=("$@")
+	if [ -n "$dmesg" ]; then
+		if [ ! -s "$dmesg" ]; then
+			echo "no kernel log came back from the guest ($dmesg is empty or missing: did the VM end early?)"
+		elif ! grep -aqx "$KERNEL_LOG_END" "$dmesg"; then
+			echo "the guest's kernel log is cut short (no $KERNEL_LOG_END line in $dmesg)"
+		elif [[ $(head -n 1 "$dmesg") != *"Linux version "* ]]; then
+			echo "the guest's kernel log does not start at boot (its ring buffer wrapped): $dmesg"
+		fi
+		[ ! -f "$dmesg" ] || logs+=("$dmesg")
+	fi
+	[ ${#logs[@]} -eq 0 ] || kernel_reports "${logs[@]}"
+}
+
 # die_status STATUS "text": like die, but exit with STATUS.
 die_status() { local s=$1; shift; printf '%serror:%s %s\n' "$_c_red" "$_c_off" "$*" >&2; exit "$s"; }

@@ -23,6 +23,13 @@
 #   --export FILE     a second serial port, the guest's /dev/ttyS1, written to
 #                     FILE on the host; the guest gets mapdrv.export=1 on its
 #                     command line (see scripts/guest/export-file)
+#   --kernel-log FILE the guest's whole kernel log (dmesg: every level,
+#                     whatever `quiet` keeps off the console), written to
+#                     FILE by /init after the command (and the shell) over a
+#                     serial port of its own, then a MAPDRV-KERNEL-LOG-END
+#                     line; check it with scripts/check-kernel-log.sh. The
+#                     ring buffer is made 8 MiB (log_buf_len) so that it
+#                     keeps the whole boot
 #   --quiet           do not echo the console, only write the log
 #   --gdb             start QEMU's gdb stub on localhost:1234 and boot with
 #                     nokaslr (for make gdb)
@@ -56,6 +63,7 @@ extra_append=
 gdb_stub=false
 quiet=false
 export_file=
+kernel_log=
 
 need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usage; }; }
 while [ $# -gt 0 ]; do
@@ -70,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--append) need_arg "$1" $#; extra_append="$extra_append $2"; shift 2 ;;
 	--gdb) gdb_stub=true; shift ;;
 	--export) need_arg "$1" $#; export_file=$2; shift 2 ;;
+	--kernel-log) need_arg "$1" $#; kernel_log=$2; shift 2 ;;
 	--shell) shell=true; shift ;;
 	--quiet) quiet=true; shift ;;
 	-h | --help) usage ;;
@@ -203,12 +212,19 @@ else
 fi
 append="$base_append${clock_append:+ $clock_append}"
 $shell && append="$append mapdrv.shell=1"
-export_args=()
+# More serial ports after the console (ttyS0): ttyS1, ttyS2 in this order.
+serial_args=()
 if [ -n "$export_file" ]; then
 	mkdir -p "$(dirname "$export_file")"
 	: >"$export_file"
-	export_args=(-serial "file:$export_file")
+	serial_args+=(-serial "file:$export_file")
 	append="$append mapdrv.export=1"
+fi
+if [ -n "$kernel_log" ]; then
+	mkdir -p "$(dirname "$kernel_log")"
+	: >"$kernel_log"
+	append="$append mapdrv.kernel_log=ttyS$((${#serial_args[@]} / 2 + 1)) log_buf_len=8M"
+	serial_args+=(-serial "file:$kernel_log")
 fi
 append="$append$extra_append"
 $gdb_stub && append="$append nokaslr"
@@ -226,14 +242,14 @@ start=$(date +%s%N)
 rc=0
 if $shell; then
 	# The console is the terminal: Ctrl-A X ends QEMU, Ctrl-A H lists keys.
-	qemu+=(-serial mon:stdio "${export_args[@]}")
+	qemu+=(-serial mon:stdio "${serial_args[@]}")
 	if [ "$timeout_secs" -gt 0 ]; then
 		timeout --foreground -k 5 "$timeout_secs" "${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	else
 		"${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	fi
 else
-	qemu+=(-serial stdio "${export_args[@]}")
+	qemu+=(-serial stdio "${serial_args[@]}")
 	limit=()
 	[ "$timeout_secs" -gt 0 ] && limit=(timeout -k 5 "$timeout_secs")
 	if $quiet; then
@@ -246,6 +262,7 @@ else
 fi
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 sed -i 's/\r$//' "$log"
+[ -z "$kernel_log" ] || sed -i 's/\r$//' "$kernel_log"
 took=$(printf '%d.%03ds' $((elapsed_ms / 1000)) $((elapsed_ms % 1000)))
 
 console_tail() {

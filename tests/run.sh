@@ -58,9 +58,14 @@
 # from invalid context", bad page state...), kernel BUG at, INFO: (lockdep),
 # UBSAN:, Oops, Call Trace, Kernel panic, RCU stall, hung task, kmemleak leak
 # or failed KUnit test, no "Tainted:" flags but G, O and N, and no
-# "taints kernel" line but those of an out-of-tree or a test module. (The VM
+# "taints kernel" line but those of an out-of-tree or a test module
+# (kernel_reports in scripts/lib.sh, the one list of these). (The VM
 # kernel has no /proc/sys, so the global taint mask cannot be read; every
-# taint that matters logs one of these.)
+# taint that matters logs one of these.) The console shows every level here
+# because guest suites boot without `quiet`; the VMs that boot `quiet`
+# (host/layout, host/bench, make run, make shell) bring the guest's dmesg
+# home instead (scripts/run-vm.sh --kernel-log) and check it with
+# scripts/check-kernel-log.sh.
 #
 # Output (standard output): one line per result, "PASS <suite>/<check>" or
 # "FAIL <suite>/<check>: <why>", and last "N passed, M failed". Progress and
@@ -210,19 +215,6 @@ collect() {
 	else
 		result PASS "$suite/ran to the end"
 	fi
-}
-
-# kernel_reports LOG: the console lines that show a kernel problem (at most
-# 5), or nothing.
-kernel_reports() {
-	local ts='\[ *[0-9]+\.[0-9]+\] '
-	{
-		grep -aE "$ts.*(WARNING:|BUG:|kernel BUG at|INFO: |UBSAN:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than|suspected memory leaks?)" "$1"
-		grep -aE "$ts +not ok [0-9]" "$1" | sed 's/$/ (a failed KUnit test)/'
-		grep -aE "${ts}.*taints kernel" "$1" | grep -avE '(out-of-tree|test) module taints kernel'
-		# "Tainted: G     O N 7.3.4" or "Tainted: [O]=OOT_MODULE, [N]=TEST"
-		grep -aE "${ts}.*Tainted: ([A-Z ]*[A-FH-MP-Z]|.*\[[^ON]\]=)" "$1"
-	} | head -n 5 || true
 }
 
 # kmemleak_result SUITE LOG: the scan that ends a debug run found no leak.

@@ -31,6 +31,10 @@ tool_check "stress: every read and every byte at the end as expected" 'all as ex
 	mapdrv stress "$@"
 at_least "stress ran at least 100 operations" 100 \
 	"$(sed -n 's/^stress: \([0-9]*\) operations by.*/\1/p' "$TOOL_OUT")"
+# The mode switches every 50 ms, each read back from the mode file: the
+# three fault paths really ran at once.
+at_least "stress switched the mode at least 3 times" 3 \
+	"$(sed -n 's/^stress: .* \([0-9]*\) mode switches$/\1/p' "$TOOL_OUT")"
 check "stress: the module unloads after it" rmmod "$MODNAME"
 module_unload_all
 
@@ -45,6 +49,8 @@ if [ -z "$soak" ] && ! debug_kernel; then
 				grep -q '\"workers_reported\": 4,' '$TOOL_OUT' && grep -q '\"problems\": \[\]' '$TOOL_OUT'"
 		at_least "stress --json counts at least 100 operations" 100 \
 			"$(sed -n 's/^  "operations": \([0-9]*\),$/\1/p' "$TOOL_OUT")"
+		at_least "stress --json counts at least 3 mode switches" 3 \
+			"$(sed -n 's/^  "mode_switches": \([0-9]*\),$/\1/p' "$TOOL_OUT")"
 	fi
 	check "the module unloads after the --json runs" rmmod "$MODNAME"
 	module_unload_all

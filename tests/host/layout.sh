@@ -7,7 +7,8 @@
 # the regions and plots the vmalloc pages. The files come back the way
 # `make run` brings its picture home: over the VM's second serial port
 # (scripts/run-vm.sh --export, scripts/guest/export-file,
-# scripts/extract-exports.sh).
+# scripts/extract-exports.sh). The VM boots `quiet`, so its whole kernel log
+# comes home too (run-vm.sh --kernel-log) and must be clean.
 # Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL,
 # MAPDRV_TEST_WORK.
 # shellcheck source=../guest/lib.sh
@@ -23,14 +24,17 @@ fi
 command -v python3 >/dev/null || { fail "python3 is there" "install python3 (scripts/setup.sh does)"; finish; }
 
 _run bash "$root/scripts/run-vm.sh" --quiet --kernel "$MAPDRV_KERNEL" --timeout 120 \
-	--log "$work/console.log" --export "$work/exports.txt" \
+	--log "$work/console.log" --export "$work/exports.txt" --kernel-log "$work/dmesg.txt" \
 	--add "$MAPDRV_MODULE" --add "$MAPDRV_TOOL:/bin/mapdrv" \
 	--add "$root/scripts/guest/export-file:/bin/export-file" -- \
 	'insmod /lib/modules/rust_mapdrv.ko &&
 	 mapdrv layout --json >/tmp/layout.json && mapdrv layout --svg /tmp/layout.svg >/dev/null &&
 	 export-file layout.json /tmp/layout.json && export-file layout.svg /tmp/layout.svg'
-if [ "$_st" -ne 0 ]; then
-	fail "the VM ran mapdrv layout --json and --svg" "status $_st$(_said) (console: $work/console.log)"
+vm_st=$_st vm_said=$(_said)
+check "the VM's whole kernel log is clean" bash "$root/scripts/check-kernel-log.sh" \
+	--dmesg "$work/dmesg.txt" "$work/console.log"
+if [ "$vm_st" -ne 0 ]; then
+	fail "the VM ran mapdrv layout --json and --svg" "status $vm_st$vm_said (console: $work/console.log)"
 	finish
 fi
 pass "the VM ran mapdrv layout --json and --svg"

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -26,6 +26,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::abi::Mode;
 use crate::debugfs::Debugfs;
 use crate::device::{Access, Device, Geometry, Mapping, Reservation, Share, system_page_size};
 
@@ -37,10 +38,11 @@ pread; pwrites its slot and reads it back through a new mapping; writes
 through a private mapping and checks the buffer did not change; maps a range
 read-only, faults it in, drops it (MADV_DONTNEED) and faults it in again;
 shrinks and moves mappings with mremap; opens and closes the device. Every
-read is checked. Meanwhile the driver's mode is switched now and then
-through debugfs, so all three fault paths run at once. At the end every
-byte of the buffer is checked and the buffer and mode are put back.
-Exit status 1 on any wrong byte or failed call.
+read is checked. Meanwhile the driver's mode is switched every 50 ms through
+debugfs (fault, faultaround, prefault in turn; each switch read back from
+the mode file and counted), so all three fault paths run at once. At the
+end every byte of the buffer is checked and the buffer and mode are put
+back. Exit status 1 on any wrong byte, failed call or failed mode switch.
 
 Examples:
   mapdrv stress --threads 4 --procs 2 --seconds 30
@@ -73,6 +75,72 @@ pub struct StressArgs {
     /// Print only a JSON summary at the end.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How often the mode switches during a run.
+const SWITCH_EVERY: Duration = Duration::from_millis(50);
+
+/// The mode switches of a run: those the mode file confirmed, and the
+/// ones that went wrong.
+#[derive(Debug)]
+struct Switches {
+    /// The mode the driver is in, as last read back.
+    current: Mode,
+    done: u64,
+    failed: u64,
+    /// The first few failures.
+    errors: Vec<String>,
+}
+
+impl Switches {
+    fn new(start: Mode) -> Switches {
+        Switches {
+            current: start,
+            done: 0,
+            failed: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The mode to switch to next: the one after the current one in
+    /// fault, faultaround, prefault, so never the current one itself.
+    fn next(&self) -> Mode {
+        let i = Mode::ALL.iter().position(|&m| m == self.current);
+        Mode::ALL[i.map_or(0, |i| (i + 1) % Mode::ALL.len())]
+    }
+
+    /// Records a switch to `to`: `read_back` is what the mode file said
+    /// afterwards, or why writing or reading it failed. Only a change to
+    /// `to` that the file confirms counts as a switch.
+    fn record(&mut self, to: Mode, read_back: Result<Mode, String>) {
+        let error = match read_back {
+            Ok(m) if m == to && m != self.current => {
+                self.current = m;
+                self.done += 1;
+                return;
+            }
+            Ok(m) => {
+                let e = format!(
+                    "switched the mode from {} to {to}, it reads {m}",
+                    self.current
+                );
+                self.current = m;
+                e
+            }
+            Err(e) => format!("switching the mode from {} to {to}: {e}", self.current),
+        };
+        self.failed += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(error);
+        }
+    }
+}
+
+/// Writes `to` to the mode file and reads it back.
+fn switch_mode(d: &Debugfs, to: Mode) -> Result<Mode, String> {
+    d.write_mode(to.name())
+        .map_err(|e| format!("writing the mode file: {e}"))?;
+    d.mode().map_err(|e| format!("{e:#}"))
 }
 
 /// Where the slots start in a page: after the header line.
@@ -431,6 +499,7 @@ pub struct Summary {
     pub operations: u64,
     /// Operations by kind.
     pub by_kind: BTreeMap<String, u64>,
+    /// Mode switches the mode file confirmed (0 with --no-mode-switch).
     pub mode_switches: u64,
     /// Checks that failed during the run.
     pub failed_checks: u64,
@@ -463,12 +532,15 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
+    // A run that claims to switch modes must be able to.
     let debugfs = if args.no_mode_switch {
         None
     } else {
-        Debugfs::locate(&args.debugfs).ok()
+        let d = Debugfs::locate(&args.debugfs)
+            .context("cannot switch the mode (--no-mode-switch runs without)")?;
+        let mode = d.mode().context("reading the mode")?;
+        Some((d, mode))
     };
-    let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
     writeln!(
         out,
         "stress: {procs} processes x {threads} threads for {} s, seed {seed}, buffer of {} pages{}",
@@ -520,25 +592,26 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
 
     // The bar starts once every fork is done (see progress::Timed::start).
     let bar = crate::progress::Timed::start(args.seconds, "stress");
-    // Meanwhile: switch the mode every 50 ms.
+    // Meanwhile: switch the mode every SWITCH_EVERY, at once first (so
+    // that even a run of 0 s switches once) and until every process is done.
     let stop = AtomicBool::new(false);
-    let switches = AtomicU64::new(0);
     let mut reports: Vec<WorkerReport> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    std::thread::scope(|s| {
-        if let Some(d) = &debugfs {
-            s.spawn(|| {
-                let names = ["fault", "faultaround", "prefault"];
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if d.write_mode(names[i % 3]).is_ok() {
-                        switches.fetch_add(1, Ordering::Relaxed);
+    let switches = std::thread::scope(|s| {
+        let switcher = debugfs.as_ref().map(|(d, mode)| {
+            let stop = &stop;
+            s.spawn(move || {
+                let mut sw = Switches::new(*mode);
+                loop {
+                    let to = sw.next();
+                    sw.record(to, switch_mode(d, to));
+                    if stop.load(Ordering::Relaxed) {
+                        return sw;
                     }
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(SWITCH_EVERY);
                 }
-            });
-        }
+            })
+        });
         for (pid, fd) in &kids {
             // SAFETY: the read end, owned from here on.
             let mut f = unsafe { std::fs::File::from_raw_fd(*fd) };
@@ -559,11 +632,20 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
             }
         }
         stop.store(true, Ordering::Relaxed);
+        let joined = switcher.map(|h| h.join());
+        joined.and_then(|r| {
+            r.map_err(|_| problems.push("the mode switching thread panicked".into()))
+                .ok()
+        })
     });
     drop(bar);
-    if let (Some(d), Some(m)) = (&debugfs, mode) {
+    if let Some((d, m)) = &debugfs {
         d.write_mode(m.name()).context("restoring the mode")?;
     }
+    let (mode_switches, failed_switches) = switches.as_ref().map_or((0, 0), |sw| {
+        problems.extend(sw.errors.iter().cloned());
+        (sw.done, sw.failed)
+    });
 
     // The end: every slot holds its worker's last value, every other byte
     // is as it was; by pread and through a fresh mapping.
@@ -605,10 +687,14 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
     let by_kind: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(
         out,
-        "stress: {total} operations by {} workers ({}), {} mode switches",
+        "stress: {total} operations by {} workers ({}), {mode_switches} mode switches{}",
         reports.len(),
         by_kind.join(", "),
-        switches.load(Ordering::Relaxed)
+        match (debugfs.is_some(), failed_switches) {
+            (false, _) => " (--no-mode-switch)".to_string(),
+            (true, 0) => String::new(),
+            (true, n) => format!(", {n} failed"),
+        }
     )?;
     if reports.len() != workers {
         problems.push(format!("{} of {workers} workers reported", reports.len()));
@@ -633,7 +719,7 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         workers_reported: reports.len(),
         operations: total,
         by_kind: totals,
-        mode_switches: switches.load(Ordering::Relaxed),
+        mode_switches,
         failed_checks: errors,
         problems,
         ok,
@@ -657,5 +743,49 @@ mod tests {
             assert!(slots[i + 1..].iter().all(|b| b.abs_diff(*a) >= 8));
         }
         assert_eq!(slot_capacity(&geo), 3 * 256);
+    }
+
+    #[test]
+    fn switches_go_round_the_three_modes_and_count_each_change() {
+        let mut sw = Switches::new(Mode::Faultaround);
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let to = sw.next();
+            assert_ne!(to, sw.current, "a switch to the mode it is in");
+            seen.push(to);
+            sw.record(to, Ok(to));
+        }
+        use Mode::*;
+        assert_eq!(
+            seen,
+            [Prefault, Fault, Faultaround, Prefault, Fault, Faultaround]
+        );
+        assert_eq!((sw.done, sw.failed), (6, 0));
+        assert!(sw.errors.is_empty());
+    }
+
+    #[test]
+    fn switches_that_do_not_happen_are_failures_not_switches() {
+        let mut sw = Switches::new(Mode::Fault);
+        // The write failed.
+        sw.record(
+            Mode::Faultaround,
+            Err("writing the mode file: EINVAL".into()),
+        );
+        // The file still reads the old mode.
+        sw.record(Mode::Faultaround, Ok(Mode::Fault));
+        // A "switch" to the mode it is in.
+        sw.record(Mode::Fault, Ok(Mode::Fault));
+        assert_eq!((sw.done, sw.failed), (0, 3));
+        assert_eq!(sw.current, Mode::Fault);
+        assert!(sw.errors[1].contains("from fault to faultaround, it reads fault"));
+        // Then one that works.
+        sw.record(sw.next(), Ok(Mode::Faultaround));
+        assert_eq!((sw.done, sw.failed), (1, 3));
+        for _ in 0..10 {
+            sw.record(Mode::Prefault, Err("x".into()));
+        }
+        assert_eq!(sw.failed, 13);
+        assert_eq!(sw.errors.len(), MAX_ERRORS);
     }
 }

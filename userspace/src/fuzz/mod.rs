@@ -46,7 +46,8 @@ pub struct FuzzOptions {
     pub debugfs: PathBuf,
     /// Stop after this long...
     pub seconds: u64,
-    /// ...or after this many operations, whichever comes first.
+    /// ...or after this many generated operations (executed or skipped),
+    /// whichever comes first.
     pub max_ops: Option<u64>,
     /// The seed; a random one when not given.
     pub seed: Option<u64>,
@@ -65,15 +66,20 @@ pub struct Summary {
     pub seed: Option<u64>,
     /// The file replayed, if any.
     pub replay: Option<PathBuf>,
-    /// Operations executed (up to and including a diverging one).
+    /// Operations executed (up to and including a diverging one); skipped
+    /// ones are not.
     pub operations: u64,
-    /// Operations run, of which `refused` failed as the model predicted.
+    /// The same as `operations` (JSON fields are only ever added; this one
+    /// was the executed count when `operations` still counted skipped ones).
     pub run: u64,
+    /// Calls among them that failed as the model predicted.
     pub refused: u64,
-    /// Operations not applicable in the state they met.
+    /// Operations generated (or given) but not executed: not applicable in
+    /// the state they met, nothing was called.
     pub skipped: u64,
     pub seconds: f64,
-    /// Operations run, by kind.
+    /// Operations executed, by kind (empty when the fuzzing process was
+    /// killed).
     pub by_kind: BTreeMap<String, u64>,
     pub divergence: Option<Divergence>,
     /// True when no divergence was found.
@@ -95,24 +101,62 @@ pub struct Divergence {
     pub saved: PathBuf,
 }
 
+/// What a sequence did: operations executed (by kind) and skipped, counted
+/// apart. A skipped operation called nothing, so it is not one that ran.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Tally {
+    /// Operations executed, a diverging one included.
+    executed: u64,
+    skipped: u64,
+    /// Executed operations by kind.
+    by_kind: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Counts operation `name`, which `applied` says ran or was skipped.
+    fn record(&mut self, name: &str, applied: Applied) {
+        match applied {
+            Applied::Done => {
+                self.executed += 1;
+                *self.by_kind.entry(name.to_string()).or_default() += 1;
+            }
+            Applied::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// A sequence that the fuzzing process died in at operation `i`, when
+    /// `skipped` of the ones before it had been skipped: the others before
+    /// it ran, and so did operation `i` (by kind is not known).
+    fn killed_at(i: usize, skipped: u64) -> Tally {
+        Tally {
+            executed: (i as u64 + 1).saturating_sub(skipped),
+            skipped,
+            by_kind: BTreeMap::new(),
+        }
+    }
+}
+
 /// What the worker tells the parent, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Msg {
-    /// Operation `i` is about to run (the op itself only when generated).
+    /// Operation `i` is about to run (the op itself only when generated);
+    /// `skipped` of the ones before it were skipped.
     Op {
         i: usize,
         op: Option<Op>,
+        skipped: u64,
     },
+    /// Operation `i` diverged (or, with `i` past the last one, the last full
+    /// comparison did), after `tally`.
     Divergence {
         i: usize,
         message: String,
+        tally: Tally,
     },
     End {
-        done: u64,
-        skipped: u64,
+        tally: Tally,
         refused: u64,
-        counts: BTreeMap<String, u64>,
     },
 }
 
@@ -128,10 +172,8 @@ struct Failure {
 #[derive(Debug, Default)]
 struct RunResult {
     ops: Vec<Op>,
-    done: u64,
-    skipped: u64,
+    tally: Tally,
     refused: u64,
-    counts: BTreeMap<String, u64>,
     failure: Option<Failure>,
 }
 
@@ -241,6 +283,7 @@ fn worker(
                 &Msg::Divergence {
                     i: 0,
                     message: format!("setting up: {e:#}"),
+                    tally: Tally::default(),
                 },
                 true,
             );
@@ -252,8 +295,7 @@ fn worker(
         Source::Generate { seed, .. } => Some(ChaCha8Rng::seed_from_u64(*seed)),
         Source::Given(_) => None,
     };
-    let (mut done, mut skipped) = (0u64, 0u64);
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     let mut i = 0usize;
     loop {
         let op = match (source, rng.as_mut()) {
@@ -280,17 +322,16 @@ fn worker(
             &Msg::Op {
                 i,
                 op: generated.then(|| op.clone()),
+                skipped: tally.skipped,
             },
             true,
         );
         match world.apply(&op) {
-            Ok(Applied::Done) => {
-                done += 1;
-                *counts.entry(op.name().to_string()).or_default() += 1;
-            }
-            Ok(Applied::Skipped) => skipped += 1,
+            Ok(applied) => tally.record(op.name(), applied),
             Err(message) => {
-                send(&Msg::Divergence { i, message }, true);
+                // It ran, and diverged.
+                tally.record(op.name(), Applied::Done);
+                send(&Msg::Divergence { i, message, tally }, true);
                 // SAFETY: ends the worker at once, without unwinding.
                 unsafe { libc::_exit(1) };
             }
@@ -299,17 +340,15 @@ fn worker(
     }
     // A last full comparison after the last operation.
     if let Err(message) = world.apply(&Op::CheckAll) {
-        send(&Msg::Divergence { i, message }, true);
+        send(&Msg::Divergence { i, message, tally }, true);
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
     world.teardown();
     send(
         &Msg::End {
-            done,
-            skipped,
+            tally,
             refused: exec::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
-            counts,
         },
         true,
     );
@@ -376,40 +415,35 @@ fn run_child(
         Source::Given(list) => list,
         Source::Generate { .. } => &[],
     };
-    let mut last: Option<usize> = None;
+    // The last operation announced, and how many before it were skipped.
+    let mut last: Option<(usize, u64)> = None;
     let mut ended = false;
     for line in reader.lines() {
         let line = line.context("reading from the fuzzing process")?;
         let msg: Msg =
             serde_json::from_str(&line).with_context(|| format!("bad message {line:?}"))?;
         match msg {
-            Msg::Op { i, op } => {
+            Msg::Op { i, op, skipped } => {
                 if let Some(op) = op {
                     result.ops.push(op);
                 }
-                last = Some(i);
+                last = Some((i, skipped));
                 if let Some(bar) = bar.as_ref().filter(|_| i % 1024 == 0) {
-                    bar.set_message(format!("fuzz: {i} operations"));
+                    bar.set_message(format!("fuzz: {} operations", i as u64 - skipped));
                 }
             }
-            Msg::Divergence { i, message } => {
+            Msg::Divergence { i, message, tally } => {
                 let op = result.ops.get(i).or_else(|| given.get(i));
                 result.failure = Some(Failure {
                     index: i,
                     signature: signature(op, &message),
                     message,
                 });
+                result.tally = tally;
             }
-            Msg::End {
-                done,
-                skipped,
-                refused,
-                counts,
-            } => {
-                result.done = done;
-                result.skipped = skipped;
+            Msg::End { tally, refused } => {
+                result.tally = tally;
                 result.refused = refused;
-                result.counts = counts;
                 ended = true;
             }
         }
@@ -419,7 +453,8 @@ fn run_child(
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     if result.failure.is_none() && !ended {
-        let i = last.unwrap_or(0);
+        let (i, skipped) = last.unwrap_or((0, 0));
+        result.tally = Tally::killed_at(i, skipped);
         let what = if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
             let name = nix::sys::signal::Signal::try_from(sig)
@@ -587,38 +622,37 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
     };
     let elapsed = started.elapsed();
     let ops: Vec<Op> = saved_ops.clone().unwrap_or(result.ops);
-    let executed = result
-        .failure
-        .as_ref()
-        .map_or(result.done + result.skipped, |f| f.index as u64 + 1);
+    let Tally {
+        executed,
+        skipped,
+        by_kind,
+    } = result.tally;
 
     let mut summary = Summary {
         seed,
         replay: opts.replay.clone(),
         operations: executed,
-        run: result.done,
+        run: executed,
         refused: result.refused,
-        skipped: result.skipped,
+        skipped,
         seconds: elapsed.as_secs_f64(),
-        by_kind: result.counts.clone(),
+        by_kind,
         divergence: None,
         ok: result.failure.is_none(),
     };
     match &result.failure {
         None => {
-            let counts: Vec<String> = result
-                .counts
+            let counts: Vec<String> = summary
+                .by_kind
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             writeln!(
                 out,
-                "fuzz: {executed} operations in {:.1} s ({} run, of which {} refused as the model \
-                 predicted; {} skipped as not applicable): no divergence",
+                "fuzz: {executed} operations executed in {:.1} s, {} calls refused as the model \
+                 predicted; {skipped} more skipped as not applicable: no divergence",
                 elapsed.as_secs_f64(),
-                result.done,
                 result.refused,
-                result.skipped
             )?;
             writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
         }
@@ -631,9 +665,8 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
             )?;
             writeln!(
                 out,
-                "fuzz: seed {}, {} operations before it",
+                "fuzz: seed {}, {executed} operations executed up to it, {skipped} skipped",
                 seed.map_or("-".into(), |s| s.to_string()),
-                f.index
             )?;
             out.flush()?;
             let budget = Duration::from_secs(opts.shrink_seconds);
@@ -697,15 +730,52 @@ mod tests {
         let m = Msg::Op {
             i: 3,
             op: Some(Op::Close { slot: 1 }),
+            skipped: 2,
         };
         let s = serde_json::to_string(&m).unwrap();
         assert!(matches!(
             serde_json::from_str::<Msg>(&s).unwrap(),
             Msg::Op {
                 i: 3,
-                op: Some(Op::Close { slot: 1 })
+                op: Some(Op::Close { slot: 1 }),
+                skipped: 2
             }
         ));
+        let mut tally = Tally::default();
+        tally.record("close", Applied::Done);
+        let m = Msg::End { tally, refused: 1 };
+        let s = serde_json::to_string(&m).unwrap();
+        match serde_json::from_str::<Msg>(&s).unwrap() {
+            Msg::End { tally, refused: 1 } => assert_eq!(tally.executed, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn skipped_operations_are_not_counted_as_executed() {
+        let mut t = Tally::default();
+        for (name, applied) in [
+            ("mmap", Applied::Done),
+            ("munmap", Applied::Skipped),
+            ("mmap", Applied::Done),
+            ("touch", Applied::Skipped),
+            ("close", Applied::Done),
+        ] {
+            t.record(name, applied);
+        }
+        assert_eq!((t.executed, t.skipped), (3, 2));
+        assert_eq!(t.by_kind.values().sum::<u64>(), t.executed);
+        assert_eq!(t.by_kind["mmap"], 2);
+        assert!(!t.by_kind.contains_key("munmap"));
+    }
+
+    #[test]
+    fn a_killed_run_counts_the_operation_it_died_in() {
+        // Operations 0..=9 announced, 4 of 0..=8 skipped: 5 ran before
+        // operation 9, which ran too.
+        let t = Tally::killed_at(9, 4);
+        assert_eq!((t.executed, t.skipped), (6, 4));
+        assert_eq!(Tally::killed_at(0, 0).executed, 1);
     }
 
     #[test]
@@ -769,7 +839,8 @@ pub struct FuzzArgs {
     /// The seed [default: a random one, printed].
     #[arg(long, value_name = "S", conflicts_with = "replay")]
     seed: Option<u64>,
-    /// Stop after this many operations (with --seed: an exact rerun).
+    /// Stop after this many generated operations, executed or skipped
+    /// (with --seed: an exact rerun).
     #[arg(long = "ops", value_name = "N")]
     max_ops: Option<u64>,
     /// Run a saved sequence instead of generating one.
