@@ -50,6 +50,10 @@ mod debugfs;
 mod demo;
 #[path = "rust_mapdrv/layout.rs"]
 mod layout;
+#[path = "rust_mapdrv/owned_debugfs.rs"]
+mod owned_debugfs;
+#[path = "rust_mapdrv/sched.rs"]
+mod sched;
 #[path = "rust_mapdrv/vm_ops.rs"]
 mod vm_ops;
 mod vmalloc_util;
@@ -172,17 +176,8 @@ impl FaultHandler for PerPage {
     type Data = Mapdrv;
 
     fn fault(dev: &Mapdrv, fault: &Fault<'_>) -> FaultOutcome {
-        dev.stats.faults.fetch_add(1, Relaxed);
-        // `mmap` checked the range, and a VMA cannot grow (VM_DONTEXPAND),
-        // but a fault past the buffer must never map anything: SIGBUS.
-        let Some(page) = dev.buffer.page(fault.pgoff()) else {
-            return FaultOutcome::SigBus;
-        };
-        let outcome = fault.insert_page(&page, fault.is_write());
-        if outcome == FaultOutcome::Mapped {
-            dev.stats.pages_inserted.fetch_add(1, Relaxed);
-        }
-        outcome
+        let index = fault.index();
+        map_window(dev, fault, index..index + 1)
     }
 }
 
@@ -194,33 +189,27 @@ impl FaultHandler for FaultAround {
     type Data = Mapdrv;
 
     fn fault(dev: &Mapdrv, fault: &Fault<'_>) -> FaultOutcome {
-        dev.stats.faults.fetch_add(1, Relaxed);
-        let vma = fault.vma();
-        let first_pgoff = vm_ops::vma_pgoff(vma);
-        let fault_index = (fault.address() - vma.start()) >> PAGE_SHIFT;
         let window = contract::faultaround_window(
-            fault_index,
-            vm_ops::vma_pages(vma),
+            fault.index(),
+            vm_ops::vma_pages(&fault.vma()),
             dev.faultaround_pages,
         );
-        let first = first_pgoff + window.start;
-        let start = vma.start() + window.start * PAGE_SIZE;
-        // No allocation here: `insert_pages` passes the pages on through an
-        // array on the stack.
-        let inserted =
-            vm_ops::insert_pages(vma, start, window.len(), |i| dev.buffer.page(first + i));
-        match inserted {
-            Ok(n) => {
-                dev.stats.pages_inserted.fetch_add(n as u64, Relaxed);
-                FaultOutcome::Mapped
-            }
-            Err(e) if e == ENOMEM => FaultOutcome::Oom,
-            // A page outside the buffer (`EINVAL`) or a range outside the VMA
-            // (`EFAULT`): neither happens for a VMA that `mmap` checked, and
-            // neither may map anything.
-            Err(_) => FaultOutcome::SigBus,
-        }
+        map_window(dev, fault, window)
     }
+}
+
+/// Maps the pages `window` (indices into the VMA) of a faulting VMA and
+/// counts the fault and the pages inserted. `mmap` checked the range, and a
+/// VMA cannot grow (`VM_DONTEXPAND`), but a fault past the buffer must never
+/// map anything: there `page` finds no page and the fault gets `SIGBUS`.
+fn map_window(dev: &Mapdrv, fault: &Fault<'_>, window: core::ops::Range<usize>) -> FaultOutcome {
+    dev.stats.faults.fetch_add(1, Relaxed);
+    let first_pgoff = vm_ops::vma_pgoff(&fault.vma());
+    // No allocation here: `insert_pages` passes the pages on through an
+    // array on the stack.
+    let (outcome, inserted) = fault.map(window, |i| dev.buffer.page(first_pgoff + i));
+    dev.stats.pages_inserted.fetch_add(inserted as u64, Relaxed);
+    outcome
 }
 
 /// Maps every page of a new mapping now (`prefault` mode).
@@ -229,12 +218,18 @@ fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
     let count = vm_ops::vma_pages(vma);
     // One pass; `insert_pages` feeds `vm_insert_pages` from an array on the
     // stack, so a 1 GiB mapping needs no 2 MiB array of page pointers.
-    let inserted = vm_ops::insert_pages(vma, vma.start(), count, |i| {
+    let inserted = vm_ops::insert_pages(vma.into(), vma.start(), count, |i| {
         dev.buffer.page(first_pgoff + i)
-    })?;
-    dev.stats.pages_inserted.fetch_add(inserted as u64, Relaxed);
-    Ok(())
+    });
+    dev.stats
+        .pages_inserted
+        .fetch_add(inserted.pages as u64, Relaxed);
+    inserted.stopped
 }
+
+/// The VMA operations of each fault handler.
+static PER_PAGE_OPS: VmOps<PerPage> = VmOps::new();
+static FAULT_AROUND_OPS: VmOps<FaultAround> = VmOps::new();
 
 #[vtable]
 impl MiscDevice for Mapdrv {
@@ -270,8 +265,8 @@ impl MiscDevice for Mapdrv {
         // made from it hold a reference to that file, so `dev` outlives them.
         let vma = unsafe {
             match mode {
-                Mode::FaultAround => VmOps::<FaultAround>::install(vma, dev, map_pages),
-                Mode::Fault | Mode::Prefault => VmOps::<PerPage>::install(vma, dev, map_pages),
+                Mode::FaultAround => FAULT_AROUND_OPS.install(vma, dev, map_pages),
+                Mode::Fault | Mode::Prefault => PER_PAGE_OPS.install(vma, dev, map_pages),
             }
         };
         if mode == Mode::Prefault {
@@ -344,7 +339,6 @@ struct MapdrvModule {
     // module starts to go away.
     #[pin]
     misc: MiscDeviceRegistration<Mapdrv>,
-    #[pin]
     _debugfs: debugfs::DebugFs,
     device: Arc<Mapdrv>,
 }
@@ -404,6 +398,7 @@ fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
             runs += 1;
         }
         previous = Some(walk.pfn);
+        vmalloc_util::resched_every(index);
     }
     Ok(runs)
 }
@@ -523,7 +518,7 @@ impl kernel::InPlaceModule for MapdrvModule {
             let demo = demo::Demo::new()?;
             demo.at_load(module_parameters::demo.value(), &device.buffer);
             Ok(try_pin_init!(Self {
-                _debugfs <- debugfs::DebugFs::new(device.clone(), demo),
+                _debugfs: debugfs::DebugFs::new(device.clone(), demo)?,
                 device,
                 // Last: the device can be opened from here on, and `open`
                 // uses the fields above.

@@ -33,8 +33,44 @@ use kernel::{
 pub(crate) const MAX_PAGES: usize = 262_144;
 
 /// Bits 12..=51 of an x86_64 page-table entry: the physical address of the
-/// next table or of the page (`PTE_PFN_MASK` with 52 physical address bits).
+/// next table or of the page (`PTE_PFN_MASK` with 52 physical address bits),
+/// before the run-time mask of [`AddrMask`].
 const ENTRY_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// The bits of an entry that are the physical address, as the kernel's
+/// `PTE_PFN_MASK` sees them: bits 12..=51 less those the kernel keeps out of
+/// physical addresses at run time. With memory encryption an address bit is
+/// an attribute: AMD SME/SEV set their encryption bit (`sme_me_mask`, e.g.
+/// bit 47 or 51) in every entry, including CR3, and Intel TDX guests a
+/// shared bit; the kernel removes those from `physical_mask` at boot
+/// (`CONFIG_DYNAMIC_PHYSICAL_MASK`). Without masking them off, the walk would
+/// look for the next table far outside the direct map.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct AddrMask(u64);
+
+impl AddrMask {
+    /// The mask for a kernel's `physical_mask`.
+    pub(crate) const fn with_physical_mask(physical_mask: u64) -> Self {
+        Self(ENTRY_ADDR_MASK & physical_mask)
+    }
+
+    /// The running kernel's mask.
+    pub(crate) fn current() -> Self {
+        #[cfg(CONFIG_DYNAMIC_PHYSICAL_MASK)]
+        // SAFETY: `physical_mask` is `__ro_after_init`: set during early boot,
+        // before any module loads, and only read afterwards.
+        let physical_mask = unsafe { bindings::physical_mask };
+        // Without run-time changes it is all 52 physical address bits.
+        #[cfg(not(CONFIG_DYNAMIC_PHYSICAL_MASK))]
+        let physical_mask = u64::MAX;
+        Self::with_physical_mask(physical_mask)
+    }
+
+    /// The address bits of `entry`.
+    pub(crate) fn of(self, entry: u64) -> u64 {
+        entry & self.0
+    }
+}
 /// `_PAGE_PRESENT`.
 const ENTRY_PRESENT: u64 = 1 << 0;
 /// `_PAGE_PSE`: in a PUD or PMD entry, the entry maps a 1 GiB or 2 MiB page.
@@ -119,8 +155,9 @@ pub(crate) enum Decoded {
 /// Decodes `entry`, read at `level` while walking `addr`.
 ///
 /// For a huge leaf the PFN is that of the 4 KiB page of `addr` inside the
-/// huge page, so that all levels answer the same question.
-pub(crate) fn decode_entry(level: Level, entry: u64, addr: usize) -> Decoded {
+/// huge page, so that all levels answer the same question. `mask` says which
+/// bits are the address ([`AddrMask::current`] for the running kernel).
+pub(crate) fn decode_entry(level: Level, entry: u64, addr: usize, mask: AddrMask) -> Decoded {
     if entry & ENTRY_PRESENT == 0 {
         return Decoded::NotPresent;
     }
@@ -129,11 +166,11 @@ pub(crate) fn decode_entry(level: Level, entry: u64, addr: usize) -> Decoded {
         // A huge entry's address is aligned to the page size; the bits below
         // it hold flags (bit 12 is PAT), so mask them off.
         let page_bits = level.shift(false);
-        let base = entry & ENTRY_ADDR_MASK & !((1u64 << page_bits) - 1);
+        let base = mask.of(entry) & !((1u64 << page_bits) - 1);
         let within = (addr as u64 & ((1u64 << page_bits) - 1)) >> PAGE_SHIFT;
         return Decoded::Leaf((base >> PAGE_SHIFT) + within);
     }
-    Decoded::Table(entry & ENTRY_ADDR_MASK)
+    Decoded::Table(mask.of(entry))
 }
 
 /// One step of a walk: the entry read at a level.
@@ -198,6 +235,12 @@ pub(crate) fn page_offset_base() -> usize {
     unsafe { bindings::page_offset_base }
 }
 
+/// The end of the direct map of RAM (`high_memory`).
+pub(crate) fn direct_map_end() -> usize {
+    // SAFETY: `high_memory` is set once during early boot.
+    unsafe { bindings::high_memory as usize }
+}
+
 /// The PGD shift the kernel chose at boot (39 for 4-level, 48 for 5-level).
 pub(crate) fn kernel_pgdir_shift() -> u32 {
     // SAFETY: `pgdir_shift` is written once during early boot.
@@ -216,12 +259,13 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
     let direct_map = page_offset_base();
     // CR3 holds the physical address of the top-level table; its low 12 bits
     // are the PCID and bit 63 the no-flush hint, neither part of the address.
-    let mut table_phys = read_cr!("cr3") & ENTRY_ADDR_MASK;
+    let mask = AddrMask::current();
+    // (With SME, CR3 carries the encryption bit too.)
+    let mut table_phys = mask.of(read_cr!("cr3"));
     // The end of the direct map of RAM: a table address past it would mean
     // the entry holds bits this walk does not know (a memory-encryption bit,
     // say), and it must not be read.
-    // SAFETY: `high_memory` is set once during early boot.
-    let direct_map_end = unsafe { bindings::high_memory } as usize;
+    let direct_map_end = direct_map_end();
     let mut steps = [None; 5];
     let mut entry = read_cr!("cr3");
     for (depth, &level) in levels(five_level).iter().enumerate() {
@@ -243,7 +287,7 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
             index,
             entry,
         });
-        match decode_entry(level, entry, addr) {
+        match decode_entry(level, entry, addr, mask) {
             Decoded::NotPresent => return Err(NotMapped { level, entry }),
             Decoded::Leaf(pfn) if level.may_be_leaf() => {
                 return Ok(PageWalk {
@@ -253,7 +297,7 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
                 })
             }
             // PSE in a PGD or P4D entry is reserved; treat it as a table.
-            Decoded::Leaf(_) => table_phys = entry & ENTRY_ADDR_MASK,
+            Decoded::Leaf(_) => table_phys = mask.of(entry),
             Decoded::Table(next) => table_phys = next,
         }
     }
@@ -262,6 +306,18 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
         level: Level::Pte,
         entry: 0,
     })
+}
+
+/// Pages a loop over the buffer handles between two `cond_resched()` calls
+/// (2 MiB of pages: tens of microseconds of work).
+pub(crate) const PAGES_PER_RESCHED: usize = 512;
+
+/// In a loop over every page (at load, where sleeping is allowed): lets the
+/// scheduler in after each [`PAGES_PER_RESCHED`] pages.
+pub(crate) fn resched_every(index: usize) {
+    if index % PAGES_PER_RESCHED == PAGES_PER_RESCHED - 1 {
+        crate::sched::cond_resched();
+    }
 }
 
 /// A page-aligned, zero-filled vmalloc buffer that lives until it is dropped.
@@ -333,6 +389,7 @@ impl VmallocBuffer {
             // SAFETY: `addr` is inside our live vmalloc allocation.
             let page = unsafe { bindings::vmalloc_to_page(addr) };
             page_ptrs.push(NonNull::new(page).ok_or(EIO)?, GFP_KERNEL)?;
+            resched_every(index);
         }
         // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes, and
         // `page_ptrs` holds the `struct page` of each of its pages.
@@ -402,6 +459,7 @@ impl VmallocBuffer {
                 core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(index * PAGE_SIZE), PAGE_SIZE)
             };
             f(index, page);
+            resched_every(index);
         }
     }
 
@@ -466,7 +524,7 @@ unsafe fn walk_checked(addr: usize) -> Result<PageWalk, WalkMismatch> {
             2 => Level::Pmd,
             _ => Level::Pte,
         };
-        match decode_entry(leaf, entry, addr) {
+        match decode_entry(leaf, entry, addr, AddrMask::current()) {
             Decoded::Leaf(pfn) => Some(pfn),
             _ => None,
         }
@@ -574,25 +632,28 @@ mod tests {
         assert_eq!(Level::Pte.index(0xffff_c900_0000_3000, false), 3);
     }
 
+    /// No run-time mask: all 52 address bits.
+    const ALL: AddrMask = AddrMask::with_physical_mask(u64::MAX);
+
     #[test]
     fn decode_pte_and_tables() {
         // NX, global, dirty, accessed, RW, present; PFN 0xc00.
         assert_eq!(
-            decode_entry(Level::Pte, 0x8000_0000_00c0_0163, 0),
+            decode_entry(Level::Pte, 0x8000_0000_00c0_0163, 0, ALL),
             Decoded::Leaf(0xc00)
         );
-        assert_eq!(decode_entry(Level::Pte, 0, 0), Decoded::NotPresent);
+        assert_eq!(decode_entry(Level::Pte, 0, 0, ALL), Decoded::NotPresent);
         assert_eq!(
-            decode_entry(Level::Pmd, 0x0000_0000_0015_1067, 0),
+            decode_entry(Level::Pmd, 0x0000_0000_0015_1067, 0, ALL),
             Decoded::Table(0x15_1000)
         );
         // Bits 52..=62 (software, protection keys) are not address bits.
         assert_eq!(
-            decode_entry(Level::Pud, 0x7ff0_0000_0015_0067, 0),
+            decode_entry(Level::Pud, 0x7ff0_0000_0015_0067, 0, ALL),
             Decoded::Table(0x15_0000)
         );
         assert_eq!(
-            decode_entry(Level::Pgd, 0x0000_0000_0010_0066, 0),
+            decode_entry(Level::Pgd, 0x0000_0000_0010_0066, 0, ALL),
             Decoded::NotPresent
         );
     }
@@ -602,13 +663,72 @@ mod tests {
         // A 2 MiB page at 0x20_0000 with PAT (bit 12) set: the PFN of the
         // 4 KiB page 5 pages into it.
         assert_eq!(
-            decode_entry(Level::Pmd, 0x0000_0000_0020_10e3, 0xffff_0000_0000_5000),
+            decode_entry(
+                Level::Pmd,
+                0x0000_0000_0020_10e3,
+                0xffff_0000_0000_5000,
+                ALL
+            ),
             Decoded::Leaf(0x200 + 5)
         );
         // A 1 GiB page at 0x4000_0000, address 0x1234_5678 into it.
         assert_eq!(
-            decode_entry(Level::Pud, 0x0000_0000_4000_00e3, 0xffff_0000_1234_5678),
+            decode_entry(
+                Level::Pud,
+                0x0000_0000_4000_00e3,
+                0xffff_0000_1234_5678,
+                ALL
+            ),
             Decoded::Leaf(0x4_0000 + 0x1_2345)
         );
+    }
+
+    #[test]
+    fn decode_masks_memory_encryption_bits() {
+        // AMD SME with the encryption bit at 47: the kernel's
+        // physical_mask is then 2^47 - 1, and the bit is in every entry.
+        let sme = AddrMask::with_physical_mask((1 << 47) - 1);
+        let c_bit = 1u64 << 47;
+        assert_eq!(
+            decode_entry(Level::Pmd, c_bit | 0x15_1067, 0, sme),
+            Decoded::Table(0x15_1000)
+        );
+        assert_eq!(
+            decode_entry(Level::Pte, 0x8000_0000_00c0_0163 | c_bit, 0, sme),
+            Decoded::Leaf(0xc00)
+        );
+        assert_eq!(
+            decode_entry(Level::Pmd, c_bit | 0x20_10e3, 0xffff_0000_0000_5000, sme),
+            Decoded::Leaf(0x200 + 5)
+        );
+        // Unmasked, the same entry points far outside RAM: the walk used to
+        // stop there (and insmod failed with EIO).
+        assert_eq!(
+            decode_entry(Level::Pmd, c_bit | 0x15_1067, 0, ALL),
+            Decoded::Table(0x8000_0015_1000)
+        );
+        // An Intel TDX guest's shared bit (here 51, the top address bit).
+        let tdx = AddrMask::with_physical_mask((1 << 51) - 1);
+        assert_eq!(
+            decode_entry(
+                Level::Pud,
+                (1 << 51) | 0x4000_00e3,
+                0xffff_0000_1234_5678,
+                tdx
+            ),
+            Decoded::Leaf(0x4_0000 + 0x1_2345)
+        );
+        // Not-present stays not-present whatever the mask.
+        assert_eq!(decode_entry(Level::Pte, c_bit, 0, sme), Decoded::NotPresent);
+    }
+
+    #[test]
+    fn current_mask_keeps_every_ram_address_bit() {
+        // Our VMs have no memory encryption: the running kernel's mask is
+        // all 52 bits, or (with CONFIG_DYNAMIC_PHYSICAL_MASK) a subset that
+        // still covers every address in the direct map.
+        let mask = AddrMask::current();
+        let last_page = (direct_map_end() - page_offset_base() - 1) as u64 & !0xfff;
+        assert_eq!(mask.of(last_page), last_page);
     }
 }

@@ -14,54 +14,75 @@
 //!   `0` or `1` to switch (see `vm_ops::VmOps`);
 //! - `demo`, `layout`, `hold`: the allocation demo's files (see `demo.rs`).
 
+//!
+//! All of them are made here, in one directory that the module owns; the
+//! files pin the module while open (see `owned_debugfs`), so `rmmod` fails
+//! while one is open instead of leaving it pointing at unloaded code.
+
 use core::fmt;
 use kernel::{
-    debugfs::{Dir, File},
-    page::PAGE_SHIFT,
-    prelude::*,
-    sync::{atomic::Relaxed, Arc},
+    module::this_module, page::PAGE_SHIFT, prelude::*, sync::atomic::Relaxed, sync::Arc,
     uaccess::UserSliceReader,
 };
 
-use crate::{contract::Mode, vmalloc_util, Mapdrv};
+use crate::{
+    contract::Mode,
+    demo::Demo,
+    owned_debugfs::{self, FileSpec, Operations},
+    vmalloc_util, Mapdrv,
+};
 
-/// The debugfs directory and its files; removed when dropped.
-#[pin_data]
+/// What every file shows: the device and the allocation demo.
+pub(crate) struct FileData {
+    pub(crate) device: Arc<Mapdrv>,
+    pub(crate) demo: Arc<Demo>,
+}
+
+/// The operations of our files, owned by this module.
+static OPERATIONS: Operations<FileData> = Operations::new(this_module::<crate::MapdrvModule>());
+
+/// The debugfs directory `mapdrv/` and its files; removed when dropped.
 pub(crate) struct DebugFs {
-    #[pin]
-    pages: File<Arc<Mapdrv>>,
-    #[pin]
-    stats: File<Arc<Mapdrv>>,
-    #[pin]
-    mode: File<Arc<Mapdrv>>,
-    #[pin]
-    map_pages: File<Arc<Mapdrv>>,
-    #[pin]
-    demo: crate::demo::DemoFiles,
-    dir: Dir,
+    _dir: owned_debugfs::Dir<FileData, 7>,
 }
 
 impl DebugFs {
-    /// Creates `mapdrv/` and its files for `dev` and `demo`.
-    pub(crate) fn new(dev: Arc<Mapdrv>, demo: Arc<crate::demo::Demo>) -> impl PinInit<Self, Error> {
-        let dir = Dir::new(c"mapdrv");
-        try_pin_init!(Self {
-            pages <- dir.read_callback_file(c"pages", dev.clone(), &show_pages),
-            stats <- dir.read_callback_file(c"stats", dev.clone(), &show_stats),
-            demo <- crate::demo::DemoFiles::new(&dir, demo, dev.clone()),
-            mode <- dir.read_write_callback_file(c"mode", dev.clone(), &show_mode, &store_mode),
-            map_pages <- dir.read_write_callback_file(
-                c"map_pages",
-                dev,
-                &show_map_pages,
-                &store_map_pages
-            ),
-            dir,
-        })
+    /// Creates `mapdrv/` and its files for `device` and `demo`.
+    pub(crate) fn new(device: Arc<Mapdrv>, demo: Arc<Demo>) -> Result<Self> {
+        let [demo_file, layout, hold] = crate::demo::files();
+        let files = [
+            FileSpec {
+                name: c"pages",
+                show: show_pages,
+                store: None,
+            },
+            FileSpec {
+                name: c"stats",
+                show: show_stats,
+                store: None,
+            },
+            FileSpec {
+                name: c"mode",
+                show: show_mode,
+                store: Some(store_mode),
+            },
+            FileSpec {
+                name: c"map_pages",
+                show: show_map_pages,
+                store: Some(store_map_pages),
+            },
+            demo_file,
+            layout,
+            hold,
+        ];
+        let data = FileData { device, demo };
+        let _dir = owned_debugfs::Dir::new(c"mapdrv", data, files, &OPERATIONS)?;
+        Ok(Self { _dir })
     }
 }
 
-fn show_pages(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let dev = &data.device;
     let buffer = &dev.buffer;
     writeln!(f, "# index kernel_vaddr pfn direct_map_addr")?;
     for index in 0..buffer.pages() {
@@ -73,7 +94,8 @@ fn show_pages(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-fn show_stats(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_stats(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let dev = &data.device;
     for (name, value) in dev.stats.snapshot() {
         writeln!(f, "{name} {value}")?;
     }
@@ -84,11 +106,13 @@ fn show_stats(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "load_walk_ns {}", load.walk_ns)
 }
 
-fn show_mode(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_mode(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let dev = &data.device;
     writeln!(f, "{}", dev.mode().name())
 }
 
-fn store_mode(dev: &Arc<Mapdrv>, reader: &mut UserSliceReader) -> Result {
+fn store_mode(data: &FileData, reader: &mut UserSliceReader) -> Result {
+    let dev = &data.device;
     let mut text = [0u8; 16];
     let len = reader.len();
     let text = text.get_mut(..len).ok_or(EINVAL)?;
@@ -99,11 +123,13 @@ fn store_mode(dev: &Arc<Mapdrv>, reader: &mut UserSliceReader) -> Result {
     Ok(())
 }
 
-fn show_map_pages(dev: &Arc<Mapdrv>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_map_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let dev = &data.device;
     writeln!(f, "{}", u8::from(dev.map_pages.load(Relaxed)))
 }
 
-fn store_map_pages(dev: &Arc<Mapdrv>, reader: &mut UserSliceReader) -> Result {
+fn store_map_pages(data: &FileData, reader: &mut UserSliceReader) -> Result {
+    let dev = &data.device;
     let mut text = [0u8; 4];
     let len = reader.len();
     let text = text.get_mut(..len).ok_or(EINVAL)?;

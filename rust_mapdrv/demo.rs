@@ -30,7 +30,6 @@ use core::{fmt, ptr::NonNull};
 use kernel::{
     alloc::{flags, kvec::VVec},
     bindings,
-    debugfs::{Dir, File},
     ffi::c_void,
     new_mutex,
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
@@ -40,7 +39,9 @@ use kernel::{
 };
 
 use crate::{
+    debugfs::FileData,
     layout::{Extra, Layout, YesNo},
+    owned_debugfs::FileSpec,
     vmalloc_util::{self, PageWalk, VmallocBuffer},
 };
 
@@ -1099,46 +1100,27 @@ fn demo_pages(r: &mut Report, l: &Layout) {
     );
 }
 
-/// The demo's debugfs files, in the driver's directory.
-#[pin_data]
-pub(crate) struct DemoFiles {
-    #[pin]
-    demo: File<DemoData>,
-    #[pin]
-    layout: File<DemoData>,
-    #[pin]
-    hold: File<DemoData>,
-}
-
-/// What the demo's files need: the demo, and the device for its buffer.
-pub(crate) struct DemoData {
-    demo: Arc<Demo>,
-    device: Arc<crate::Mapdrv>,
-}
-
-impl DemoFiles {
-    /// Creates `demo`, `layout` and `hold` in `dir`.
-    pub(crate) fn new<'a>(
-        dir: &'a Dir,
-        shared: Arc<Demo>,
-        device: Arc<crate::Mapdrv>,
-    ) -> impl PinInit<Self, Error> + 'a {
-        let data = |shared: &Arc<Demo>, device: &Arc<crate::Mapdrv>| DemoData {
-            demo: shared.clone(),
-            device: device.clone(),
-        };
-        let (for_demo, for_layout) = (data(&shared, &device), data(&shared, &device));
-        try_pin_init!(Self {
-            demo <- dir.read_write_callback_file(c"demo", for_demo, &show_report, &store_run),
-            layout <- dir.read_callback_file(c"layout", for_layout, &show_layout),
-            hold <- dir.read_write_callback_file(
-                c"hold",
-                DemoData { demo: shared, device },
-                &show_hold,
-                &store_hold,
-            ),
-        })
-    }
+/// The demo's debugfs files: `demo` (the last report; write `run`),
+/// `layout` (the kernel's address-space layout) and `hold` (a block held to
+/// show in `/proc/buddyinfo`).
+pub(crate) fn files() -> [FileSpec<FileData>; 3] {
+    [
+        FileSpec {
+            name: c"demo",
+            show: show_report,
+            store: Some(store_run),
+        },
+        FileSpec {
+            name: c"layout",
+            show: show_layout,
+            store: None,
+        },
+        FileSpec {
+            name: c"hold",
+            show: show_hold,
+            store: Some(store_hold),
+        },
+    ]
 }
 
 /// Reads what was written to a debugfs file (at most 16 bytes), trimmed.
@@ -1149,7 +1131,7 @@ fn read_word<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 16]) -> Result<
     Ok(core::str::from_utf8(text).map_err(|_| EINVAL)?.trim())
 }
 
-fn show_report(data: &DemoData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_report(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let state = data.demo.state.lock();
     if state.report.is_empty() {
         return writeln!(f, "# no demo run yet: write `run` to this file");
@@ -1157,7 +1139,7 @@ fn show_report(data: &DemoData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str(core::str::from_utf8(&state.report).unwrap_or("# (report is not text)\n"))
 }
 
-fn store_run(data: &DemoData, reader: &mut UserSliceReader) -> Result {
+fn store_run(data: &FileData, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     match read_word(reader, &mut buf)? {
         "run" | "1" => {
@@ -1168,11 +1150,11 @@ fn store_run(data: &DemoData, reader: &mut UserSliceReader) -> Result {
     }
 }
 
-fn show_layout(_data: &DemoData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_layout(_data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     crate::layout::write_layout(f, &Layout::current(), &Extra::current())
 }
 
-fn show_hold(data: &DemoData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+fn show_hold(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let state = data.demo.state.lock();
     match &state.held {
         None => writeln!(f, "none"),
@@ -1193,7 +1175,7 @@ fn show_hold(data: &DemoData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `hold`: write an order (0..=MAX_PAGE_ORDER) to allocate a block and keep
 /// it (EBUSY if one is kept already, ENOMEM if none can be had), `release`
 /// to free it.
-fn store_hold(data: &DemoData, reader: &mut UserSliceReader) -> Result {
+fn store_hold(data: &FileData, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     let word = read_word(reader, &mut buf)?;
     let mut state = data.demo.state.lock();

@@ -10,17 +10,24 @@
 //! - [`FaultHandler`] is what a mapping does on a fault, given its data and a
 //!   [`Fault`];
 //! - [`VmOps::install`] puts a handler's `vm_operations_struct` on a new VMA;
-//! - [`Fault`] answers questions about the fault and inserts pages, and it
-//!   only maps a page writable for a shared mapping, so that a write to a
-//!   `MAP_PRIVATE` mapping always goes through the core's copy-on-write.
+//! - [`Fault`] answers questions about the fault and maps the faulting page,
+//!   or a window of pages around it, with [`insert_pages`];
+//! - [`MixedMapVma`] is a VMA that may be given pages, under the lock a
+//!   fault holds (the mmap or the per-VMA read lock).
+//!
+//! Pages get the VMA's protection (`vm_page_prot`): writable only in a
+//! shared writable mapping, so that a write to a `MAP_PRIVATE` mapping always
+//! goes through the core's copy-on-write.
 
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ops::Deref, ops::Range};
 use kernel::{
     bindings,
-    mm::virt::{flags, VmaMixedMap, VmaNew, VmaRef},
-    page::{BorrowedPage, Page, PAGE_SHIFT, PAGE_SIZE},
+    mm::virt::{VmaMixedMap, VmaNew, VmaRef},
+    page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
 };
+
+use crate::sched;
 
 /// What a fault handler tells the core.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -39,16 +46,6 @@ impl FaultOutcome {
             FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
             FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
             FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
-        }
-    }
-
-    fn from_raw(raw: bindings::vm_fault_t) -> Self {
-        if raw & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
-            FaultOutcome::Oom
-        } else if raw & bindings::vm_fault_reason_VM_FAULT_NOPAGE != 0 {
-            FaultOutcome::Mapped
-        } else {
-            FaultOutcome::SigBus
         }
     }
 }
@@ -74,16 +71,57 @@ pub(crate) fn vma_pages(vma: &VmaRef) -> usize {
     (vma.end() - vma.start()) >> PAGE_SHIFT
 }
 
+/// A VMA with `VM_MIXEDMAP` set, borrowed under its mmap or VMA read lock.
+///
+/// The kernel crate's `VmaMixedMap` is documented to need the mmap read
+/// lock; a fault handled under the per-VMA lock (see [`VmOps`]) holds only
+/// the VMA's read lock. This type's contract is the one of `VmaRef`, whose
+/// documentation allows either lock, plus the flag. What it is used for,
+/// `vm_insert_pages`, needs no more: it checks the range against
+/// `vm_start`/`vm_end` and reads `vm_flags` and `vm_page_prot`, which only
+/// change under the VMA write lock, and takes the page-table locks itself
+/// (allocating a table like the anonymous fault path does under the same
+/// lock).
+///
+/// # Invariants
+///
+/// `vma` has `VM_MIXEDMAP` set, and its mmap or VMA read lock (or stronger)
+/// is held for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct MixedMapVma<'a> {
+    vma: &'a VmaRef,
+}
+
+impl<'a> From<&'a VmaMixedMap> for MixedMapVma<'a> {
+    fn from(vma: &'a VmaMixedMap) -> Self {
+        // INVARIANT: a `VmaMixedMap` has the flag and is borrowed under the
+        // mmap read lock (or stronger).
+        Self { vma }
+    }
+}
+
+impl Deref for MixedMapVma<'_> {
+    type Target = VmaRef;
+
+    fn deref(&self) -> &VmaRef {
+        self.vma
+    }
+}
+
 /// A page fault being handled.
 ///
 /// # Invariants
 ///
-/// `vmf` is the `struct vm_fault` of a fault in progress on `vma`, which has
-/// `VM_MIXEDMAP` set; both are valid for `'a`.
+/// `vmf` is the `struct vm_fault` of a fault in progress on `vma`; both are
+/// valid for `'a`.
 pub(crate) struct Fault<'a> {
     vmf: *mut bindings::vm_fault,
-    vma: &'a VmaMixedMap,
+    vma: MixedMapVma<'a>,
 }
+
+/// How often [`Fault::map`] tries the faulting page alone after a batch
+/// stopped with the page table gone (see there).
+const SINGLE_PAGE_TRIES: usize = 3;
 
 impl<'a> Fault<'a> {
     fn raw(&self) -> &bindings::vm_fault__bindgen_ty_1 {
@@ -93,42 +131,66 @@ impl<'a> Fault<'a> {
     }
 
     /// The VMA that faulted.
-    pub(crate) fn vma(&self) -> &'a VmaMixedMap {
+    pub(crate) fn vma(&self) -> MixedMapVma<'a> {
         self.vma
     }
 
-    /// The file page offset of the faulting address.
-    pub(crate) fn pgoff(&self) -> usize {
-        self.raw().pgoff
+    /// The index in the VMA (in pages from its start) of the faulting page.
+    pub(crate) fn index(&self) -> usize {
+        (self.raw().address - self.vma.start()) >> PAGE_SHIFT
     }
 
-    /// The page-aligned user address that faulted.
-    pub(crate) fn address(&self) -> usize {
-        self.raw().address
-    }
-
-    /// Whether the access was a write.
-    pub(crate) fn is_write(&self) -> bool {
-        // SAFETY: `vmf` is valid (type invariant); `flags` is read-only here.
-        let flags = unsafe { (*self.vmf).flags };
-        flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
-    }
-
-    /// Maps `page` at the faulting address.
+    /// Maps the pages `window` of the VMA (indices from its start; the
+    /// faulting page among them), page `i` being `page_at(i)`. Returns what
+    /// to tell the core and how many pages were inserted (entries that were
+    /// present already are not counted).
     ///
-    /// With `write` on a shared mapping the entry is made writable and dirty
-    /// at once. A private mapping always gets a read-only entry, whatever
-    /// `write` says: the write is retried and the core copies the page, so a
-    /// `MAP_PRIVATE` write never reaches `page`.
-    pub(crate) fn insert_page(&self, page: &Page, write: bool) -> FaultOutcome {
-        let shared = self.vma.flags() & flags::SHARED != 0;
-        // SAFETY: `vmf` is a fault in progress (type invariant) and `page` is
-        // a live page that the caller keeps allocated while it is mapped;
-        // `vmf_insert_page_mkwrite` takes its own reference to it.
-        let raw =
-            unsafe { bindings::vmf_insert_page_mkwrite(self.vmf, page.as_ptr(), write && shared) };
-        FaultOutcome::from_raw(raw)
+    /// `vm_insert_pages` can stop early for reasons that say nothing about
+    /// the address: it maps in steps of up to 8 pages, dropping the PTE lock
+    /// in between, and when the page table is gone at the next step (with
+    /// `CONFIG_PT_RECLAIM`, `MADV_DONTNEED` frees an emptied table under the
+    /// VMA read lock only) or an upper table could not be allocated, it
+    /// returns `EFAULT`. Then the faulting page is mapped alone, which
+    /// allocates a new table; only when that fails again and again is the
+    /// fault answered `VM_FAULT_OOM`, as the core answers when a table cannot
+    /// be allocated. `VM_FAULT_SIGBUS` means `page_at` has no page for the
+    /// faulting address: it is outside the buffer.
+    pub(crate) fn map<'p>(
+        &self,
+        window: Range<usize>,
+        mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
+    ) -> (FaultOutcome, usize) {
+        let start = self.vma.start() + window.start * PAGE_SIZE;
+        let first = window.start;
+        let batch = insert_pages(self.vma, start, window.len(), |i| page_at(first + i));
+        let mut inserted = batch.pages;
+        match batch.stopped {
+            Ok(()) => return (FaultOutcome::Mapped, inserted),
+            Err(e) if e == ENOMEM => return (FaultOutcome::Oom, inserted),
+            Err(_) => {}
+        }
+        let index = self.index();
+        let address = self.vma.start() + index * PAGE_SIZE;
+        for _ in 0..SINGLE_PAGE_TRIES {
+            let single = insert_pages(self.vma, address, 1, |_| page_at(index));
+            inserted += single.pages;
+            match single.stopped {
+                Ok(()) => return (FaultOutcome::Mapped, inserted),
+                Err(e) if e == EFAULT => sched::cond_resched(),
+                Err(e) if e == ENOMEM => return (FaultOutcome::Oom, inserted),
+                Err(_) => return (FaultOutcome::SigBus, inserted),
+            }
+        }
+        (FaultOutcome::Oom, inserted)
     }
+}
+
+/// What [`insert_pages`] did.
+pub(crate) struct Inserted {
+    /// Pages inserted (not counting entries that were present already).
+    pub(crate) pages: usize,
+    /// Why it stopped before the end, if it did.
+    pub(crate) stopped: Result,
 }
 
 /// Pages handed to one `vm_insert_pages` call by [`insert_pages`]: an array
@@ -139,25 +201,43 @@ const INSERT_BATCH: usize = 64;
 /// the page for the `i`-th is `page_at(i)`.
 ///
 /// Pages whose entry is already present (a racing fault, an earlier batch)
-/// are skipped. Returns how many were inserted, or the error that stopped
-/// the batch: `EINVAL` when `page_at` has no page, `EFAULT` if the range is
-/// not inside `vma`, `ENOMEM`.
+/// are skipped. Returns how many were inserted and the error that stopped
+/// it, if one did: `EINVAL` when `page_at` has no page; `EFAULT` if the
+/// range is not inside `vma`, if a page table went away between two steps
+/// of `vm_insert_pages` (see [`Fault::map`]) or an upper-level table could
+/// not be allocated; `ENOMEM` if a page table could not be allocated.
 ///
 /// No memory is allocated here (beyond the page tables the core may need):
 /// the page pointers go through a fixed array on the stack, [`INSERT_BATCH`]
 /// at a time, each batch one `vm_insert_pages` call, which takes the PTE lock
-/// once per 8 pages.
+/// once per 8 pages. Between batches it lets the scheduler in
+/// (`cond_resched`): mapping a 1 GiB buffer at once takes milliseconds.
 ///
 /// The entries get the VMA's protection: writable only for a shared writable
 /// mapping, so private mappings keep copy-on-write.
 pub(crate) fn insert_pages<'p>(
-    vma: &VmaMixedMap,
+    vma: MixedMapVma<'_>,
     addr: usize,
     count: usize,
     mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
-) -> Result<usize> {
-    let mut raw = [core::ptr::null_mut::<bindings::page>(); INSERT_BATCH];
+) -> Inserted {
     let mut inserted = 0;
+    let stopped = insert_pages_counted(vma, addr, count, &mut page_at, &mut inserted);
+    Inserted {
+        pages: inserted,
+        stopped,
+    }
+}
+
+/// [`insert_pages`], counting into `inserted` as it goes.
+fn insert_pages_counted<'p>(
+    vma: MixedMapVma<'_>,
+    addr: usize,
+    count: usize,
+    page_at: &mut impl FnMut(usize) -> Option<BorrowedPage<'p>>,
+    inserted: &mut usize,
+) -> Result {
+    let mut raw = [core::ptr::null_mut::<bindings::page>(); INSERT_BATCH];
     // Pages of the current batch before `done` are mapped or skipped.
     let mut done = 0;
     while done < count {
@@ -170,8 +250,8 @@ pub(crate) fn insert_pages<'p>(
         let mut batch_done = 0;
         while batch_done < n {
             let mut remaining: usize = n - batch_done;
-            // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA lock is
-            // held by our caller (`&VmaMixedMap`); `raw[batch_done..n]` are
+            // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA read
+            // lock is held (`MixedMapVma`'s invariant); `raw[batch_done..n]` are
             // live pages, borrowed for `'p` (longer than this call);
             // `vm_insert_pages` only reads that many entries, checks that the
             // range lies inside `vma` and takes a reference to each page it
@@ -185,7 +265,7 @@ pub(crate) fn insert_pages<'p>(
                 )
             };
             let mapped = n - batch_done - remaining;
-            inserted += mapped;
+            *inserted += mapped;
             batch_done += mapped;
             match ret {
                 0 if remaining == 0 => {}
@@ -197,8 +277,11 @@ pub(crate) fn insert_pages<'p>(
             }
         }
         done += n;
+        if done < count {
+            sched::cond_resched();
+        }
     }
-    Ok(inserted)
+    Ok(())
 }
 
 /// The `vm_operations_struct`s of the fault handler `H`.
@@ -239,29 +322,43 @@ pub(crate) fn insert_pages<'p>(
 /// Our `.fault` is sound under the VMA read lock alone: it reads `vm_start`,
 /// `vm_end`, `vm_pgoff`, `vm_flags` and `vm_private_data`, which only change
 /// under the VMA write lock; the data outlives the VMA (see [`Self::install`]);
-/// and it maps with `vm_insert_pages`/`vmf_insert_page_mkwrite` on a VMA that
-/// already has `VM_MIXEDMAP`, which take the page-table locks themselves and
+/// and it maps with `vm_insert_pages` on a VMA that already has
+/// `VM_MIXEDMAP` (see [`MixedMapVma`]), which takes the page-table locks themselves and
 /// allocate page tables the way the anonymous fault path does under the same
 /// lock. Copy-on-write of a private mapping is the core's `do_cow_fault`/
 /// `do_wp_page`, which handle the VMA lock themselves.
 ///
 /// [`VmOps::install`] takes `map_pages` to choose, so that `mapdrv bench`
 /// can show the difference in one run (debugfs `mapdrv/map_pages`).
-pub(crate) struct VmOps<H>(PhantomData<H>);
+///
+/// The tables are meant for `static` items, one per handler, so that the
+/// pointer a VMA keeps to them is to a real static:
+///
+/// `static OPS: VmOps<MyHandler> = VmOps::new();`
+pub(crate) struct VmOps<H> {
+    /// With `.map_pages`: faults are handled under the per-VMA lock.
+    with_map_pages: bindings::vm_operations_struct,
+    /// Without `.map_pages`: each fault is retried under `mmap_lock`.
+    fault_only: bindings::vm_operations_struct,
+    _handler: PhantomData<fn(H)>,
+}
 
 impl<H: FaultHandler> VmOps<H> {
-    /// With `.map_pages`: faults are handled under the per-VMA lock.
-    const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
-        fault: Some(Self::fault),
-        map_pages: Some(Self::map_pages),
-        ..pin_init::zeroed()
-    };
-
-    /// Without `.map_pages`: each fault is retried under `mmap_lock`.
-    const OPS_FAULT_ONLY: bindings::vm_operations_struct = bindings::vm_operations_struct {
-        fault: Some(Self::fault),
-        ..pin_init::zeroed()
-    };
+    /// The operations of the handler `H`.
+    pub(crate) const fn new() -> Self {
+        Self {
+            with_map_pages: bindings::vm_operations_struct {
+                fault: Some(Self::fault),
+                map_pages: Some(Self::map_pages),
+                ..pin_init::zeroed()
+            },
+            fault_only: bindings::vm_operations_struct {
+                fault: Some(Self::fault),
+                ..pin_init::zeroed()
+            },
+            _handler: PhantomData,
+        }
+    }
 
     /// Makes `vma` use `H` on faults, with `data` as the handler's data;
     /// with `map_pages`, through the operations that have a (no-op)
@@ -276,6 +373,7 @@ impl<H: FaultHandler> VmOps<H> {
     /// split from it exists. A VMA keeps a reference to its file until it is
     /// gone, so data owned by the file's private data qualifies.
     pub(crate) unsafe fn install<'a>(
+        &'static self,
         vma: &'a VmaNew,
         data: &H::Data,
         map_pages: bool,
@@ -283,14 +381,14 @@ impl<H: FaultHandler> VmOps<H> {
         let mixed = vma.set_mixedmap();
         let raw = vma.as_ptr();
         // SAFETY: `vma` is being set up by `mmap` with the mmap write lock
-        // held, so nobody else reads these fields yet; `OPS` is a static
-        // vtable and the caller guarantees that `data` outlives the VMA.
+        // held, so nobody else reads these fields yet; `self` is `'static`
+        // and the caller guarantees that `data` outlives the VMA.
         unsafe {
             (*raw).vm_private_data = core::ptr::from_ref(data).cast_mut().cast();
             (*raw).vm_ops = if map_pages {
-                &Self::OPS
+                &self.with_map_pages
             } else {
-                &Self::OPS_FAULT_ONLY
+                &self.fault_only
             };
         }
         mixed
@@ -300,19 +398,21 @@ impl<H: FaultHandler> VmOps<H> {
     ///
     /// Called by the core for a fault on a VMA set up by [`Self::install`].
     unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-        // SAFETY: The core passes a valid fault in progress on a live VMA,
-        // with the mmap read lock or the VMA read lock held.
+        // SAFETY: The core passes a valid fault in progress on a live VMA.
         let vma = unsafe { (*vmf).__bindgen_anon_1.vma };
-        // SAFETY: `vma` is live and locked (above); `install` set
-        // `VM_MIXEDMAP` on it, and the flag is never cleared.
-        let vma = unsafe { VmaMixedMap::from_raw(vma) };
+        // SAFETY: The core holds the mmap read lock or, for operations with
+        // `.map_pages`, possibly only the VMA read lock, during the call;
+        // `VmaRef` asks for one of them.
+        let vma = unsafe { VmaRef::from_raw(vma) };
+        // INVARIANT: `install` set `VM_MIXEDMAP` on the VMA, the flag is
+        // never cleared, and a lock is held (above).
+        let vma = MixedMapVma { vma };
         // SAFETY: `install` stored a `&H::Data` that outlives the VMA.
         let data = unsafe { &*(*vma.as_ptr()).vm_private_data.cast::<H::Data>() };
-        // INVARIANT: `vmf` is a fault in progress on `vma`, which is mixedmap.
+        // INVARIANT: `vmf` is a fault in progress on `vma`.
         let fault = Fault { vmf, vma };
         H::fault(data, &fault).into_raw()
     }
-
     /// `.map_pages`: maps nothing (see the type's documentation).
     ///
     /// # Safety
