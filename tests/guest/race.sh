@@ -10,7 +10,8 @@
 # 2. rmmod and insmod in a loop while other processes open, map, read and
 #    close /dev/mapdrv and read every debugfs file: no splat (the runner reads
 #    the kernel log), the module unloads at the end.
-# 3. mapdrv race, in every mode (fault, faultaround, prefault): readers
+# 3. In every mode: faults racing for the same entries are counted right
+#    (faultcount), and mapdrv race (fault, faultaround, prefault): readers
 #    against MADV_DONTNEED, munmap+mmap, mremap, mprotect, fork with private
 #    writes, the last close, and mode/map_pages switches (see mapdrv race
 #    --help); zero SIGBUS inside the buffer, content right.
@@ -106,6 +107,13 @@ check "rmmod loop: the module is unloaded at the end" sh -c '! grep -q "^rust_ma
 for mode in fault:0 faultaround:1 prefault:2; do
 	number=${mode#*:} mode=${mode%:*}
 	check "race $mode: module loads" insmod "$MODULE" pages=1024 mode="$number" faultaround_pages=512 || continue
+	# Racing faults for the same entries: each page is mapped once a
+	# round, and only inserted pages count (not entries found present).
+	if _run_ok "race $mode: pages_inserted counts each page once" faultcount 64 200 3; then
+		note "$_out"
+		set -- $_out
+		check "race $mode: pages_inserted counts each page once" test "${8:-x}" -eq $((64 * 200))
+	fi
 	for scenario in dontneed remap mremap mprotect fork close modes; do
 		tool_check "race $mode $scenario: no SIGBUS in the buffer, content right" ' 0 problems' \
 			mapdrv race "$scenario" --seconds "$seconds"
