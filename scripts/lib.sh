@@ -92,13 +92,16 @@ kernel_make_args() {
 # clean" means (tests/run.sh, scripts/check-kernel-log.sh): WARNING:, BUG:
 # (KASAN, KFENCE, "sleeping function called from invalid context", bad page
 # state...), kernel BUG at, INFO: (lockdep), UBSAN:, Oops, Call Trace, Kernel
-# panic, RCU stalls, hung tasks, kmemleak reports, failed KUnit tests,
+# panic, RCU stalls, hung tasks, kmemleak reports, a fault handler's
+# VM_FAULT_OOM without a real out-of-memory ("Huh VM_FAULT_OOM leaked out to
+# the #PF handler", and its "pagefault_out_of_memory: N callbacks
+# suppressed"), failed KUnit tests,
 # "Tainted:" flags but G, O and N, "taints kernel" lines but those of an
 # out-of-tree or a test module.
 kernel_reports() {
 	local ts='\[ *[0-9]+\.[0-9]+\] '
 	{
-		grep -ahE "$ts.*(WARNING:|BUG:|kernel BUG at|INFO: |UBSAN:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than|suspected memory leaks?)" "$@"
+		grep -ahE "$ts.*(WARNING:|BUG:|kernel BUG at|INFO: |UBSAN:|Oops|Call Trace|Kernel panic|general protection fault|detected stalls?|blocked for more than|suspected memory leaks?|VM_FAULT_OOM leaked|pagefault_out_of_memory: )" "$@"
 		grep -ahE "$ts +not ok [0-9]" "$@" | sed 's/$/ (a failed KUnit test)/'
 		grep -ahE "${ts}.*taints kernel" "$@" | grep -avE '(out-of-tree|test) module taints kernel'
 		# "Tainted: G     O N 7.3.4" or "Tainted: [O]=OOT_MODULE, [N]=TEST"

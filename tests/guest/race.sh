@@ -115,7 +115,7 @@ for mode in fault:0 faultaround:1 prefault:2; do
 		check "race $mode: pages_inserted counts each page once" test "${8:-x}" -eq $((64 * 200))
 	fi
 	for scenario in dontneed remap mremap mprotect fork close modes; do
-		tool_check "race $mode $scenario: no SIGBUS in the buffer, content right" ' 0 problems' \
+		tool_check "race $mode $scenario: no SIGBUS in the buffer, content right" ', 0 problems$' \
 			mapdrv race "$scenario" --seconds "$seconds"
 		at_least "race $mode $scenario: ran at least 100 operations" 100 \
 			"$(sed -n 's/^race [a-z]*: \([0-9]*\) operations.*/\1/p' "$TOOL_OUT")"

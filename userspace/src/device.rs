@@ -266,6 +266,12 @@ impl Device {
     }
 }
 
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 /// The kernel takes the mmap/pread offset as an unsigned long; off_t is its
 /// signed twin, so huge offsets are passed through bit for bit.
 fn off_t(offset: u64) -> libc::off_t {
@@ -376,6 +382,15 @@ impl Mapping {
         unsafe { nix::sys::mman::mprotect(self.ptr.cast::<c_void>(), self.len, prot) }?;
         self.prot = prot;
         Ok(())
+    }
+
+    /// madvise(2) of the whole mapping.
+    pub fn advise(&self, advice: nix::sys::mman::MmapAdvise) -> nix::Result<()> {
+        // SAFETY: advice on memory this value owns, which no Rust reference
+        // points into (every access is an atomic load or store); for a
+        // shared mapping MADV_DONTNEED only drops page table entries, and
+        // the pages are faulted in again from the device on the next access.
+        unsafe { nix::sys::mman::madvise(self.ptr.cast::<c_void>(), self.len, advice) }
     }
 
     /// mremap(2) to `new_len`, letting the kernel move it if `may_move`.

@@ -5,6 +5,7 @@
 mod abi;
 mod bench;
 mod buddy;
+mod child;
 mod content;
 mod debugfs;
 mod device;
@@ -16,6 +17,7 @@ mod layout;
 mod manual;
 mod pagemap;
 mod progress;
+mod race;
 mod stress;
 mod verify;
 
@@ -160,6 +162,9 @@ enum Command {
     /// Concurrent mapping, faulting and unmapping from processes and threads.
     #[command(after_help = stress::HELP)]
     Stress(stress::StressArgs),
+    /// Faults raced against madvise, munmap, mremap, mprotect, fork, close, modes.
+    #[command(after_help = race::HELP)]
+    Race(race::RaceArgs),
 }
 
 /// VERIFY_HELP with the check names filled in, a few per indented line.
@@ -231,6 +236,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Stress(args) => {
             let summary = summarised(args.json, out, |w| stress::run(&args, &cli.device, w))?;
+            if !summary.ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Race(args) => {
+            let summary = summarised(args.json, out, |w| race::run(&args, &cli.device, w))?;
             if !summary.ok {
                 return Ok(ExitCode::FAILURE);
             }

@@ -83,17 +83,17 @@ const SWITCH_EVERY: Duration = Duration::from_millis(50);
 /// The mode switches of a run: those the mode file confirmed, and the
 /// ones that went wrong.
 #[derive(Debug)]
-struct Switches {
+pub(crate) struct Switches {
     /// The mode the driver is in, as last read back.
     current: Mode,
-    done: u64,
-    failed: u64,
+    pub(crate) done: u64,
+    pub(crate) failed: u64,
     /// The first few failures.
-    errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Switches {
-    fn new(start: Mode) -> Switches {
+    pub(crate) fn new(start: Mode) -> Switches {
         Switches {
             current: start,
             done: 0,
@@ -104,7 +104,7 @@ impl Switches {
 
     /// The mode to switch to next: the one after the current one in
     /// fault, faultaround, prefault, so never the current one itself.
-    fn next(&self) -> Mode {
+    pub(crate) fn next(&self) -> Mode {
         let i = Mode::ALL.iter().position(|&m| m == self.current);
         Mode::ALL[i.map_or(0, |i| (i + 1) % Mode::ALL.len())]
     }
@@ -112,7 +112,7 @@ impl Switches {
     /// Records a switch to `to`: `read_back` is what the mode file said
     /// afterwards, or why writing or reading it failed. Only a change to
     /// `to` that the file confirms counts as a switch.
-    fn record(&mut self, to: Mode, read_back: Result<Mode, String>) {
+    pub(crate) fn record(&mut self, to: Mode, read_back: Result<Mode, String>) {
         let error = match read_back {
             Ok(m) if m == to && m != self.current => {
                 self.current = m;
@@ -137,7 +137,7 @@ impl Switches {
 }
 
 /// Writes `to` to the mode file and reads it back.
-fn switch_mode(d: &Debugfs, to: Mode) -> Result<Mode, String> {
+pub(crate) fn switch_mode(d: &Debugfs, to: Mode) -> Result<Mode, String> {
     d.write_mode(to.name())
         .map_err(|e| format!("writing the mode file: {e}"))?;
     d.mode().map_err(|e| format!("{e:#}"))

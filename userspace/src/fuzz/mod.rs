@@ -20,7 +20,7 @@
 mod exec;
 mod model;
 mod ops;
-mod sys;
+pub(crate) mod sys;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

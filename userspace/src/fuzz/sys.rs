@@ -221,15 +221,21 @@ impl Arena {
     /// Loads `len` bytes at arena byte `at`. The caller checked with the
     /// model that they are mapped readable.
     pub fn load(&self, at: usize, len: usize) -> Vec<u8> {
-        assert!(at + len <= self.bytes());
-        (0..len)
-            .map(|i| {
-                // SAFETY: inside the arena; the model says the page maps the
-                // device with PROT_READ, so the load does not fault (unless
-                // the driver is broken, which the fuzzer's parent reports).
-                unsafe { std::ptr::read_volatile((self.base + at + i) as *const u8) }
-            })
-            .collect()
+        let mut buf = vec![0u8; len];
+        self.load_into(at, &mut buf);
+        buf
+    }
+
+    /// Loads `buf.len()` bytes at arena byte `at` into `buf`, without
+    /// allocating (a forked child of a threaded process may call it).
+    pub fn load_into(&self, at: usize, buf: &mut [u8]) {
+        assert!(at + buf.len() <= self.bytes());
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: inside the arena; the model says the page maps the
+            // device with PROT_READ, so the load does not fault (unless
+            // the driver is broken, which the fuzzer's parent reports).
+            *b = unsafe { std::ptr::read_volatile((self.base + at + i) as *const u8) };
+        }
     }
 
     /// Stores `data` at arena byte `at`. The caller checked with the model
