@@ -32,7 +32,8 @@ use crate::sched;
 /// What a fault handler tells the core.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum FaultOutcome {
-    /// The page is mapped (by us or by a racing fault); retry the access.
+    /// The page is mapped (by us or by a racing fault), or its page table
+    /// went away while we mapped it; retry the access.
     Mapped,
     /// The address has no page: the process gets `SIGBUS`.
     SigBus,
@@ -149,12 +150,18 @@ impl<'a> Fault<'a> {
     /// the address: it maps in steps of up to 8 pages, dropping the PTE lock
     /// in between, and when the page table is gone at the next step (with
     /// `CONFIG_PT_RECLAIM`, `MADV_DONTNEED` frees an emptied table under the
-    /// VMA read lock only) or an upper table could not be allocated, it
-    /// returns `EFAULT`. Then the faulting page is mapped alone, which
-    /// allocates a new table; only when that fails again and again is the
-    /// fault answered `VM_FAULT_OOM`, as the core answers when a table cannot
-    /// be allocated. `VM_FAULT_SIGBUS` means `page_at` has no page for the
-    /// faulting address: it is outside the buffer.
+    /// VMA read lock only), it returns `EFAULT`. Then the faulting page is
+    /// mapped alone, which allocates a new table. If the table keeps
+    /// vanishing (a `MADV_DONTNEED` loop can win that race a few times in a
+    /// row), the fault is answered `VM_FAULT_NOPAGE` without a page: the
+    /// access is retried and faults again, as the core does for a racing
+    /// fault. That cannot loop on a real shortage: the core allocated the
+    /// upper tables of the faulting address before calling `.fault`
+    /// (`__handle_mm_fault`) and PT_RECLAIM frees only PTE tables, so for a
+    /// single page `EFAULT` means the table went away, and a PTE table that
+    /// cannot be allocated is `ENOMEM`, answered `VM_FAULT_OOM`.
+    /// `VM_FAULT_SIGBUS` means `page_at` has no page for the faulting
+    /// address: it is outside the buffer.
     pub(crate) fn map<'p>(
         &self,
         window: Range<usize>,
@@ -181,7 +188,8 @@ impl<'a> Fault<'a> {
                 Err(_) => return (FaultOutcome::SigBus, inserted),
             }
         }
-        (FaultOutcome::Oom, inserted)
+        // The table went away each time: let the access fault again.
+        (FaultOutcome::Mapped, inserted)
     }
 }
 

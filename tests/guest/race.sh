@@ -78,8 +78,10 @@ for u in dev map pages stats mode map_pages demo layout hold; do
 	pids="$pids $!"
 done
 cycles=0 attempts=0 unloads=0
-end=$(($(date +%s) + seconds * 3))
-while [ "$(date +%s)" -lt "$end" ]; do
+# Until the module went away 3 times (each a load, users in, rmmod until it
+# is no longer in use), or 60 s.
+end=$(($(date +%s) + 60))
+while [ "$unloads" -lt 3 ] && [ "$(date +%s)" -lt "$end" ]; do
 	# demo=0: the allocation demo at load is not what is raced here.
 	insmod "$MODULE" pages=16 demo=0 2>/dev/null
 	# rmmod fails (EAGAIN) while a user holds a file; try again.
@@ -97,8 +99,7 @@ for p in $pids; do wait "$p"; done
 ops=0
 for u in /tmp/race.users.*; do ops=$((ops + $(cat "$u"))); done
 note "rmmod loop: $cycles loads, $unloads unloads, $attempts rmmod attempts, against $ops user operations (open/read/close, map, debugfs reads)"
-at_least "rmmod loop: the module unloaded at least twice between users" 2 "$unloads"
-at_least "rmmod loop: at least 10 rmmod attempts" 10 "$attempts"
+at_least "rmmod loop: the module unloaded 3 times between users" 3 "$unloads"
 at_least "rmmod loop: users ran at least 100 operations" 100 "$ops"
 check "rmmod loop: the module is unloaded at the end" sh -c '! grep -q "^rust_mapdrv " /proc/modules' ||
 	module_unload_all
