@@ -28,7 +28,6 @@
 
 use kernel::{
     fs::{File, Kiocb},
-    ioctl::_IOR,
     iov::{IovIterDest, IovIterSource},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
@@ -54,11 +53,14 @@ mod layout;
 mod owned_debugfs;
 #[path = "rust_mapdrv/sched.rs"]
 mod sched;
+#[path = "rust_mapdrv/uapi.rs"]
+mod uapi;
 #[path = "rust_mapdrv/vm_ops.rs"]
 mod vm_ops;
 mod vmalloc_util;
 
 use contract::Mode;
+use uapi::{MapdrvInfo, MAPDRV_IOC_INFO};
 use vm_ops::{Fault, FaultHandler, FaultOutcome, VmOps};
 use vmalloc_util::VmallocBuffer;
 
@@ -87,18 +89,6 @@ module! {
         },
     },
 }
-
-/// The answer of `MAPDRV_IOC_INFO`; see `userspace/include/mapdrv.h`.
-#[repr(C)]
-struct MapdrvInfo {
-    size: u64,
-    pages: u64,
-    page_size: u32,
-    mode: u32,
-}
-
-/// `_IOR('M', 1, struct mapdrv_info)`.
-const MAPDRV_IOC_INFO: u32 = _IOR::<MapdrvInfo>('M' as u32, 1);
 
 /// Event counters, shown in debugfs `stats`.
 pub(crate) struct Stats {
@@ -350,7 +340,7 @@ fn parameters() -> Result<(usize, Mode, usize)> {
         pr_err!(
             "pages={} is out of range 1..={}\n",
             pages_param,
-            vmalloc_util::MAX_PAGES
+            contract::MAX_PAGES
         );
         return Err(EINVAL);
     };

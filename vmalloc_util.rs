@@ -29,8 +29,7 @@ use kernel::{
     prelude::*,
 };
 
-/// The largest buffer the module accepts, in pages (1 GiB of 4 KiB pages).
-pub(crate) const MAX_PAGES: usize = 262_144;
+use crate::uapi::MAX_PAGES;
 
 /// Bits 12..=51 of an x86_64 page-table entry: the physical address of the
 /// next table or of the page (`PTE_PFN_MASK` with 52 physical address bits),

@@ -7,18 +7,21 @@
 use core::fmt::{self, Write};
 use kernel::page::PAGE_SIZE;
 
-use crate::vmalloc_util::MAX_PAGES;
+use crate::uapi;
 
-/// How a mapping gets its pages.
+pub(crate) use crate::uapi::{MAX_FAULTAROUND_PAGES, MAX_PAGES};
+
+/// How a mapping gets its pages. The numbers are the header's
+/// `MAPDRV_MODE_*`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u32)]
 pub(crate) enum Mode {
     /// One page per fault, like the classic `nopage` driver.
-    Fault = 0,
+    Fault = uapi::MODE_FAULT,
     /// Each fault also maps a batch of neighbouring pages.
-    FaultAround = 1,
+    FaultAround = uapi::MODE_FAULTAROUND,
     /// Every page is inserted when `mmap` is called.
-    Prefault = 2,
+    Prefault = uapi::MODE_PREFAULT,
 }
 
 impl Mode {
@@ -48,9 +51,6 @@ impl Mode {
             .find(|m| m.name() == text || text.parse::<u32>().ok() == Some(*m as u32))
     }
 }
-
-/// The largest fault-around batch: one page table's worth of entries.
-pub(crate) const MAX_FAULTAROUND_PAGES: u32 = 512;
 
 /// Checks the `pages` parameter: 1..=[`MAX_PAGES`].
 pub(crate) fn check_pages(pages: i64) -> Option<usize> {

@@ -63,8 +63,7 @@ if [ -n "$copy_to" ]; then
 	# The sources the tree's Kbuild compiles, with their times (so that make
 	# rebuilds only what changed), into a directory with its own objects.
 	mkdir -p "$copy_to"
-	(cd "$MAPDRV_ROOT" && git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' |
-		cpio -pdmu --quiet "$copy_to")
+	module_sources | (cd "$MAPDRV_ROOT" && cpio -pdmu --quiet "$copy_to")
 	src=$(cd "$copy_to" && pwd)
 fi
 

@@ -82,6 +82,17 @@ kconfig_fragments() {
 }
 
 # The make arguments that every kernel-side build uses.
+# module_sources: the files Kbuild compiles into rust_mapdrv.ko, one per line,
+# relative to the root (to build a copy elsewhere): Kbuild, the module's Rust
+# sources and headers, and the ABI header the module is generated from, which
+# lives with the tool's sources for C users.
+module_sources() {
+	(cd "$MAPDRV_ROOT" && {
+		git ls-files -co --exclude-standard -- Kbuild '*.rs' '*.h' ':!userspace'
+		git ls-files -co --exclude-standard -- userspace/include
+	})
+}
+
 kernel_make_args() {
 	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
 }

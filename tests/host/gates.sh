@@ -15,7 +15,7 @@ check "rustfmt: module and tool are formatted" bash scripts/check-style.sh
 # (and its timestamps) is left alone; any warning fails the gate.
 work=${MAPDRV_TEST_WORK:-$(mktemp -d)}
 rm -rf "$work/clippy" && mkdir -p "$work/clippy"
-git ls-files -co --exclude-standard -- Kbuild '*.rs' ':!userspace' | cpio -pdm --quiet "$work/clippy"
+(source scripts/lib.sh; module_sources) | cpio -pdm --quiet "$work/clippy"
 kdir=$(bash scripts/build-module.sh --print-kdir 2>/dev/null)
 read -r -a kargs <<<"$(source scripts/lib.sh; kernel_make_args)"
 _run make --no-print-directory -C "$kdir" M="$work/clippy" "${kargs[@]}" CLIPPY=1 modules

@@ -2,8 +2,12 @@
 /*
  * mapdrv.h - the user-space interface of the rust_mapdrv module (/dev/mapdrv).
  *
- * Usable from C as is; the Rust tool mirrors it in userspace/src/abi.rs and a
- * test compiles this header to check that both agree byte for byte.
+ * This header is the one source of the device's ABI. C programs include it
+ * as is. The module is built from it: Kbuild runs bindgen on it
+ * (rust_mapdrv/uapi_helper.h) and rust_mapdrv/uapi.rs checks at compile time
+ * what the module relies on. The Rust tool mirrors it in userspace/src/abi.rs,
+ * and a test compiles this header to check that both agree byte for byte;
+ * tests/host/abi.sh changes a copy of it to show that both checks fail.
  */
 #ifndef MAPDRV_H
 #define MAPDRV_H
@@ -17,6 +21,10 @@
 #define MAPDRV_MODE_FAULT       0 /* one page per fault, like the classic nopage driver */
 #define MAPDRV_MODE_FAULTAROUND 1 /* each fault also maps a batch of neighbouring pages */
 #define MAPDRV_MODE_PREFAULT    2 /* every page inserted at mmap time */
+
+/* Limits of the module parameters `pages` and `faultaround_pages`. */
+#define MAPDRV_MAX_PAGES            262144 /* 1 GiB of 4 KiB pages */
+#define MAPDRV_MAX_FAULTAROUND_PAGES   512 /* one page table's worth of entries */
 
 /* Answer of MAPDRV_IOC_INFO. Fixed layout: 24 bytes, no padding. */
 struct mapdrv_info {

@@ -2,8 +2,11 @@
 
 //! The user-space ABI of rust_mapdrv, mirroring `include/mapdrv.h`.
 //!
-//! The test at the bottom compiles the C header with `cc` and checks that both
-//! sides agree on the struct layout, the ioctl number and the constants.
+//! The C header is the one source of the ABI (the module is built from it).
+//! The test at the bottom compiles the header with `cc` and checks that this
+//! mirror agrees with it on the struct layout, the ioctl number and every
+//! constant; `MAPDRV_UAPI_INCLUDE` points it at another copy of the header
+//! (tests/host/abi.sh uses that to show the test failing on a changed one).
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,7 +16,7 @@ use serde::Serialize;
 /// Default path of the misc device (`MAPDRV_DEVICE`).
 pub const MAPDRV_DEVICE: &str = "/dev/mapdrv";
 
-/// Largest buffer the module accepts (`pages` parameter, 1 GiB of 4 KiB pages).
+/// Largest buffer the module accepts (`MAPDRV_MAX_PAGES`, the `pages` parameter).
 pub const MAX_PAGES: u64 = 262_144;
 
 /// Values of the `mode` module parameter and of `MapdrvInfo::mode`.
@@ -167,16 +170,21 @@ int main(void)
 	printf("mode_fault %d\n", MAPDRV_MODE_FAULT);
 	printf("mode_faultaround %d\n", MAPDRV_MODE_FAULTAROUND);
 	printf("mode_prefault %d\n", MAPDRV_MODE_PREFAULT);
+	printf("max_pages %d\n", MAPDRV_MAX_PAGES);
 	printf("device %s\n", MAPDRV_DEVICE);
 	return 0;
 }
 "#;
 
-    /// Compiles and runs the probe against `include/mapdrv.h`, returning its
-    /// `key value` lines. No C compiler is a failure, not a skip.
+    /// Compiles and runs the probe against `include/mapdrv.h` (or the copy
+    /// in `$MAPDRV_UAPI_INCLUDE`), returning its `key value` lines. No C
+    /// compiler is a failure, not a skip.
     fn c_side() -> BTreeMap<String, String> {
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+        let include = std::env::var_os("MAPDRV_UAPI_INCLUDE").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("include"),
+            std::path::PathBuf::from,
+        );
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let src = dir.path().join("probe.c");
         let exe = dir.path().join("probe");
@@ -229,6 +237,7 @@ int main(void)
             ("mode_fault", MAPDRV_MODE_FAULT.to_string()),
             ("mode_faultaround", MAPDRV_MODE_FAULTAROUND.to_string()),
             ("mode_prefault", MAPDRV_MODE_PREFAULT.to_string()),
+            ("max_pages", MAX_PAGES.to_string()),
             ("device", MAPDRV_DEVICE.to_string()),
         ];
         for (key, rust) in expect {
