@@ -19,7 +19,8 @@ dmesg_mark
 check "insmod (demo on by default)" insmod "$MODULE" || finish
 demo_lines >/tmp/load-report
 
-# One line per allocation, with the fields the documents' demo printed.
+# One line per allocation, with the fields the classic allocation demo
+# (the small module taught alongside map_driver.c) printed.
 for name in kmalloc kzalloc kcalloc kmem_cache_a kmem_cache_b vmalloc alloc_page get_free_pages alloc_pages_max; do
 	expect_match "load report: one alloc line for $name" \
 		"^demo: alloc $name api=[^ ]+ via=[^ ]+ .*vaddr=0x[0-9a-f]+ region=[a-z_]+ phys=0x[0-9a-f]+ .*pages=[0-9]+ contiguous=(yes|no) (runs=[0-9]+ )?gfp=[A-Z_|]+" \

@@ -4,7 +4,8 @@
 # PFNs against debugfs, shared and private mappings, bounds, PROT_EXEC,
 # mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
 # (and for fault and faultaround without .map_pages, debugfs map_pages)
-# and for buffers of 1, 10 and 65536 pages, plus the documents' dump.
+# and for buffers of 1, 10 and 65536 pages, plus map_driver.c's test.c
+# flow (mapdrv dump).
 # run-vm: --mem 1G --timeout 600
 # kernels: vm debug
 # run-vm-debug: --timeout 1500
@@ -32,7 +33,7 @@ for pages in 1 10 65536; do
 	done
 done
 
-# The documents' flow: map the device and print the kernel's text.
+# map_driver.c's test.c: map the device and print the kernel's text.
 insmod "$MODULE" pages=10
 expect_match "dump prints page 0's line from kernel memory" '^mapdrv page 0$' mapdrv dump
 expect_match "dump prints page 9's line from kernel memory" '^mapdrv page 9$' mapdrv dump

@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # mapdrv fuzz, bounded and with fixed seeds: random system calls against the
 # device, every outcome and every byte checked against the fuzzer's model
-# (see userspace/src/fuzz/). 20 s per configuration on the VM kernel, 60 s
-# on the debug kernel, whose checkers (KASAN, lockdep, DEBUG_VM,
-# page_table_check, kmemleak) watch the kernel side meanwhile. Under make
-# soak (mapdrv.soak=SECONDS on the command line) it runs that long with new
-# random seeds instead: a benchmark, not a test.
+# (see userspace/src/fuzz/). Each configuration runs for the seconds set
+# below, longer on the debug kernel, whose checkers (KASAN, lockdep,
+# DEBUG_VM, page_table_check, kmemleak) watch the kernel side meanwhile.
+# Under make soak (mapdrv.soak=SECONDS on the command line) it runs that
+# long with new random seeds instead: a benchmark, not a test.
 # run-vm: --timeout 300
 # kernels: vm debug
 # run-vm-debug: --timeout 900

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The module's KUnit tests (#[kunit_tests] in rust_mapdrv/contract.rs and
-# vmalloc_util.rs), one result per test case: they run when the module is
+# The module's KUnit tests (each #[kunit_tests] module beside the code it
+# tests), one result per test case: they run when the module is
 # loaded and report in KTAP on the kernel log, which is parsed here.
 . /tests/lib.sh
 
