@@ -249,16 +249,11 @@ impl MiscDevice for Mapdrv {
         vma.set_dontexpand();
         let mode = dev.mode();
         let map_pages = dev.map_pages.load(Relaxed);
-        let dev: &Mapdrv = &dev;
-        // SAFETY: `dev` is the private data of the file being mapped (an
-        // `Arc<Mapdrv>` dropped only in `release`); the VMA and every VMA
-        // made from it hold a reference to that file, so `dev` outlives them.
-        let vma = unsafe {
-            match mode {
-                Mode::FaultAround => FAULT_AROUND_OPS.install(vma, dev, map_pages),
-                Mode::Fault | Mode::Prefault => PER_PAGE_OPS.install(vma, dev, map_pages),
-            }
+        let vma = match mode {
+            Mode::FaultAround => FAULT_AROUND_OPS.install(vma, dev, map_pages)?,
+            Mode::Fault | Mode::Prefault => PER_PAGE_OPS.install(vma, dev, map_pages)?,
         };
+        let dev: &Mapdrv = &dev;
         if mode == Mode::Prefault {
             prefault(dev, vma)?;
         }

@@ -9,7 +9,8 @@
 //!
 //! - [`FaultHandler`] is what a mapping does on a fault, given its data and a
 //!   [`Fault`];
-//! - [`VmOps::install`] puts a handler's `vm_operations_struct` on a new VMA;
+//! - [`VmOps::install`] puts a handler's `vm_operations_struct` on a new VMA,
+//!   with data that the mapped file owns (and checks that it does);
 //! - [`Fault`] answers questions about the fault and maps the faulting page,
 //!   or a window of pages around it, with [`insert_pages`];
 //! - [`MixedMapVma`] is a VMA that may be given pages, under the lock a
@@ -25,6 +26,8 @@ use kernel::{
     mm::virt::{VmaMixedMap, VmaNew, VmaRef},
     page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::ForeignOwnable,
 };
 
 use crate::sched;
@@ -372,34 +375,58 @@ impl<H: FaultHandler> VmOps<H> {
     /// with `map_pages`, through the operations that have a (no-op)
     /// `.map_pages`, so that faults are handled under the per-VMA lock.
     ///
+    /// `data` must be what the mapped file owns: the `Arc` that a misc
+    /// device's `open` returned, which the file's private data holds until
+    /// `release`. A VMA, and every VMA copied or split from it, keeps a
+    /// reference to its file, so the data outlives them all. Any other data
+    /// is refused with `EINVAL`, checked by comparing the file's private
+    /// data with the pointer the `Arc` is stored as.
+    ///
     /// Sets `VM_MIXEDMAP` too (the fault path inserts pages with
     /// `vm_insert_pages`, which needs it) and returns the VMA as such.
-    ///
-    /// # Safety
-    ///
-    /// `data` must stay valid for as long as the VMA or any VMA copied or
-    /// split from it exists. A VMA keeps a reference to its file until it is
-    /// gone, so data owned by the file's private data qualifies.
-    pub(crate) unsafe fn install<'a>(
+    pub(crate) fn install<'a>(
         &'static self,
         vma: &'a VmaNew,
-        data: &H::Data,
+        data: ArcBorrow<'_, H::Data>,
         map_pages: bool,
-    ) -> &'a VmaMixedMap {
+    ) -> Result<&'a VmaMixedMap>
+    where
+        H::Data: Send + Sync + 'static,
+    {
+        // SAFETY: `vma` is a live VMA being set up by `mmap`; `vm_file` is
+        // set (to the file being mapped) before the driver's `mmap` runs and
+        // the VMA holds a reference to it, so the file is live too.
+        let private = unsafe {
+            let file = (*vma.as_ptr()).vm_file;
+            if file.is_null() {
+                return Err(EINVAL);
+            }
+            (*file).private_data
+        };
+        // The pointer `data` is stored as, taken and given back at once.
+        let stored = Arc::from(data).into_foreign();
+        // SAFETY: `stored` comes from `into_foreign` just above and is used
+        // once, here.
+        drop(unsafe { Arc::<H::Data>::from_foreign(stored) });
+        if private != stored {
+            return Err(EINVAL);
+        }
         let mixed = vma.set_mixedmap();
         let raw = vma.as_ptr();
         // SAFETY: `vma` is being set up by `mmap` with the mmap write lock
-        // held, so nobody else reads these fields yet; `self` is `'static`
-        // and the caller guarantees that `data` outlives the VMA.
+        // held, so nobody else reads these fields yet; `self` is `'static`;
+        // and `data` outlives the VMA: the file's private data holds a
+        // reference to it (checked above) until the file is released, which
+        // is after the last VMA that refers to the file is gone.
         unsafe {
-            (*raw).vm_private_data = core::ptr::from_ref(data).cast_mut().cast();
+            (*raw).vm_private_data = core::ptr::from_ref::<H::Data>(&data).cast_mut().cast();
             (*raw).vm_ops = if map_pages {
                 &self.with_map_pages
             } else {
                 &self.fault_only
             };
         }
-        mixed
+        Ok(mixed)
     }
 
     /// # Safety
@@ -415,7 +442,8 @@ impl<H: FaultHandler> VmOps<H> {
         // INVARIANT: `install` set `VM_MIXEDMAP` on the VMA, the flag is
         // never cleared, and a lock is held (above).
         let vma = MixedMapVma { vma };
-        // SAFETY: `install` stored a `&H::Data` that outlives the VMA.
+        // SAFETY: `install` stored a `&H::Data` that outlives the VMA (the
+        // file it maps owns the data).
         let data = unsafe { &*(*vma.as_ptr()).vm_private_data.cast::<H::Data>() };
         // INVARIANT: `vmf` is a fault in progress on `vma`.
         let fault = Fault { vmf, vma };

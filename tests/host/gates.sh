@@ -3,7 +3,8 @@
 # Kernel-style and Rust gates on the host: rustfmt (the kernel tree's
 # .rustfmt.toml for the module, cargo fmt for the tool), clippy on the module
 # with the kernel's lint set (make CLIPPY=1) and on the tool, `// SAFETY:`
-# comments on every unsafe block, SPDX headers, and the tool's unit tests.
+# comments on every unsafe block, unsafe only in the boundary files, SPDX
+# headers, and the tool's unit tests.
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +46,19 @@ if [ -z "$unsafe_report" ]; then
 	pass "every unsafe block has a SAFETY comment and every unsafe fn a Safety section"
 else
 	fail "every unsafe block has a SAFETY comment and every unsafe fn a Safety section" "$(_oneline "$unsafe_report")"
+fi
+
+# Unsafe code only in the named boundary files (scripts/check-unsafe.sh); a
+# copy with an unsafe block added to a file outside them shows the gate bites.
+check "unsafe appears only in the boundary files" bash scripts/check-unsafe.sh
+rm -rf "$work/unsafe" && mkdir -p "$work/unsafe"
+(source scripts/lib.sh; module_sources) | cpio -pdm --quiet "$work/unsafe"
+printf '\nfn f() {\n    unsafe { core::hint::unreachable_unchecked() }\n}\n' >>"$work/unsafe/rust_mapdrv/contract.rs"
+_run bash scripts/check-unsafe.sh "$work/unsafe"
+if [ "$_st" -ne 0 ] && printf '%s\n' "$_out" | grep -q '^rust_mapdrv/contract.rs:[0-9]*: '; then
+	pass "the unsafe gate fails on unsafe outside the boundary files, naming the line"
+else
+	fail "the unsafe gate fails on unsafe outside the boundary files, naming the line" "status $_st$(_said)"
 fi
 
 missing_spdx=$(git ls-files -- '*.rs' '*.sh' '*.c' '*.h' Makefile Kbuild 'scripts/guest/*' '.ci/*' |
