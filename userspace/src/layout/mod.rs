@@ -2,8 +2,8 @@
 
 //! `mapdrv layout`: the kernel's address space and where the module's
 //! allocation demo put its memory, as a table, JSON or an SVG picture; with
-//! `--self`, this process's own address space as the documents' example
-//! program showed it.
+//! `--self`, this process's own address space, as the classic user-space
+//! companion of the allocation demo printed it.
 
 pub mod model;
 mod selfmap;
