@@ -434,18 +434,19 @@ impl Gathered<'_> {
 }
 
 /// Runs a sequence in a child process and collects what happened.
-fn run_child(
-    base: &Baseline,
-    env: &Env,
-    page_size: usize,
-    arena_pages: usize,
-    source: Source<'_>,
-) -> Result<RunResult> {
-    base.restore()?;
+fn run_child(t: &Target, source: Source<'_>) -> Result<RunResult> {
+    t.base.restore()?;
     let _ = std::io::stdout().flush();
     let work = |fd| {
-        let shadow = base.content.clone();
-        worker(env.clone(), shadow, page_size, arena_pages, &source, fd)
+        let shadow = t.base.content.clone();
+        worker(
+            t.env.clone(),
+            shadow,
+            t.page_size,
+            t.arena_pages,
+            &source,
+            fd,
+        )
     };
     // SAFETY: the tool is single-threaded here; the child runs the worker
     // and ends with _exit (child::spawn).
@@ -486,10 +487,7 @@ fn run_child(
 
 /// Shrinks `ops` while the failure keeps its signature (ddmin by chunks).
 fn shrink(
-    base: &Baseline,
-    env: &Env,
-    page_size: usize,
-    arena_pages: usize,
+    t: &Target,
     ops: Vec<Op>,
     want: &Failure,
     budget: Duration,
@@ -518,7 +516,7 @@ fn shrink(
                 continue;
             }
             runs += 1;
-            let r = run_child(base, env, page_size, arena_pages, Source::Given(&candidate))?;
+            let r = run_child(t, Source::Given(&candidate))?;
             match r.failure {
                 Some(f) if f.signature == want.signature => {
                     cur = candidate[..=f.index.min(candidate.len() - 1)].to_vec();
@@ -540,59 +538,90 @@ fn shrink(
     Ok((cur, failure, runs, complete))
 }
 
-/// Runs `mapdrv fuzz`, telling `out` as it goes.
-pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
-    let dev = Device::open(&opts.device, Access::ReadWrite)?;
-    let (info, geo) = dev.geometry()?;
-    let page_size = system_page_size()?;
-    anyhow::ensure!(
-        geo.page_size == page_size,
-        "the device's page size {} is not ours ({page_size})",
-        geo.page_size
-    );
-    let content = dev.read_exact_at(0, geo.size)?;
-    let debugfs = Debugfs::locate(&opts.debugfs).ok();
-    let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
-    let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
-    let noexec = nix::sys::statvfs::statvfs(&opts.device)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
-    let env = Env {
-        device: opts.device.clone(),
-        noexec,
-        swap: Path::new("/proc/swaps").exists(),
-        user_ptr_max: user_ptr_max(page_size),
-        mode_file,
-        info_cmd: abi::MAPDRV_IOC_INFO,
-        info,
-    };
-    let arena_pages = (2 * geo.pages + 8).clamp(16, 256);
-    let base = Baseline {
-        dev,
-        content,
-        mode,
-        debugfs,
-    };
+/// The device under test and what every run of a sequence starts from.
+struct Target {
+    base: Baseline,
+    env: Env,
+    page_size: usize,
+    arena_pages: usize,
+    /// The buffer's size in pages.
+    pages: usize,
+}
 
-    let (seed, saved_ops) = match &opts.replay {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let saved: Saved = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            if saved.pages != geo.pages {
-                writeln!(
-                    out,
-                    "note: {} was saved with a {}-page buffer; this one has {}",
-                    path.display(),
-                    saved.pages,
-                    geo.pages
-                )?;
-            }
-            (saved.seed, Some(saved.ops))
-        }
-        None => (Some(opts.seed.unwrap_or_else(random_seed)), None),
+impl Target {
+    fn open(opts: &FuzzOptions) -> Result<Target> {
+        let dev = Device::open(&opts.device, Access::ReadWrite)?;
+        let (info, geo) = dev.geometry()?;
+        let page_size = system_page_size()?;
+        anyhow::ensure!(
+            geo.page_size == page_size,
+            "the device's page size {} is not ours ({page_size})",
+            geo.page_size
+        );
+        let content = dev.read_exact_at(0, geo.size)?;
+        let debugfs = Debugfs::locate(&opts.debugfs).ok();
+        let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
+        let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
+        let noexec = nix::sys::statvfs::statvfs(&opts.device)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
+        let env = Env {
+            device: opts.device.clone(),
+            noexec,
+            swap: Path::new("/proc/swaps").exists(),
+            user_ptr_max: user_ptr_max(page_size),
+            mode_file,
+            info_cmd: abi::MAPDRV_IOC_INFO,
+            info,
+        };
+        let base = Baseline {
+            dev,
+            content,
+            mode,
+            debugfs,
+        };
+        Ok(Target {
+            base,
+            env,
+            page_size,
+            arena_pages: (2 * geo.pages + 8).clamp(16, 256),
+            pages: geo.pages,
+        })
+    }
+}
+
+/// The seed, and the operations to replay (`None`: generate them).
+fn sequence(
+    opts: &FuzzOptions,
+    pages: usize,
+    out: &mut dyn Write,
+) -> Result<(Option<u64>, Option<Vec<Op>>)> {
+    let Some(path) = &opts.replay else {
+        return Ok((Some(opts.seed.unwrap_or_else(random_seed)), None));
     };
-    match (&saved_ops, seed) {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let saved: Saved =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if saved.pages != pages {
+        writeln!(
+            out,
+            "note: {} was saved with a {}-page buffer; this one has {pages}",
+            path.display(),
+            saved.pages,
+        )?;
+    }
+    Ok((saved.seed, Some(saved.ops)))
+}
+
+/// The first line of a run: what it replays, or its seed and limits.
+fn announce(
+    opts: &FuzzOptions,
+    t: &Target,
+    seed: Option<u64>,
+    saved_ops: Option<&[Op]>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match (saved_ops, seed) {
         (Some(ops), _) => writeln!(
             out,
             "fuzz: replaying {} operations from {}",
@@ -601,26 +630,111 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         )?,
         (None, Some(seed)) => writeln!(
             out,
-            "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {arena_pages} pages, mode {}",
+            "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {} pages, mode {}",
             opts.seconds,
             opts.max_ops
                 .map(|n| format!(" or {n} operations"))
                 .unwrap_or_default(),
-            geo.pages,
-            abi::mode_name(info.mode)
+            t.pages,
+            t.arena_pages,
+            abi::mode_name(t.env.info.mode)
         )?,
         (None, None) => {}
     }
     out.flush()?;
+    Ok(())
+}
 
+/// Prints the lines of a run with no divergence.
+fn report_clean(s: &Summary, out: &mut dyn Write) -> Result<()> {
+    let counts: Vec<String> = s.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(
+        out,
+        "fuzz: {} operations executed in {:.1} s, {} calls refused as the model \
+         predicted; {} more skipped as not applicable: no divergence",
+        s.operations, s.seconds, s.refused, s.skipped,
+    )?;
+    writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
+    Ok(())
+}
+
+/// Prints divergence `f` of `ops`, shrinks it, prints and saves the
+/// shortest sequence found.
+fn report_divergence(
+    opts: &FuzzOptions,
+    t: &Target,
+    ops: Vec<Op>,
+    f: &Failure,
+    s: &Summary,
+    out: &mut dyn Write,
+) -> Result<Divergence> {
+    let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
+    writeln!(
+        out,
+        "DIVERGENCE at operation {} ({operation}): {}",
+        f.index, f.message
+    )?;
+    writeln!(
+        out,
+        "fuzz: seed {}, {} operations executed up to it, {} skipped",
+        s.seed.map_or("-".into(), |s| s.to_string()),
+        s.operations,
+        s.skipped,
+    )?;
+    out.flush()?;
+    let budget = Duration::from_secs(opts.shrink_seconds);
+    let (min, mf, runs, complete) = shrink(t, ops, f, budget)?;
+    writeln!(
+        out,
+        "minimal replay ({} operations, {runs} trial runs{}): {}",
+        min.len(),
+        if complete {
+            ""
+        } else {
+            ", time budget used up"
+        },
+        mf.message
+    )?;
+    for (i, op) in min.iter().enumerate() {
+        writeln!(out, "  #{i}: {op}")?;
+    }
+    let path = opts.save.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", s.seed.unwrap_or(0)))
+    });
+    let saved = Saved {
+        seed: s.seed,
+        pages: t.pages,
+        message: Some(mf.message.clone()),
+        ops: min.clone(),
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
+        .with_context(|| format!("saving {}", path.display()))?;
+    writeln!(
+        out,
+        "replay it with: mapdrv fuzz --replay {}",
+        path.display()
+    )?;
+    Ok(Divergence {
+        index: f.index,
+        operation,
+        message: f.message.clone(),
+        minimal: min.iter().map(Op::to_string).collect(),
+        minimal_message: mf.message,
+        shrink_complete: complete,
+        saved: path,
+    })
+}
+
+/// Runs `mapdrv fuzz`, telling `out` as it goes.
+pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
+    let t = Target::open(opts)?;
+    let (seed, saved_ops) = sequence(opts, t.pages, out)?;
+    announce(opts, &t, seed, saved_ops.as_deref(), out)?;
     let started = Instant::now();
     let result = match &saved_ops {
-        Some(ops) => run_child(&base, &env, page_size, arena_pages, Source::Given(ops))?,
+        Some(ops) => run_child(&t, Source::Given(ops))?,
         None => run_child(
-            &base,
-            &env,
-            page_size,
-            arena_pages,
+            &t,
             Source::Generate {
                 seed: seed.unwrap_or(0),
                 until: started + Duration::from_secs(opts.seconds),
@@ -635,7 +749,6 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         skipped,
         by_kind,
     } = result.tally;
-
     let mut summary = Summary {
         seed,
         replay: opts.replay.clone(),
@@ -649,79 +762,13 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         ok: result.failure.is_none(),
     };
     match &result.failure {
-        None => {
-            let counts: Vec<String> = summary
-                .by_kind
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            writeln!(
-                out,
-                "fuzz: {executed} operations executed in {:.1} s, {} calls refused as the model \
-                 predicted; {skipped} more skipped as not applicable: no divergence",
-                elapsed.as_secs_f64(),
-                result.refused,
-            )?;
-            writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
-        }
+        None => report_clean(&summary, out)?,
         Some(f) => {
-            let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
-            writeln!(
-                out,
-                "DIVERGENCE at operation {} ({operation}): {}",
-                f.index, f.message
-            )?;
-            writeln!(
-                out,
-                "fuzz: seed {}, {executed} operations executed up to it, {skipped} skipped",
-                seed.map_or("-".into(), |s| s.to_string()),
-            )?;
-            out.flush()?;
-            let budget = Duration::from_secs(opts.shrink_seconds);
-            let (min, mf, runs, complete) =
-                shrink(&base, &env, page_size, arena_pages, ops, f, budget)?;
-            writeln!(
-                out,
-                "minimal replay ({} operations, {runs} trial runs{}): {}",
-                min.len(),
-                if complete {
-                    ""
-                } else {
-                    ", time budget used up"
-                },
-                mf.message
-            )?;
-            for (i, op) in min.iter().enumerate() {
-                writeln!(out, "  #{i}: {op}")?;
-            }
-            let path = opts.save.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", seed.unwrap_or(0)))
-            });
-            let saved = Saved {
-                seed,
-                pages: geo.pages,
-                message: Some(mf.message.clone()),
-                ops: min.clone(),
-            };
-            std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
-                .with_context(|| format!("saving {}", path.display()))?;
-            writeln!(
-                out,
-                "replay it with: mapdrv fuzz --replay {}",
-                path.display()
-            )?;
-            summary.divergence = Some(Divergence {
-                index: f.index,
-                operation,
-                message: f.message.clone(),
-                minimal: min.iter().map(Op::to_string).collect(),
-                minimal_message: mf.message,
-                shrink_complete: complete,
-                saved: path,
-            });
+            summary.divergence = Some(report_divergence(opts, &t, ops, f, &summary, out)?);
         }
     }
-    base.restore()
+    t.base
+        .restore()
         .context("restoring the buffer and mode at the end")?;
     if summary.ok {
         writeln!(out, "fuzz: buffer content and mode restored")?;
