@@ -121,6 +121,53 @@ pub fn mode_name(raw: u32) -> String {
     Mode::from_raw(raw).map_or_else(|| format!("unknown({raw})"), |m| m.name().to_string())
 }
 
+impl MapdrvInfo {
+    /// The size of `struct mapdrv_info`, what `MAPDRV_IOC_INFO` copies out.
+    pub const SIZE: usize = std::mem::size_of::<MapdrvInfo>();
+
+    /// Each field's (offset, size), in the order of the C header: a copy
+    /// to user memory that faults stops at a field, so callers predicting a
+    /// partial copy need the field boundaries.
+    pub const FIELDS: [(usize, usize); 4] = [
+        (
+            std::mem::offset_of!(MapdrvInfo, size),
+            MapdrvInfo::field_size(|i| &i.size),
+        ),
+        (
+            std::mem::offset_of!(MapdrvInfo, pages),
+            MapdrvInfo::field_size(|i| &i.pages),
+        ),
+        (
+            std::mem::offset_of!(MapdrvInfo, page_size),
+            MapdrvInfo::field_size(|i| &i.page_size),
+        ),
+        (
+            std::mem::offset_of!(MapdrvInfo, mode),
+            MapdrvInfo::field_size(|i| &i.mode),
+        ),
+    ];
+
+    /// The bytes the driver copies to user memory for this answer.
+    pub fn to_ne_bytes(self) -> [u8; MapdrvInfo::SIZE] {
+        let mut b = [0u8; MapdrvInfo::SIZE];
+        let fields: [&[u8]; 4] = [
+            &self.size.to_ne_bytes(),
+            &self.pages.to_ne_bytes(),
+            &self.page_size.to_ne_bytes(),
+            &self.mode.to_ne_bytes(),
+        ];
+        for ((off, len), bytes) in MapdrvInfo::FIELDS.into_iter().zip(fields) {
+            b[off..off + len].copy_from_slice(bytes);
+        }
+        b
+    }
+
+    /// The size of the field that `field` picks out.
+    const fn field_size<F>(_field: fn(&MapdrvInfo) -> &F) -> usize {
+        std::mem::size_of::<F>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

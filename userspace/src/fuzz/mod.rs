@@ -6,8 +6,9 @@
 //! lengths, refused flags), munmap, mremap, mprotect, madvise, fork, loads
 //! and stores through mappings, read/write/pread/pwrite with odd offsets,
 //! lengths and buffers, ioctls with random commands and pointers, and mode
-//! switches. A shadow model ([`model::Model`]) predicts every outcome; the
-//! first difference is a divergence.
+//! switches. A shadow model ([`model::Model`]) and the rules of
+//! [`predict`] give every outcome before the call is made; the first
+//! difference is a divergence.
 //!
 //! The operations run in a child process that sends each one to the parent
 //! before it runs it, so that a crash (a SIGBUS from a fault handler, a
@@ -20,20 +21,22 @@
 mod exec;
 mod model;
 mod ops;
+mod predict;
 pub(crate) mod sys;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::abi;
+use crate::child::{self, Ended};
 use crate::debugfs::Debugfs;
 use crate::device::{Access, Device, system_page_size};
 use exec::{Applied, Env, World};
@@ -248,16 +251,27 @@ fn user_ptr_max(page_size: usize) -> usize {
     (1usize << bits) - page_size
 }
 
-fn info_bytes(info: &abi::MapdrvInfo) -> [u8; 24] {
-    let mut b = [0u8; 24];
-    b[0..8].copy_from_slice(&info.size.to_ne_bytes());
-    b[8..16].copy_from_slice(&info.pages.to_ne_bytes());
-    b[16..20].copy_from_slice(&info.page_size.to_ne_bytes());
-    b[20..24].copy_from_slice(&info.mode.to_ne_bytes());
-    b
+/// The worker's end of the pipe to the parent.
+struct Report(std::io::BufWriter<std::fs::File>);
+
+impl Report {
+    /// Sends `m`, flushed at once: if the next op crashes the worker, the
+    /// parent knows which.
+    fn send(&mut self, m: &Msg) {
+        let _ = serde_json::to_writer(&mut self.0, m);
+        let _ = self.0.write_all(b"\n");
+        let _ = self.0.flush();
+    }
+
+    /// Sends a divergence at operation `i`; returns the worker's status.
+    fn diverged(&mut self, i: usize, message: String, tally: Tally) -> i32 {
+        self.send(&Msg::Divergence { i, message, tally });
+        1
+    }
 }
 
-/// The worker: runs the sequence, reporting on `out`; never returns.
+/// The worker: runs the sequence, reporting on `out`; returns the exit
+/// status of the fuzzing process.
 fn worker(
     env: Env,
     shadow: Vec<u8>,
@@ -265,95 +279,82 @@ fn worker(
     arena_pages: usize,
     source: &Source<'_>,
     out: RawFd,
-) -> ! {
+) -> i32 {
     // SAFETY: `out` is the write end of the pipe, which this process owns.
     let file = unsafe { std::fs::File::from_raw_fd(out) };
-    let mut out = std::io::BufWriter::new(file);
-    let mut send = |m: &Msg, flush: bool| {
-        let _ = serde_json::to_writer(&mut out, m);
-        let _ = out.write_all(b"\n");
-        if flush {
-            let _ = out.flush();
-        }
-    };
+    let mut report = Report(std::io::BufWriter::new(file));
     let mut world = match World::new(env, shadow, page_size, arena_pages) {
         Ok(w) => w,
-        Err(e) => {
-            send(
-                &Msg::Divergence {
-                    i: 0,
-                    message: format!("setting up: {e:#}"),
-                    tally: Tally::default(),
-                },
-                true,
-            );
-            // SAFETY: ends the worker at once.
-            unsafe { libc::_exit(1) };
-        }
+        Err(e) => return report.diverged(0, format!("setting up: {e:#}"), Tally::default()),
     };
     let mut rng = match source {
         Source::Generate { seed, .. } => Some(ChaCha8Rng::seed_from_u64(*seed)),
         Source::Given(_) => None,
     };
+    let generated = matches!(source, Source::Generate { .. });
     let mut tally = Tally::default();
     let mut i = 0usize;
-    loop {
-        let op = match (source, rng.as_mut()) {
-            (Source::Generate { until, max_ops, .. }, Some(rng)) => {
-                if i as u64 >= *max_ops || Instant::now() >= *until {
-                    break;
-                }
-                // Every so often, compare everything.
-                if i % 64 == 63 {
-                    Op::CheckAll
-                } else {
-                    ops::generate(rng, &world.gen_state())
-                }
-            }
-            (Source::Given(list), _) => match list.get(i) {
-                Some(op) => op.clone(),
-                None => break,
-            },
-            _ => break,
-        };
-        let generated = matches!(source, Source::Generate { .. });
-        // Flush before each op: if it crashes us, the parent knows which.
-        send(
-            &Msg::Op {
-                i,
-                op: generated.then(|| op.clone()),
-                skipped: tally.skipped,
-            },
-            true,
-        );
+    while let Some(op) = next_op(source, rng.as_mut(), i, &world) {
+        let skipped = tally.skipped;
+        let announced = generated.then(|| op.clone());
+        report.send(&Msg::Op {
+            i,
+            op: announced,
+            skipped,
+        });
         match world.apply(&op) {
             Ok(applied) => tally.record(op.name(), applied),
             Err(message) => {
                 // It ran, and diverged.
                 tally.record(op.name(), Applied::Done);
-                send(&Msg::Divergence { i, message, tally }, true);
-                // SAFETY: ends the worker at once, without unwinding.
-                unsafe { libc::_exit(1) };
+                return report.diverged(i, message, tally);
             }
         }
         i += 1;
     }
     // A last full comparison after the last operation.
     if let Err(message) = world.apply(&Op::CheckAll) {
-        send(&Msg::Divergence { i, message, tally }, true);
-        // SAFETY: as above.
-        unsafe { libc::_exit(1) };
+        return report.diverged(i, message, tally);
     }
     world.teardown();
-    send(
-        &Msg::End {
-            tally,
-            refused: exec::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
-        },
-        true,
-    );
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) };
+    let refused = exec::REFUSED.load(std::sync::atomic::Ordering::Relaxed);
+    report.send(&Msg::End { tally, refused });
+    0
+}
+
+/// Operation `i` of the sequence, `None` past its end (for a generated
+/// one: its time or its number of operations used up).
+fn next_op(
+    source: &Source<'_>,
+    rng: Option<&mut ChaCha8Rng>,
+    i: usize,
+    world: &World,
+) -> Option<Op> {
+    match (source, rng) {
+        (Source::Generate { until, max_ops, .. }, Some(rng)) => {
+            if i as u64 >= *max_ops || Instant::now() >= *until {
+                return None;
+            }
+            // Every so often, compare everything.
+            Some(if i % 64 == 63 {
+                Op::CheckAll
+            } else {
+                ops::generate(rng, &world.gen_state())
+            })
+        }
+        (Source::Given(list), _) => list.get(i).cloned(),
+        _ => None,
+    }
+}
+
+/// How long the fuzzer waits for a child of its own: with no deadline, as
+/// its children end by themselves; a hang stays for whatever runs the
+/// fuzzer (the guest suite's VM timeout) to see.
+const UNTIMED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// [`child::Child::collect`] without a deadline (see [`UNTIMED`]).
+fn collect_untimed(proc: child::Child, on_line: impl FnMut(&str)) -> Result<Ended> {
+    proc.collect(Instant::now() + UNTIMED, on_line)
 }
 
 fn signature(op: Option<&Op>, message: &str) -> String {
@@ -361,41 +362,95 @@ fn signature(op: Option<&Op>, message: &str) -> String {
     format!("{} / {head}", op.map_or("?", Op::name))
 }
 
+/// What the parent gathers from the worker's messages.
+struct Gathered<'a> {
+    result: RunResult,
+    given: &'a [Op],
+    /// The last operation announced, and how many before it were skipped.
+    last: Option<(usize, u64)>,
+    ended: bool,
+    /// The first message that could not be read.
+    bad: Option<anyhow::Error>,
+}
+
+impl Gathered<'_> {
+    fn line(&mut self, line: &str, bar: Option<&crate::progress::Timed>) {
+        let msg = match serde_json::from_str::<Msg>(line) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = anyhow::Error::new(e).context(format!("bad message {line:?}"));
+                self.bad.get_or_insert(e);
+                return;
+            }
+        };
+        let result = &mut self.result;
+        match msg {
+            Msg::Op { i, op, skipped } => {
+                if let Some(op) = op {
+                    result.ops.push(op);
+                }
+                self.last = Some((i, skipped));
+                if let Some(bar) = bar.filter(|_| i % 1024 == 0) {
+                    bar.set_message(format!("fuzz: {} operations", i as u64 - skipped));
+                }
+            }
+            Msg::Divergence { i, message, tally } => {
+                let op = result.ops.get(i).or_else(|| self.given.get(i));
+                result.failure = Some(Failure {
+                    index: i,
+                    signature: signature(op, &message),
+                    message,
+                });
+                result.tally = tally;
+            }
+            Msg::End { tally, refused } => {
+                result.tally = tally;
+                result.refused = refused;
+                self.ended = true;
+            }
+        }
+    }
+
+    /// The failure of a worker that ended (`how`) without saying why.
+    fn died(&mut self, how: Ended) {
+        let (i, skipped) = self.last.unwrap_or((0, 0));
+        self.result.tally = Tally::killed_at(i, skipped);
+        let what = match how {
+            Ended::Signaled(sig) => {
+                format!("{sig}: the fuzzing process was killed while running this operation")
+            }
+            Ended::Exited(code) => {
+                format!("the fuzzing process exited (status {code}) without a word")
+            }
+            Ended::Hung => "the fuzzing process hung while running this operation".to_string(),
+        };
+        let op = self.result.ops.get(i).or_else(|| self.given.get(i));
+        self.result.failure = Some(Failure {
+            index: i,
+            signature: signature(op, &what),
+            message: what,
+        });
+    }
+}
+
 /// Runs a sequence in a child process and collects what happened.
-fn run_child(
-    base: &Baseline,
-    env: &Env,
-    page_size: usize,
-    arena_pages: usize,
-    source: Source<'_>,
-) -> Result<RunResult> {
-    base.restore()?;
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe: {}", std::io::Error::last_os_error());
-    }
+fn run_child(t: &Target, source: Source<'_>) -> Result<RunResult> {
+    t.base.restore()?;
     let _ = std::io::stdout().flush();
-    // SAFETY: the tool is single-threaded here; the child runs the worker
-    // and ends with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        bail!("fork: {}", std::io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // SAFETY: closing the read end in the child.
-        unsafe { libc::close(fds[0]) };
+    let work = |fd| {
+        let shadow = t.base.content.clone();
         worker(
-            env.clone(),
-            base.content.clone(),
-            page_size,
-            arena_pages,
+            t.env.clone(),
+            shadow,
+            t.page_size,
+            t.arena_pages,
             &source,
-            fds[1],
-        );
-    }
-    // SAFETY: the parent's copy of the write end.
-    unsafe { libc::close(fds[1]) };
+            fd,
+        )
+    };
+    // SAFETY: the tool is single-threaded here; the child runs the worker
+    // and ends with _exit (child::spawn).
+    let proc = unsafe { child::spawn(work) }?;
     // A bar for the timed run (not for the shrinker's replays); started
     // after the fork, so the child never inherits its thread's locks.
     let bar = match &source {
@@ -408,80 +463,31 @@ fn run_child(
         )),
         Source::Given(_) => None,
     };
-    // SAFETY: the read end, owned from here on.
-    let reader = BufReader::new(unsafe { std::fs::File::from_raw_fd(fds[0]) });
-    let mut result = RunResult::default();
-    let given: &[Op] = match &source {
-        Source::Given(list) => list,
-        Source::Generate { .. } => &[],
+    let mut got = Gathered {
+        result: RunResult::default(),
+        given: match &source {
+            Source::Given(list) => list,
+            Source::Generate { .. } => &[],
+        },
+        last: None,
+        ended: false,
+        bad: None,
     };
-    // The last operation announced, and how many before it were skipped.
-    let mut last: Option<(usize, u64)> = None;
-    let mut ended = false;
-    for line in reader.lines() {
-        let line = line.context("reading from the fuzzing process")?;
-        let msg: Msg =
-            serde_json::from_str(&line).with_context(|| format!("bad message {line:?}"))?;
-        match msg {
-            Msg::Op { i, op, skipped } => {
-                if let Some(op) = op {
-                    result.ops.push(op);
-                }
-                last = Some((i, skipped));
-                if let Some(bar) = bar.as_ref().filter(|_| i % 1024 == 0) {
-                    bar.set_message(format!("fuzz: {} operations", i as u64 - skipped));
-                }
-            }
-            Msg::Divergence { i, message, tally } => {
-                let op = result.ops.get(i).or_else(|| given.get(i));
-                result.failure = Some(Failure {
-                    index: i,
-                    signature: signature(op, &message),
-                    message,
-                });
-                result.tally = tally;
-            }
-            Msg::End { tally, refused } => {
-                result.tally = tally;
-                result.refused = refused;
-                ended = true;
-            }
-        }
-    }
+    let ended = collect_untimed(proc, |line| got.line(line, bar.as_ref()))
+        .context("waiting for the fuzzing process")?;
     drop(bar);
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    if result.failure.is_none() && !ended {
-        let (i, skipped) = last.unwrap_or((0, 0));
-        result.tally = Tally::killed_at(i, skipped);
-        let what = if libc::WIFSIGNALED(status) {
-            let sig = libc::WTERMSIG(status);
-            let name = nix::sys::signal::Signal::try_from(sig)
-                .map_or(format!("signal {sig}"), |s| s.to_string());
-            format!("{name}: the fuzzing process was killed while running this operation")
-        } else {
-            format!(
-                "the fuzzing process exited (status {}) without a word",
-                libc::WEXITSTATUS(status)
-            )
-        };
-        let op = result.ops.get(i).or_else(|| given.get(i));
-        result.failure = Some(Failure {
-            index: i,
-            signature: signature(op, &what),
-            message: what,
-        });
+    if let Some(e) = got.bad {
+        return Err(e);
     }
-    Ok(result)
+    if got.result.failure.is_none() && !got.ended {
+        got.died(ended);
+    }
+    Ok(got.result)
 }
 
 /// Shrinks `ops` while the failure keeps its signature (ddmin by chunks).
 fn shrink(
-    base: &Baseline,
-    env: &Env,
-    page_size: usize,
-    arena_pages: usize,
+    t: &Target,
     ops: Vec<Op>,
     want: &Failure,
     budget: Duration,
@@ -510,7 +516,7 @@ fn shrink(
                 continue;
             }
             runs += 1;
-            let r = run_child(base, env, page_size, arena_pages, Source::Given(&candidate))?;
+            let r = run_child(t, Source::Given(&candidate))?;
             match r.failure {
                 Some(f) if f.signature == want.signature => {
                     cur = candidate[..=f.index.min(candidate.len() - 1)].to_vec();
@@ -532,59 +538,90 @@ fn shrink(
     Ok((cur, failure, runs, complete))
 }
 
-/// Runs `mapdrv fuzz`, telling `out` as it goes.
-pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
-    let dev = Device::open(&opts.device, Access::ReadWrite)?;
-    let (info, geo) = dev.geometry()?;
-    let page_size = system_page_size()?;
-    anyhow::ensure!(
-        geo.page_size == page_size,
-        "the device's page size {} is not ours ({page_size})",
-        geo.page_size
-    );
-    let content = dev.read_exact_at(0, geo.size)?;
-    let debugfs = Debugfs::locate(&opts.debugfs).ok();
-    let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
-    let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
-    let noexec = nix::sys::statvfs::statvfs(&opts.device)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
-    let env = Env {
-        device: opts.device.clone(),
-        noexec,
-        swap: Path::new("/proc/swaps").exists(),
-        user_ptr_max: user_ptr_max(page_size),
-        mode_file,
-        info_cmd: abi::MAPDRV_IOC_INFO,
-        info_bytes: info_bytes(&info),
-    };
-    let arena_pages = (2 * geo.pages + 8).clamp(16, 256);
-    let base = Baseline {
-        dev,
-        content,
-        mode,
-        debugfs,
-    };
+/// The device under test and what every run of a sequence starts from.
+struct Target {
+    base: Baseline,
+    env: Env,
+    page_size: usize,
+    arena_pages: usize,
+    /// The buffer's size in pages.
+    pages: usize,
+}
 
-    let (seed, saved_ops) = match &opts.replay {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let saved: Saved = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            if saved.pages != geo.pages {
-                writeln!(
-                    out,
-                    "note: {} was saved with a {}-page buffer; this one has {}",
-                    path.display(),
-                    saved.pages,
-                    geo.pages
-                )?;
-            }
-            (saved.seed, Some(saved.ops))
-        }
-        None => (Some(opts.seed.unwrap_or_else(random_seed)), None),
+impl Target {
+    fn open(opts: &FuzzOptions) -> Result<Target> {
+        let dev = Device::open(&opts.device, Access::ReadWrite)?;
+        let (info, geo) = dev.geometry()?;
+        let page_size = system_page_size()?;
+        anyhow::ensure!(
+            geo.page_size == page_size,
+            "the device's page size {} is not ours ({page_size})",
+            geo.page_size
+        );
+        let content = dev.read_exact_at(0, geo.size)?;
+        let debugfs = Debugfs::locate(&opts.debugfs).ok();
+        let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
+        let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
+        let noexec = nix::sys::statvfs::statvfs(&opts.device)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
+        let env = Env {
+            device: opts.device.clone(),
+            noexec,
+            swap: Path::new("/proc/swaps").exists(),
+            user_ptr_max: user_ptr_max(page_size),
+            mode_file,
+            info_cmd: abi::MAPDRV_IOC_INFO,
+            info,
+        };
+        let base = Baseline {
+            dev,
+            content,
+            mode,
+            debugfs,
+        };
+        Ok(Target {
+            base,
+            env,
+            page_size,
+            arena_pages: (2 * geo.pages + 8).clamp(16, 256),
+            pages: geo.pages,
+        })
+    }
+}
+
+/// The seed, and the operations to replay (`None`: generate them).
+fn sequence(
+    opts: &FuzzOptions,
+    pages: usize,
+    out: &mut dyn Write,
+) -> Result<(Option<u64>, Option<Vec<Op>>)> {
+    let Some(path) = &opts.replay else {
+        return Ok((Some(opts.seed.unwrap_or_else(random_seed)), None));
     };
-    match (&saved_ops, seed) {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let saved: Saved =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if saved.pages != pages {
+        writeln!(
+            out,
+            "note: {} was saved with a {}-page buffer; this one has {pages}",
+            path.display(),
+            saved.pages,
+        )?;
+    }
+    Ok((saved.seed, Some(saved.ops)))
+}
+
+/// The first line of a run: what it replays, or its seed and limits.
+fn announce(
+    opts: &FuzzOptions,
+    t: &Target,
+    seed: Option<u64>,
+    saved_ops: Option<&[Op]>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match (saved_ops, seed) {
         (Some(ops), _) => writeln!(
             out,
             "fuzz: replaying {} operations from {}",
@@ -593,26 +630,111 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         )?,
         (None, Some(seed)) => writeln!(
             out,
-            "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {arena_pages} pages, mode {}",
+            "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {} pages, mode {}",
             opts.seconds,
             opts.max_ops
                 .map(|n| format!(" or {n} operations"))
                 .unwrap_or_default(),
-            geo.pages,
-            abi::mode_name(info.mode)
+            t.pages,
+            t.arena_pages,
+            abi::mode_name(t.env.info.mode)
         )?,
         (None, None) => {}
     }
     out.flush()?;
+    Ok(())
+}
 
+/// Prints the lines of a run with no divergence.
+fn report_clean(s: &Summary, out: &mut dyn Write) -> Result<()> {
+    let counts: Vec<String> = s.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(
+        out,
+        "fuzz: {} operations executed in {:.1} s, {} calls refused as the model \
+         predicted; {} more skipped as not applicable: no divergence",
+        s.operations, s.seconds, s.refused, s.skipped,
+    )?;
+    writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
+    Ok(())
+}
+
+/// Prints divergence `f` of `ops`, shrinks it, prints and saves the
+/// shortest sequence found.
+fn report_divergence(
+    opts: &FuzzOptions,
+    t: &Target,
+    ops: Vec<Op>,
+    f: &Failure,
+    s: &Summary,
+    out: &mut dyn Write,
+) -> Result<Divergence> {
+    let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
+    writeln!(
+        out,
+        "DIVERGENCE at operation {} ({operation}): {}",
+        f.index, f.message
+    )?;
+    writeln!(
+        out,
+        "fuzz: seed {}, {} operations executed up to it, {} skipped",
+        s.seed.map_or("-".into(), |s| s.to_string()),
+        s.operations,
+        s.skipped,
+    )?;
+    out.flush()?;
+    let budget = Duration::from_secs(opts.shrink_seconds);
+    let (min, mf, runs, complete) = shrink(t, ops, f, budget)?;
+    writeln!(
+        out,
+        "minimal replay ({} operations, {runs} trial runs{}): {}",
+        min.len(),
+        if complete {
+            ""
+        } else {
+            ", time budget used up"
+        },
+        mf.message
+    )?;
+    for (i, op) in min.iter().enumerate() {
+        writeln!(out, "  #{i}: {op}")?;
+    }
+    let path = opts.save.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", s.seed.unwrap_or(0)))
+    });
+    let saved = Saved {
+        seed: s.seed,
+        pages: t.pages,
+        message: Some(mf.message.clone()),
+        ops: min.clone(),
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
+        .with_context(|| format!("saving {}", path.display()))?;
+    writeln!(
+        out,
+        "replay it with: mapdrv fuzz --replay {}",
+        path.display()
+    )?;
+    Ok(Divergence {
+        index: f.index,
+        operation,
+        message: f.message.clone(),
+        minimal: min.iter().map(Op::to_string).collect(),
+        minimal_message: mf.message,
+        shrink_complete: complete,
+        saved: path,
+    })
+}
+
+/// Runs `mapdrv fuzz`, telling `out` as it goes.
+pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
+    let t = Target::open(opts)?;
+    let (seed, saved_ops) = sequence(opts, t.pages, out)?;
+    announce(opts, &t, seed, saved_ops.as_deref(), out)?;
     let started = Instant::now();
     let result = match &saved_ops {
-        Some(ops) => run_child(&base, &env, page_size, arena_pages, Source::Given(ops))?,
+        Some(ops) => run_child(&t, Source::Given(ops))?,
         None => run_child(
-            &base,
-            &env,
-            page_size,
-            arena_pages,
+            &t,
             Source::Generate {
                 seed: seed.unwrap_or(0),
                 until: started + Duration::from_secs(opts.seconds),
@@ -627,7 +749,6 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         skipped,
         by_kind,
     } = result.tally;
-
     let mut summary = Summary {
         seed,
         replay: opts.replay.clone(),
@@ -641,79 +762,13 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
         ok: result.failure.is_none(),
     };
     match &result.failure {
-        None => {
-            let counts: Vec<String> = summary
-                .by_kind
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            writeln!(
-                out,
-                "fuzz: {executed} operations executed in {:.1} s, {} calls refused as the model \
-                 predicted; {skipped} more skipped as not applicable: no divergence",
-                elapsed.as_secs_f64(),
-                result.refused,
-            )?;
-            writeln!(out, "fuzz: by kind: {}", counts.join(", "))?;
-        }
+        None => report_clean(&summary, out)?,
         Some(f) => {
-            let operation = ops.get(f.index).map(Op::to_string).unwrap_or_default();
-            writeln!(
-                out,
-                "DIVERGENCE at operation {} ({operation}): {}",
-                f.index, f.message
-            )?;
-            writeln!(
-                out,
-                "fuzz: seed {}, {executed} operations executed up to it, {skipped} skipped",
-                seed.map_or("-".into(), |s| s.to_string()),
-            )?;
-            out.flush()?;
-            let budget = Duration::from_secs(opts.shrink_seconds);
-            let (min, mf, runs, complete) =
-                shrink(&base, &env, page_size, arena_pages, ops, f, budget)?;
-            writeln!(
-                out,
-                "minimal replay ({} operations, {runs} trial runs{}): {}",
-                min.len(),
-                if complete {
-                    ""
-                } else {
-                    ", time budget used up"
-                },
-                mf.message
-            )?;
-            for (i, op) in min.iter().enumerate() {
-                writeln!(out, "  #{i}: {op}")?;
-            }
-            let path = opts.save.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", seed.unwrap_or(0)))
-            });
-            let saved = Saved {
-                seed,
-                pages: geo.pages,
-                message: Some(mf.message.clone()),
-                ops: min.clone(),
-            };
-            std::fs::write(&path, serde_json::to_string_pretty(&saved)?)
-                .with_context(|| format!("saving {}", path.display()))?;
-            writeln!(
-                out,
-                "replay it with: mapdrv fuzz --replay {}",
-                path.display()
-            )?;
-            summary.divergence = Some(Divergence {
-                index: f.index,
-                operation,
-                message: f.message.clone(),
-                minimal: min.iter().map(Op::to_string).collect(),
-                minimal_message: mf.message,
-                shrink_complete: complete,
-                saved: path,
-            });
+            summary.divergence = Some(report_divergence(opts, &t, ops, f, &summary, out)?);
         }
     }
-    base.restore()
+    t.base
+        .restore()
         .context("restoring the buffer and mode at the end")?;
     if summary.ok {
         writeln!(out, "fuzz: buffer content and mode restored")?;
@@ -806,9 +861,17 @@ mod tests {
             page_size: 4096,
             mode: 2,
         };
-        let b = info_bytes(&info);
+        let b = info.to_ne_bytes();
+        assert_eq!(b.len(), 24);
         assert_eq!(&b[0..8], &0x1000u64.to_ne_bytes());
+        assert_eq!(&b[8..16], &1u64.to_ne_bytes());
+        assert_eq!(&b[16..20], &4096u32.to_ne_bytes());
         assert_eq!(&b[20..24], &2u32.to_ne_bytes());
+        assert_eq!(
+            abi::MapdrvInfo::FIELDS,
+            [(0, 8), (8, 8), (16, 4), (20, 4)],
+            "the fields of struct mapdrv_info end to end, no padding"
+        );
     }
 }
 

@@ -234,6 +234,32 @@ impl Model {
         out
     }
 
+    /// Whether arena bytes `at..at + len` (not empty) all lie on device
+    /// pages whose protection passes `need`.
+    pub fn mapped_with(&self, at: usize, len: usize, need: fn(Prot) -> bool) -> bool {
+        let ps = self.page_size;
+        len > 0
+            && at + len <= self.arena.len() * ps
+            && (at / ps..(at + len).div_ceil(ps))
+                .all(|p| self.arena[p].as_ref().is_some_and(|m| need(m.prot)))
+    }
+
+    /// The buffer ranges behind the shared pages of arena bytes `at..+len`.
+    pub fn shared_buffer_ranges(&self, at: usize, len: usize) -> Vec<std::ops::Range<usize>> {
+        let ps = self.page_size;
+        self.buffer_ranges(at, len)
+            .into_iter()
+            .filter(|r| {
+                let page = r.start / ps;
+                (at / ps..(at + len).div_ceil(ps)).any(|p| {
+                    self.arena[p]
+                        .as_ref()
+                        .is_some_and(|m| m.shared && m.buf_page == page)
+                })
+            })
+            .collect()
+    }
+
     /// A store of `data` at arena byte `at` by the process (or by the kernel
     /// on its behalf): a shared page changes the buffer, a private page gets
     /// its copy first. The caller checked that the pages are writable.

@@ -329,36 +329,68 @@ pub struct GenState<'a> {
     pub info_cmd: u32,
 }
 
-/// Picks the next operation. Most are aimed at what exists (a mapped page,
-/// an open file); some are edge values that must be refused.
-pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
-    let m = st.model;
-    let ps = m.page_size;
-    let arena = m.arena.len();
-    let bpages = m.buffer_pages();
-    let size = m.shadow.len() as u64;
-    let mapped: Vec<usize> = (0..arena).filter(|&p| m.arena[p].is_some()).collect();
-    let open: Vec<u8> = (0..SLOTS).filter(|&s| st.open[s as usize]).collect();
-    let slot = |rng: &mut ChaCha8Rng| -> u8 {
-        if !open.is_empty() && rng.random_ratio(15, 16) {
-            open[rng.random_range(0..open.len())]
+/// The targets the generator aims at, taken from the state once per
+/// operation. Every choice draws from the one generator in a fixed order,
+/// which is what makes a seed replay the same operations.
+struct Aim<'a> {
+    st: &'a GenState<'a>,
+    ps: usize,
+    arena: usize,
+    bpages: usize,
+    /// The buffer's size in bytes.
+    size: u64,
+    /// Arena pages that map the device.
+    mapped: Vec<usize>,
+    /// Slots that hold an open file.
+    open: Vec<u8>,
+}
+
+impl<'a> Aim<'a> {
+    fn new(st: &'a GenState<'a>) -> Aim<'a> {
+        let m = st.model;
+        let arena = m.arena.len();
+        Aim {
+            st,
+            ps: m.page_size,
+            arena,
+            bpages: m.buffer_pages(),
+            size: m.shadow.len() as u64,
+            mapped: (0..arena).filter(|&p| m.arena[p].is_some()).collect(),
+            open: (0..SLOTS).filter(|&s| st.open[s as usize]).collect(),
+        }
+    }
+
+    /// A file slot, mostly one that is open.
+    fn slot(&self, rng: &mut ChaCha8Rng) -> u8 {
+        if !self.open.is_empty() && rng.random_ratio(15, 16) {
+            self.open[rng.random_range(0..self.open.len())]
         } else {
             rng.random_range(0..SLOTS)
         }
-    };
-    // An arena page, mostly one that maps something.
-    let page = |rng: &mut ChaCha8Rng| -> usize {
-        if !mapped.is_empty() && rng.random_ratio(4, 5) {
-            mapped[rng.random_range(0..mapped.len())]
+    }
+
+    /// An arena page, mostly one that maps something.
+    fn page(&self, rng: &mut ChaCha8Rng) -> usize {
+        if !self.mapped.is_empty() && rng.random_ratio(4, 5) {
+            self.mapped[rng.random_range(0..self.mapped.len())]
         } else {
-            rng.random_range(0..arena)
+            rng.random_range(0..self.arena)
         }
-    };
-    let run = |rng: &mut ChaCha8Rng, p: usize| -> usize {
-        let max = (arena - p).min(8);
+    }
+
+    /// A byte of an arena page.
+    fn byte(&self, rng: &mut ChaCha8Rng) -> usize {
+        let p = self.page(rng);
+        p * self.ps + rng.random_range(0..self.ps)
+    }
+
+    /// A number of pages from arena page `p`, inside the arena.
+    fn run(&self, rng: &mut ChaCha8Rng, p: usize) -> usize {
+        let max = (self.arena - p).min(8);
         rng.random_range(1..=max)
-    };
-    let prot = |rng: &mut ChaCha8Rng| -> Prot {
+    }
+
+    fn prot(&self, rng: &mut ChaCha8Rng) -> Prot {
         match rng.random_range(0..16) {
             0 => Prot::NONE,
             1..=5 => Prot::R,
@@ -369,239 +401,262 @@ pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
                 x: true,
             },
         }
-    };
-    let buf = |rng: &mut ChaCha8Rng| -> UserBuf {
+    }
+
+    fn buf(&self, rng: &mut ChaCha8Rng) -> UserBuf {
         match rng.random_range(0..20) {
             0 => UserBuf::Null,
             1 => UserBuf::Kernel,
             2..=9 => UserBuf::Heap,
-            _ => {
-                let p = page(rng);
-                UserBuf::Arena(p * ps + rng.random_range(0..ps))
-            }
+            _ => UserBuf::Arena(self.byte(rng)),
         }
-    };
+    }
+}
 
-    if open.is_empty() && rng.random_ratio(3, 4) {
+/// Picks the next operation. Most are aimed at what exists (a mapped page,
+/// an open file); some are edge values that must be refused.
+pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
+    let aim = Aim::new(st);
+    if aim.open.is_empty() && rng.random_ratio(3, 4) {
         return Op::Open {
             slot: rng.random_range(0..SLOTS),
             access: Access::ReadWrite,
         };
     }
     match rng.random_range(0..100) {
-        0..=3 => Op::Open {
-            slot: rng.random_range(0..SLOTS),
-            access: match rng.random_range(0..6) {
-                0 => Access::WriteOnly,
-                1 | 2 => Access::ReadOnly,
-                _ => Access::ReadWrite,
-            },
+        0..=3 => gen_open(rng),
+        4..=5 => Op::Close {
+            slot: aim.slot(rng),
         },
-        4..=5 => Op::Close { slot: slot(rng) },
-        6..=22 => {
-            let pages = rng.random_range(1..=bpages.min(8).min(arena));
-            let at = rng.random_range(0..=arena - pages);
-            let place = match rng.random_range(0..10) {
-                0 => Place::NoReplace(at),
-                1 => Place::Anywhere(None),
-                2 => Place::Anywhere(Some(at)),
-                _ => Place::Fixed(at),
-            };
-            let mut len = (pages * ps) as u64;
-            if rng.random_ratio(1, 8) {
-                // Not a multiple of the page size: rounded up.
-                len -= rng.random_range(1..ps as u64);
-            }
-            let mut offset = (rng.random_range(0..bpages) * ps) as u64;
-            let kind = match rng.random_range(0..40) {
-                0 => Kind::SharedValidateSync,
-                1 => Kind::PrivateHugetlb,
-                2 => Kind::PrivateGrowsdown,
-                3 => Kind::NoType,
-                4..=8 => Kind::SharedValidate,
-                9..=24 => Kind::Shared,
-                _ => Kind::Private,
-            };
-            let mut place = place;
-            // Edge values; the kernel refuses them before mapping anything,
-            // but only an Anywhere mapping may try them (a refused
-            // MAP_FIXED may still unmap what was there).
-            match rng.random_range(0..24) {
-                0 => offset = size,
-                1 => offset = size + ps as u64,
-                2 => offset = rng.random_range(1..ps as u64),
-                3 => offset = (u64::MAX - len) & !(ps as u64 - 1),
-                4 => offset = (u64::MAX - ps as u64 + 1) & !(ps as u64 - 1),
-                5 => {
-                    len = 0;
-                    place = Place::Anywhere(None);
-                }
-                6 => {
-                    len = u64::MAX - rng.random_range(0..ps as u64);
-                    place = Place::Anywhere(None);
-                }
-                7 => {
-                    len = size + ps as u64;
-                    place = Place::Anywhere(None);
-                }
-                8 => {
-                    len = 1 << 47;
-                    place = Place::Anywhere(None);
-                }
-                _ => {}
-            }
-            Op::Mmap(Mmap {
-                slot: slot(rng),
-                place,
-                len,
-                offset,
-                prot: prot(rng),
-                kind,
-                populate: rng.random_ratio(1, 6),
-            })
-        }
+        6..=22 => gen_mmap(rng, &aim),
         23..=28 => {
-            let p = page(rng);
+            let p = aim.page(rng);
             Op::Munmap {
                 page: p,
-                pages: run(rng, p),
+                pages: aim.run(rng, p),
             }
         }
-        29..=35 => {
-            let p = page(rng);
-            let (start, len) = match m.vma_range(p) {
-                Some(r) => {
-                    let s = rng.random_range(r.clone());
-                    (s, rng.random_range(1..=r.end - s))
-                }
-                None => (p, 1),
-            };
-            let new_pages = match rng.random_range(0..8) {
-                0 => 0,
-                1 | 2 => len + rng.random_range(1..=2),
-                3 | 4 => rng.random_range(1..=len),
-                _ => len,
-            };
-            let to = if rng.random_ratio(2, 3) && new_pages > 0 && new_pages <= arena {
-                Some(rng.random_range(0..=arena - new_pages))
-            } else {
-                None
-            };
-            Op::Mremap {
-                page: start,
-                old_pages: len,
-                new_pages,
-                to,
-            }
-        }
-        36..=41 => {
-            let p = page(rng);
-            let r = m.vma_range(p).unwrap_or(p..p + 1);
-            let s = rng.random_range(r.clone());
-            Op::Mprotect {
-                page: s,
-                pages: rng.random_range(1..=r.end - s),
-                prot: prot(rng),
-            }
-        }
-        42..=48 => {
-            let p = page(rng);
-            let advice = match rng.random_range(0..12) {
-                0..=4 => Advice::DontNeed,
-                5 | 6 => Advice::WillNeed,
-                7 | 8 => Advice::DontFork,
-                9 => Advice::DoFork,
-                _ => Advice::Remove,
-            };
-            Op::Madvise {
-                page: p,
-                pages: run(rng, p),
-                advice,
-            }
-        }
-        49..=69 => {
-            let p = page(rng);
-            let at = p * ps + rng.random_range(0..ps);
-            let len = match rng.random_range(0..4) {
-                0 => 1,
-                1 => 8,
-                2 => rng.random_range(1..=ps),
-                _ => rng.random_range(1..=2 * ps),
-            };
-            let write = rng.random_ratio(1, 2).then(|| rng.random::<u64>());
-            Op::Touch { at, len, write }
-        }
-        70..=89 => {
-            let call = match rng.random_range(0..4) {
-                0 => Call::Read,
-                1 => Call::Write,
-                2 => Call::Pread,
-                _ => Call::Pwrite,
-            };
-            let offset: i64 = match rng.random_range(0..20) {
-                0 => size as i64,
-                1 => size as i64 + rng.random_range(1..100_000),
-                2 => -rng.random_range(1..=4096),
-                3 => i64::MAX - rng.random_range(0..4096),
-                4 => size as i64 - rng.random_range(1..=16),
-                _ => rng.random_range(0..size) as i64,
-            };
-            let len: u64 = match rng.random_range(0..20) {
-                0 => 0,
-                1 => 1 << 40,
-                2 => u64::MAX - rng.random_range(0..4096),
-                3 => size,
-                4..=9 => rng.random_range(1..=64),
-                _ => rng.random_range(1..=2 * ps as u64),
-            };
-            Op::Rw(Rw {
-                slot: slot(rng),
-                call,
-                offset,
-                len,
-                buf: buf(rng),
-                seed: rng.random(),
-            })
-        }
-        90..=93 => {
-            let cmd = match rng.random_range(0..8) {
-                0..=3 => st.info_cmd,
-                4 => (rng.random::<u32>() & 0xffff_00ff) | (u32::from(b'M') << 8),
-                _ => rng.random(),
-            };
-            let arg = match rng.random_range(0..6) {
-                0 => {
-                    // Straddling the end of a mapped page, at a field
-                    // boundary of struct mapdrv_info (8, 16 or 20 bytes in).
-                    let p = page(rng);
-                    let field = [8usize, 16, 20][rng.random_range(0..3)];
-                    UserBuf::Arena(((p + 1) * ps).saturating_sub(field))
-                }
-                _ => buf(rng),
-            };
-            Op::Ioctl {
-                slot: slot(rng),
-                cmd,
-                arg,
-            }
-        }
-        94..=95 => {
-            let probes = (0..8)
-                .map(|_| page(rng) * ps + rng.random_range(0..ps))
-                .collect();
-            let writes = (0..rng.random_range(0..4))
-                .map(|_| {
-                    let at = page(rng) * ps + rng.random_range(0..ps);
-                    (at, rng.random_range(1..=64), rng.random())
-                })
-                .collect();
-            Op::Fork { probes, writes }
-        }
+        29..=35 => gen_mremap(rng, &aim),
+        36..=41 => gen_mprotect(rng, &aim),
+        42..=48 => gen_madvise(rng, &aim),
+        49..=69 => gen_touch(rng, &aim),
+        70..=89 => gen_rw(rng, &aim),
+        90..=93 => gen_ioctl(rng, &aim),
+        94..=95 => gen_fork(rng, &aim),
         96..=97 if st.has_debugfs => Op::SetMode {
             mode: rng.random_range(0..3),
         },
         _ => Op::CheckAll,
     }
+}
+
+fn gen_open(rng: &mut ChaCha8Rng) -> Op {
+    Op::Open {
+        slot: rng.random_range(0..SLOTS),
+        access: match rng.random_range(0..6) {
+            0 => Access::WriteOnly,
+            1 | 2 => Access::ReadOnly,
+            _ => Access::ReadWrite,
+        },
+    }
+}
+
+fn gen_mmap(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let ps = aim.ps;
+    let pages = rng.random_range(1..=aim.bpages.min(8).min(aim.arena));
+    let at = rng.random_range(0..=aim.arena - pages);
+    let place = match rng.random_range(0..10) {
+        0 => Place::NoReplace(at),
+        1 => Place::Anywhere(None),
+        2 => Place::Anywhere(Some(at)),
+        _ => Place::Fixed(at),
+    };
+    let mut len = (pages * ps) as u64;
+    if rng.random_ratio(1, 8) {
+        // Not a multiple of the page size: rounded up.
+        len -= rng.random_range(1..ps as u64);
+    }
+    let offset = (rng.random_range(0..aim.bpages) * ps) as u64;
+    let kind = match rng.random_range(0..40) {
+        0 => Kind::SharedValidateSync,
+        1 => Kind::PrivateHugetlb,
+        2 => Kind::PrivateGrowsdown,
+        3 => Kind::NoType,
+        4..=8 => Kind::SharedValidate,
+        9..=24 => Kind::Shared,
+        _ => Kind::Private,
+    };
+    let (place, len, offset) = mmap_edge(rng, aim, place, len, offset);
+    Op::Mmap(Mmap {
+        slot: aim.slot(rng),
+        place,
+        len,
+        offset,
+        prot: aim.prot(rng),
+        kind,
+        populate: rng.random_ratio(1, 6),
+    })
+}
+
+/// Now and then an edge value for an mmap's place, length or offset. The
+/// kernel refuses them before mapping anything, but only an Anywhere
+/// mapping may try them (a refused MAP_FIXED may still unmap what was
+/// there).
+fn mmap_edge(
+    rng: &mut ChaCha8Rng,
+    aim: &Aim<'_>,
+    place: Place,
+    len: u64,
+    offset: u64,
+) -> (Place, u64, u64) {
+    let (ps, size) = (aim.ps as u64, aim.size);
+    let anywhere = Place::Anywhere(None);
+    match rng.random_range(0..24) {
+        0 => (place, len, size),
+        1 => (place, len, size + ps),
+        2 => (place, len, rng.random_range(1..ps)),
+        3 => (place, len, (u64::MAX - len) & !(ps - 1)),
+        4 => (place, len, (u64::MAX - ps + 1) & !(ps - 1)),
+        5 => (anywhere, 0, offset),
+        6 => (anywhere, u64::MAX - rng.random_range(0..ps), offset),
+        7 => (anywhere, size + ps, offset),
+        8 => (anywhere, 1 << 47, offset),
+        _ => (place, len, offset),
+    }
+}
+
+fn gen_mremap(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let arena = aim.arena;
+    let p = aim.page(rng);
+    let (start, len) = match aim.st.model.vma_range(p) {
+        Some(r) => {
+            let s = rng.random_range(r.clone());
+            (s, rng.random_range(1..=r.end - s))
+        }
+        None => (p, 1),
+    };
+    let new_pages = match rng.random_range(0..8) {
+        0 => 0,
+        1 | 2 => len + rng.random_range(1..=2),
+        3 | 4 => rng.random_range(1..=len),
+        _ => len,
+    };
+    let to = if rng.random_ratio(2, 3) && new_pages > 0 && new_pages <= arena {
+        Some(rng.random_range(0..=arena - new_pages))
+    } else {
+        None
+    };
+    Op::Mremap {
+        page: start,
+        old_pages: len,
+        new_pages,
+        to,
+    }
+}
+
+fn gen_mprotect(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let p = aim.page(rng);
+    let r = aim.st.model.vma_range(p).unwrap_or(p..p + 1);
+    let s = rng.random_range(r.clone());
+    Op::Mprotect {
+        page: s,
+        pages: rng.random_range(1..=r.end - s),
+        prot: aim.prot(rng),
+    }
+}
+
+fn gen_madvise(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let p = aim.page(rng);
+    let advice = match rng.random_range(0..12) {
+        0..=4 => Advice::DontNeed,
+        5 | 6 => Advice::WillNeed,
+        7 | 8 => Advice::DontFork,
+        9 => Advice::DoFork,
+        _ => Advice::Remove,
+    };
+    Op::Madvise {
+        page: p,
+        pages: aim.run(rng, p),
+        advice,
+    }
+}
+
+fn gen_touch(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let ps = aim.ps;
+    let at = aim.byte(rng);
+    let len = match rng.random_range(0..4) {
+        0 => 1,
+        1 => 8,
+        2 => rng.random_range(1..=ps),
+        _ => rng.random_range(1..=2 * ps),
+    };
+    let write = rng.random_ratio(1, 2).then(|| rng.random::<u64>());
+    Op::Touch { at, len, write }
+}
+
+fn gen_rw(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let (ps, size) = (aim.ps, aim.size);
+    let call = match rng.random_range(0..4) {
+        0 => Call::Read,
+        1 => Call::Write,
+        2 => Call::Pread,
+        _ => Call::Pwrite,
+    };
+    let offset: i64 = match rng.random_range(0..20) {
+        0 => size as i64,
+        1 => size as i64 + rng.random_range(1..100_000),
+        2 => -rng.random_range(1..=4096),
+        3 => i64::MAX - rng.random_range(0..4096),
+        4 => size as i64 - rng.random_range(1..=16),
+        _ => rng.random_range(0..size) as i64,
+    };
+    let len: u64 = match rng.random_range(0..20) {
+        0 => 0,
+        1 => 1 << 40,
+        2 => u64::MAX - rng.random_range(0..4096),
+        3 => size,
+        4..=9 => rng.random_range(1..=64),
+        _ => rng.random_range(1..=2 * ps as u64),
+    };
+    Op::Rw(Rw {
+        slot: aim.slot(rng),
+        call,
+        offset,
+        len,
+        buf: aim.buf(rng),
+        seed: rng.random(),
+    })
+}
+
+fn gen_ioctl(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let cmd = match rng.random_range(0..8) {
+        0..=3 => aim.st.info_cmd,
+        4 => (rng.random::<u32>() & 0xffff_00ff) | (u32::from(b'M') << 8),
+        _ => rng.random(),
+    };
+    let arg = match rng.random_range(0..6) {
+        0 => {
+            // Straddling the end of a mapped page, at a field boundary of
+            // struct mapdrv_info (8, 16 or 20 bytes in).
+            let p = aim.page(rng);
+            let field = [8usize, 16, 20][rng.random_range(0..3)];
+            UserBuf::Arena(((p + 1) * aim.ps).saturating_sub(field))
+        }
+        _ => aim.buf(rng),
+    };
+    Op::Ioctl {
+        slot: aim.slot(rng),
+        cmd,
+        arg,
+    }
+}
+
+fn gen_fork(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
+    let probes = (0..8).map(|_| aim.byte(rng)).collect();
+    let writes = (0..rng.random_range(0..4))
+        .map(|_| (aim.byte(rng), rng.random_range(1..=64), rng.random()))
+        .collect();
+    Op::Fork { probes, writes }
 }
 
 /// The bytes a store or write with this seed puts down.

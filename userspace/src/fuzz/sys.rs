@@ -327,10 +327,3 @@ pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: usize) -> SysResult {
     // SAFETY: the caller's contract covers what the command may write.
     check(unsafe { libc::ioctl(fd, libc::c_ulong::from(cmd), arg) } as isize)
 }
-
-/// read(2) into `buf` from a descriptor (a pipe), 0 on error or EOF.
-pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> usize {
-    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    n.max(0) as usize
-}
