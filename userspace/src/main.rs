@@ -15,6 +15,7 @@ mod fuzz;
 mod info;
 mod layout;
 mod manual;
+mod mapping;
 mod pagemap;
 mod progress;
 mod race;

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::abi::Mode;
 use crate::debugfs::Debugfs;
-use crate::device::{Access, Device, Geometry, Mapping, Reservation, Share, system_page_size};
+use crate::device::{Access, Device, Geometry, Share, system_page_size};
+use crate::mapping::Mapping;
 
 pub const HELP: &str = "\
 Runs PROCS processes of THREADS threads each for SECONDS seconds. Each
@@ -392,7 +393,7 @@ impl Worker<'_> {
             map.remap(keep * ps, false)
                 .map_err(|e| format!("mremap shrink {n} -> {keep} pages: {e}"))?;
         } else {
-            let target = Reservation::new(n * ps).map_err(|e| format!("reservation: {e}"))?;
+            let target = Mapping::reserve(n * ps).map_err(|e| format!("reservation: {e}"))?;
             map.move_onto(target)
                 .map_err(|e| format!("mremap move: {e}"))?;
         }

@@ -40,7 +40,8 @@ use clap::Args;
 
 use crate::debugfs::{self, Debugfs};
 use crate::device::{Access, Device};
-use mem::{Kind, Region};
+use crate::mapping::Mapping;
+use mem::Kind;
 use model::{Env, MetricInfo, PathInfo, Report, SizeRounds, Skipped};
 
 /// The sizes measured unless --sizes says otherwise (those that fit).
@@ -435,8 +436,8 @@ fn measure_size(
     // their physical order flips from one round to the next; under TCG the
     // rounds that read pages in descending physical order were 50% slower,
     // which measured the allocator, not the mapping.
-    let anon = Region::map(Kind::Anonymous, None, len).context("anonymous peer")?;
-    anon.touch_write(ctx.page_size, Kind::Anonymous);
+    let anon = mem::map(Kind::Anonymous, None, len).context("anonymous peer")?;
+    anon.touch_write(ctx.page_size, 1);
     let mut buf = vec![1u8; len.min(1 << 20)];
     let jobs: Vec<Job> = model::MAP_PATHS
         .iter()
@@ -511,7 +512,7 @@ fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
 fn map_job(
     ctx: &Ctx<'_>,
     memfd: &File,
-    anon_read: &Region,
+    anon_read: &Mapping,
     path: &'static str,
     pages: usize,
     samples: usize,
@@ -528,18 +529,18 @@ fn map_job(
     let mut cols: [Vec<f64>; 6] = Default::default();
     let per_page = |ns: f64| ns / pages as f64;
     for _ in 0..samples {
-        let (mmap_ns, region) = mem::time_ns(|| Region::map(kind, fd, len));
+        let (mmap_ns, region) = mem::time_ns(|| mem::map(kind, fd, len));
         let region = region.with_context(|| format!("{path}: mmap of {pages} pages"))?;
         let faults_before = mem::minor_faults();
         let (touch_ns, ()) = mem::time_ns(|| {
             if kind == Kind::Anonymous {
-                region.touch_write(ctx.page_size, kind);
+                region.touch_write(ctx.page_size, 1);
             } else {
                 black_box(region.touch_read(ctx.page_size));
             }
         });
         let faults = mem::minor_faults() - faults_before;
-        let read_from: &Region = if kind == Kind::Anonymous {
+        let read_from: &Mapping = if kind == Kind::Anonymous {
             anon_read
         } else {
             &region
@@ -550,10 +551,10 @@ fn map_job(
         // it the reads depended on what came before them: the anonymous
         // buffer, last touched a round earlier, read 25% slower from 4096
         // pages on, which measured a cold TLB, not the memory.
-        black_box(read_from.read_all());
+        black_box(read_from.read_words());
         let (read_ns, ()) = mem::time_ns(|| {
             for _ in 0..passes {
-                black_box(read_from.read_all());
+                black_box(read_from.read_words());
             }
         });
         cols[0].push(per_page(touch_ns));
@@ -562,7 +563,7 @@ fn map_job(
         cols[3].push(per_page(mmap_ns + touch_ns));
         cols[4].push(read_ns / (passes * pages) as f64);
         // Outside the timed parts: how the pages just read lie in memory.
-        if let Some(runs) = read_from.pfn_runs_per_1000(ctx.page_size) {
+        if let Some(runs) = mem::pfn_runs_per_1000(read_from, ctx.page_size) {
             cols[5].push(runs);
         }
         drop(region);

@@ -25,8 +25,9 @@ use nix::sys::mman::ProtFlags;
 
 use crate::abi::{MapdrvInfo, Mode, mode_name};
 use crate::debugfs::Debugfs;
-use crate::device::{Access, Device, Geometry, Mapping, Share, system_page_size};
+use crate::device::{Access, Device, Geometry, Share, system_page_size};
 use crate::fatal::{self, Style};
+use crate::mapping::Mapping;
 use journal::Journal;
 use report::{Check, Report};
 

@@ -17,8 +17,9 @@ use nix::unistd::{ForkResult, fork};
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RW};
-use crate::device::{Mapping, Share};
+use crate::device::Share;
 use crate::fatal;
+use crate::mapping::Mapping;
 
 /// How long the parent waits for the forked child.
 const CHILD_TIMEOUT_MS: u16 = 10_000;
