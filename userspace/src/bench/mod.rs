@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 
-use crate::debugfs::{self, Debugfs};
+use crate::debugfs::{self, Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device};
 use crate::mapping::Mapping;
 use mem::Kind;
@@ -330,15 +330,16 @@ fn measure_device(
     // the kernel sees for any user.
     let dev = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let dbg = Debugfs::locate(&args.debugfs)?;
-    let mode_at_start = dbg.mode()?;
+    // Whatever happens from here, the device is left as it was found.
+    let mode_at_start = ModeGuard::save(&dbg)?;
     let map_pages_file = args.debugfs.join("map_pages");
-    let map_pages_at_start = std::fs::read_to_string(&map_pages_file).with_context(|| {
+    let map_pages_at_start = Saved::read(&dbg, "map_pages").with_context(|| {
         format!(
             "cannot read {}: is the module too old for this tool?",
             map_pages_file.display()
         )
     })?;
-    let env = environment(page_size, device_pages, mode_at_start.name());
+    let env = environment(page_size, device_pages, mode_at_start.at_start().name());
     status.say(&format!(
         "clock source {}, accelerator {}, {} CPUs, device {} pages",
         env.clocksource, env.accelerator, env.cpus, device_pages
@@ -387,8 +388,8 @@ fn measure_device(
         Ok(())
     })();
     // Leave the device as it was found.
-    let restore_mode = dbg.write_mode(mode_at_start.name());
-    let restore_map_pages = std::fs::write(&map_pages_file, map_pages_at_start.trim());
+    let restore_mode = mode_at_start.restore();
+    let restore_map_pages = map_pages_at_start.restore();
     outcome?;
     restore_mode.context("cannot set debugfs mode back")?;
     restore_map_pages.context("cannot set debugfs map_pages back")?;

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::abi::{self, Mode};
 use crate::child::{self, Ended};
-use crate::debugfs::Debugfs;
+use crate::debugfs::{Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device, Geometry, system_page_size};
 use probe::{SharedTally, Tally};
 
@@ -193,35 +193,44 @@ pub struct RaceArgs {
     pub json: bool,
 }
 
-/// The debugfs files `modes` switches, and their values at the start.
+/// The debugfs files `modes` switches, and their values at the start
+/// (guarded: put back after the scenario, and at the latest when dropped).
 pub(crate) struct ModeControl {
     pub debugfs: Debugfs,
     pub dir: PathBuf,
     pub mode: Mode,
     /// None when the module has no `map_pages` file.
     pub map_pages: Option<bool>,
+    mode_at_start: ModeGuard,
+    map_pages_at_start: Option<Saved>,
 }
 
 impl ModeControl {
     fn locate(dir: &Path) -> Result<ModeControl> {
         let debugfs = Debugfs::locate(dir)?;
-        let mode = debugfs.mode().context("reading the mode")?;
+        let mode_at_start = ModeGuard::save(&debugfs).context("reading the mode")?;
         let map_pages = read_map_pages(dir).ok();
+        let map_pages_at_start = match map_pages {
+            Some(_) => Some(Saved::read(&debugfs, "map_pages")?),
+            None => None,
+        };
         Ok(ModeControl {
             debugfs,
             dir: dir.to_path_buf(),
-            mode,
+            mode: mode_at_start.at_start(),
             map_pages,
+            mode_at_start,
+            map_pages_at_start,
         })
     }
 
     /// Puts the mode and map_pages back as they were.
     fn restore(&self) -> Result<()> {
-        self.debugfs
-            .write_mode(self.mode.name())
+        self.mode_at_start
+            .put_back()
             .with_context(|| format!("restoring mode {}", self.mode))?;
-        if let Some(on) = self.map_pages {
-            write_map_pages(&self.dir, on).context("restoring map_pages")?;
+        if let Some(saved) = &self.map_pages_at_start {
+            saved.put_back().context("restoring map_pages")?;
         }
         Ok(())
     }
