@@ -50,9 +50,10 @@ Examples:
   mapdrv stress --threads 8 --procs 4 --seconds 600 --seed 42
   mapdrv stress --seconds 10 --seed 1 --json";
 
-/// The arguments of `mapdrv stress`.
+/// Concurrent mapping, faulting and unmapping from processes and threads.
 #[derive(Debug, clap::Args)]
-pub struct StressArgs {
+#[command(after_help = HELP)]
+pub struct Args {
     /// Threads per process.
     #[arg(long, value_name = "T", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -520,7 +521,7 @@ struct Setup {
 
 /// Opens the device, checks the run fits in its buffer, and reads what
 /// the end checks compare with.
-fn prepare(args: &StressArgs, device: &Path, workers: usize) -> Result<Setup> {
+fn prepare(args: &Args, device: &Path, workers: usize) -> Result<Setup> {
     let dev = Device::open(device, Access::ReadWrite)?;
     let (_info, geo) = dev.geometry()?;
     ensure!(
@@ -701,7 +702,7 @@ fn check_buffer(setup: &Setup, slots: &[usize], reports: &[WorkerReport]) -> Res
 
 /// Prints the totals and the problems, and makes the summary.
 fn summarise(
-    args: &StressArgs,
+    args: &Args,
     setup: &Setup,
     workers: usize,
     outcome: Outcome,
@@ -766,8 +767,15 @@ fn summarise(
     })
 }
 
-/// Runs `mapdrv stress`, telling `out` as it goes.
-pub fn run(args: &StressArgs, device: &Path, out: &mut dyn Write) -> Result<Summary> {
+/// Runs `mapdrv stress`, telling `out` as it goes (or, with --json,
+/// printing only the summary); false when a check failed.
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
+    let summary = crate::summary::summarised(args.json, out, |w| stress(device, args, w))?;
+    Ok(summary.ok)
+}
+
+/// The run itself, reporting to `out`.
+fn stress(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
     let (procs, threads) = (usize::from(args.procs), usize::from(args.threads));
     let workers = procs * threads;
     let mut setup = prepare(args, device, workers)?;

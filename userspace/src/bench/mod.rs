@@ -36,7 +36,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::Args;
 
 use crate::debugfs::{self, Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device};
@@ -85,8 +84,10 @@ Examples:
   mapdrv bench --sizes 16 --rounds 2 --json  a quick smoke run
   mapdrv bench --from-json bench.json --svg bench.svg";
 
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+/// Measure the device's modes against the kernel's own paths.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = HELP)]
+pub struct Args {
     /// Sizes in pages, comma separated [default: 10,64,256,1024,4096,16384,65536,262144, those that fit].
     #[arg(long, value_delimiter = ',', value_name = "PAGES")]
     pub sizes: Vec<usize>,
@@ -126,8 +127,8 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
-/// Runs the subcommand.
-pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+/// Runs `mapdrv bench`; true (an error is the only failure).
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
     let report = match &args.from_json {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -151,7 +152,7 @@ pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         report::write_report(&report, out, args.markdown)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// What the bench is doing: on a terminal a bar over the rounds to run, else
@@ -223,7 +224,7 @@ fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
 }
 
 /// Takes the measurements and builds the report.
-fn measure(device: &Path, args: &BenchArgs) -> Result<Report> {
+fn measure(device: &Path, args: &Args) -> Result<Report> {
     let started = Instant::now();
     let status = Status::new(args.quiet);
     let page_size = crate::device::system_page_size()?;
@@ -319,7 +320,7 @@ type Measured = (Env, Vec<usize>, Vec<model::Series>);
 /// The loaded device: every size, every path.
 fn measure_device(
     path: &Path,
-    args: &BenchArgs,
+    args: &Args,
     page_size: usize,
     skipped: &mut Vec<Skipped>,
     status: &Status,

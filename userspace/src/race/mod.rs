@@ -169,9 +169,10 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// The arguments of `mapdrv race`.
+/// Faults raced against madvise, munmap, mremap, mprotect, fork, close, modes.
 #[derive(Debug, clap::Args)]
-pub struct RaceArgs {
+#[command(after_help = HELP)]
+pub struct Args {
     /// The scenarios to run, in order (`all`: every one).
     #[arg(value_enum, required = true, value_name = "SCENARIO")]
     scenarios: Vec<Scenario>,
@@ -437,7 +438,7 @@ fn scenario_process(s: Scenario, ctx: &Ctx<'_>, fd: std::os::fd::RawFd) -> i32 {
 
 /// Runs one scenario until `seconds` are over: in a process, and again in
 /// a new one after a fault ended it.
-fn run_scenario(s: Scenario, t: &Target<'_>, args: &RaceArgs, seed: u64) -> Result<ScenarioReport> {
+fn run_scenario(s: Scenario, t: &Target<'_>, args: &Args, seed: u64) -> Result<ScenarioReport> {
     let tally = SharedTally::new().context("the shared counters")?;
     let mut told: Vec<String> = Vec::new();
     // Problems the parent finds itself (always described).
@@ -603,8 +604,15 @@ fn end_check(s: Scenario, t: &Target<'_>) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Runs `mapdrv race`, telling `out` as it goes.
-pub fn run(args: &RaceArgs, device: &Path, out: &mut dyn Write) -> Result<Summary> {
+/// Runs `mapdrv race`, telling `out` as it goes (or, with --json, printing
+/// only the summary); false when a check failed.
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
+    let summary = crate::summary::summarised(args.json, out, |w| race(device, args, w))?;
+    Ok(summary.ok)
+}
+
+/// The races themselves, reporting to `out`.
+fn race(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
     let scenarios = expand(&args.scenarios);
     let dev = Device::open(device, Access::ReadWrite)?;
     let (info, geo) = dev.geometry()?;
@@ -687,10 +695,10 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        race: RaceArgs,
+        race: Args,
     }
 
-    fn parse(args: &[&str]) -> Result<RaceArgs, clap::Error> {
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Cli::try_parse_from(std::iter::once("race").chain(args.iter().copied())).map(|c| c.race)
     }
 
