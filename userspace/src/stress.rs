@@ -839,6 +839,44 @@ mod tests {
     }
 
     #[test]
+    fn a_process_that_dies_or_sends_nothing_is_a_problem() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (mut reports, mut problems) = (Vec::new(), Vec::new());
+        // SAFETY: the closure only writes a constant to the pipe.
+        let kid = unsafe {
+            child::spawn(|fd| {
+                child::write_all(
+                    fd,
+                    b"[{\"id\":3,\"last\":7,\"ops\":{},\"errors\":[],\"error_count\":0}]\n",
+                );
+                0
+            })
+        }
+        .unwrap();
+        collect_process(kid, deadline, &mut reports, &mut problems).unwrap();
+        assert_eq!((reports.len(), reports[0].id, reports[0].last), (1, 3, 7));
+        assert!(problems.is_empty(), "{problems:?}");
+
+        // SAFETY: raise(3) is async-signal-safe.
+        let kid = unsafe {
+            child::spawn(|_| {
+                libc::raise(libc::SIGKILL);
+                0
+            })
+        }
+        .unwrap();
+        collect_process(kid, deadline, &mut reports, &mut problems).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("killed by signal 9"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[1].ends_with("sent no report"), "{}", problems[1]);
+    }
+
+    #[test]
     fn switches_go_round_the_three_modes_and_count_each_change() {
         let mut sw = Switches::new(Mode::Faultaround);
         let mut seen = Vec::new();
