@@ -705,6 +705,7 @@ fn summarise(
     args: &Args,
     setup: &Setup,
     workers: usize,
+    switching: bool,
     outcome: Outcome,
     out: &mut dyn Write,
 ) -> Result<Summary> {
@@ -731,7 +732,7 @@ fn summarise(
         "stress: {total} operations by {} workers ({}), {mode_switches} mode switches{}",
         reports.len(),
         by_kind.join(", "),
-        match (setup.modes.is_some(), failed_switches) {
+        match (switching, failed_switches) {
             (false, _) => " (--no-mode-switch)".to_string(),
             (true, 0) => String::new(),
             (true, n) => format!(", {n} failed"),
@@ -807,6 +808,7 @@ fn stress(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
     let bar = crate::progress::Timed::start(args.seconds, "stress");
     let mut outcome = run_processes(kids, until + GRACE, setup.modes.as_ref())?;
     drop(bar);
+    let switching = setup.modes.is_some();
     if let Some((_, guard)) = setup.modes.take() {
         guard.restore().context("restoring the mode")?;
     }
@@ -816,7 +818,7 @@ fn stress(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
     }
     let end = check_buffer(&setup, &slots, &outcome.reports)?;
     outcome.problems.extend(end);
-    summarise(args, &setup, workers, outcome, out)
+    summarise(args, &setup, workers, switching, outcome, out)
 }
 
 #[cfg(test)]
