@@ -391,6 +391,14 @@ fn measure_device(
     // Leave the device as it was found.
     let restore_mode = mode_at_start.restore();
     let restore_map_pages = map_pages_at_start.restore();
+    if outcome.is_err() {
+        // The measurement's error is the one returned; say these too.
+        for (what, r) in [("mode", &restore_mode), ("map_pages", &restore_map_pages)] {
+            if let Err(e) = r {
+                eprintln!("mapdrv: warning: cannot set debugfs {what} back: {e}");
+            }
+        }
+    }
     outcome?;
     restore_mode.context("cannot set debugfs mode back")?;
     restore_map_pages.context("cannot set debugfs map_pages back")?;
