@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::debugfs::{self, Debugfs};
 
-pub const BUDDY_HELP: &str = "\
+pub const HELP: &str = "\
 Reads the free blocks of one order from /proc/buddyinfo (summed over all
 zones) three times: before, while the module holds one block of that order
 (written to debugfs mapdrv/hold), and after releasing it; then checks that
@@ -70,8 +70,9 @@ fn hold_once(hold: &Path, order: u32) -> Result<(u64, u64, u64, String)> {
     Ok((before, while_held, after, held))
 }
 
-/// `mapdrv buddy` arguments.
+/// Watch /proc/buddyinfo while the module holds a block of 2^order pages.
 #[derive(Debug, clap::Args)]
+#[command(after_help = HELP)]
 pub struct Args {
     /// The order of the block to hold [default: MAX_PAGE_ORDER].
     #[arg(long, value_name = "N")]
@@ -156,7 +157,8 @@ struct BuddyJson {
 }
 
 /// Runs `mapdrv buddy`; false when the count did not behave.
-pub fn run(args: &Args, out: &mut dyn Write) -> Result<bool> {
+/// (The device is not used: the module's debugfs files are.)
+pub fn run(_device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
     Debugfs::locate(&args.debugfs)?;
     let order = match args.order {
         Some(o) => o,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The driver's debugfs files (/sys/kernel/debug/mapdrv/{pages,stats,mode}):
-//! pure parsers, and a small reader that explains why a file is unreachable.
+//! The driver's debugfs directory (/sys/kernel/debug/mapdrv): pure parsers
+//! of the files the tool reads, a reader that explains why the directory is
+//! unreachable, and guards that put back what the tool changes there, so a
+//! run leaves the driver as it found it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,6 +163,96 @@ impl Debugfs {
     }
 }
 
+/// What a debugfs file held before the tool changed it; written back by
+/// [`Saved::restore`], or when dropped (with a warning on stderr if that
+/// fails, as a destructor cannot return the error).
+#[derive(Debug)]
+pub struct Saved {
+    path: PathBuf,
+    value: String,
+    restored: bool,
+}
+
+impl Saved {
+    /// Reads `name` in the driver's directory, to write it back later.
+    pub fn read(debugfs: &Debugfs, name: &str) -> Result<Saved> {
+        let value = debugfs.read(name)?;
+        Ok(Saved {
+            path: debugfs.dir.join(name),
+            value: value.trim().to_string(),
+            restored: false,
+        })
+    }
+
+    /// What the file held.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Writes the saved value back now unless the file already holds it
+    /// (each write of a driver setting is logged by the kernel), and keeps
+    /// guarding it (for a caller that puts the driver back between runs).
+    pub fn put_back(&self) -> std::io::Result<()> {
+        let now = std::fs::read_to_string(&self.path)?;
+        if now.trim() == self.value {
+            return Ok(());
+        }
+        std::fs::write(&self.path, format!("{}\n", self.value))
+    }
+
+    /// Writes the saved value back and says whether that worked.
+    pub fn restore(mut self) -> std::io::Result<()> {
+        self.restored = true;
+        self.put_back()
+    }
+}
+
+impl Drop for Saved {
+    fn drop(&mut self) {
+        if !self.restored
+            && let Err(e) = self.put_back()
+        {
+            eprintln!(
+                "mapdrv: warning: cannot put {} back to {:?}: {e}",
+                self.path.display(),
+                self.value
+            );
+        }
+    }
+}
+
+/// The driver's mode as the tool found it: set back by
+/// [`ModeGuard::restore`] or when the guard is dropped (see [`Saved`]).
+#[derive(Debug)]
+pub struct ModeGuard {
+    saved: Saved,
+    at_start: Mode,
+}
+
+impl ModeGuard {
+    /// Reads the mode now in force, to set it back later.
+    pub fn save(debugfs: &Debugfs) -> Result<ModeGuard> {
+        let saved = Saved::read(debugfs, "mode")?;
+        let at_start = parse_mode(saved.value())?;
+        Ok(ModeGuard { saved, at_start })
+    }
+
+    /// The mode found at the start.
+    pub fn at_start(&self) -> Mode {
+        self.at_start
+    }
+
+    /// Sets the mode found at the start again, and keeps guarding it.
+    pub fn put_back(&self) -> std::io::Result<()> {
+        self.saved.put_back()
+    }
+
+    /// Sets the mode found at the start again and says whether that worked.
+    pub fn restore(self) -> std::io::Result<()> {
+        self.saved.restore()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +343,39 @@ mod tests {
             "none /sys/kernel/debug tmpfs rw 0 0\n",
             DEBUGFS_MOUNT
         ));
+    }
+
+    #[test]
+    fn guards_put_back_what_they_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mode"), "faultaround\n").unwrap();
+        std::fs::write(dir.path().join("map_pages"), "1\n").unwrap();
+        let d = Debugfs::locate(dir.path()).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+
+        let guard = ModeGuard::save(&d).unwrap();
+        assert_eq!(guard.at_start(), Mode::Faultaround);
+        d.write_mode("prefault").unwrap();
+        guard.restore().unwrap();
+        assert_eq!(read("mode"), "faultaround\n");
+
+        // Dropped without restore: put back all the same.
+        let guard = ModeGuard::save(&d).unwrap();
+        d.write_mode("fault").unwrap();
+        guard.put_back().unwrap();
+        assert_eq!(d.mode().unwrap(), Mode::Faultaround);
+        d.write_mode("fault").unwrap();
+        drop(guard);
+        assert_eq!(d.mode().unwrap(), Mode::Faultaround);
+
+        let saved = Saved::read(&d, "map_pages").unwrap();
+        std::fs::write(dir.path().join("map_pages"), "0").unwrap();
+        drop(saved);
+        assert_eq!(read("map_pages"), "1\n");
+
+        // A file that is gone: restore says so.
+        let saved = Saved::read(&d, "map_pages").unwrap();
+        drop(dir);
+        assert!(saved.restore().is_err());
     }
 }

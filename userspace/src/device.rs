@@ -1,26 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Safe wrappers over /dev/mapdrv: open, ioctl, pread/pwrite and mappings.
-//!
-//! Memory of a [`Mapping`] is shared with the kernel, other mappings and other
-//! processes, so it is never handed out as a Rust slice: every access is an
-//! atomic load or store of the mapped bytes.
+//! Safe wrappers over /dev/mapdrv: open, ioctl, pread/pwrite, and mappings
+//! of the buffer (a [`Mapping`], whose accesses are all atomic: the memory
+//! is shared with the kernel, other mappings and other processes).
 
-use std::ffi::c_void;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use nix::errno::Errno;
-use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags};
+use nix::sys::mman::{MapFlags, ProtFlags};
 use nix::unistd::{SysconfVar, Whence, sysconf};
 
 use crate::abi::{self, MapdrvInfo};
+use crate::mapping::Mapping;
 
 /// How to open the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,23 +241,7 @@ impl Device {
             Share::Shared => MapFlags::MAP_SHARED,
             Share::Private => MapFlags::MAP_PRIVATE,
         };
-        // SAFETY: no address hint and no MAP_FIXED, so the kernel picks a free
-        // range and no existing memory of this process is replaced.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot.bits(),
-                flags.bits(),
-                self.file.as_raw_fd(),
-                off_t(offset),
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Errno::last());
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::EINVAL)?;
-        Ok(Mapping { ptr, len, prot })
+        Mapping::file(self.file.as_fd(), offset, len, prot, flags)
     }
 }
 
@@ -293,213 +272,6 @@ fn open_error(path: &Path, err: io::Error) -> anyhow::Error {
             anyhow!("permission denied opening {p}: run as root")
         }
         _ => anyhow::Error::new(err).context(format!("cannot open {p}")),
-    }
-}
-
-/// A mapping of the device, unmapped when dropped.
-#[derive(Debug)]
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-    prot: ProtFlags,
-}
-
-// SAFETY: the mapping is plain memory owned by this value; all accesses go
-// through atomics, so sharing it between threads cannot race.
-unsafe impl Send for Mapping {}
-// SAFETY: as above: `&Mapping` only allows atomic loads and stores.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// Start address (for /proc/self/pagemap).
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    fn check_range(&self, offset: usize, len: usize, prot: ProtFlags) {
-        assert!(
-            offset.checked_add(len).is_some_and(|end| end <= self.len),
-            "access of {len} bytes at {offset} outside a mapping of {} bytes",
-            self.len
-        );
-        assert!(
-            self.prot.contains(prot),
-            "access {prot:?} to a mapping with {:?}",
-            self.prot
-        );
-    }
-
-    fn byte(&self, offset: usize) -> &AtomicU8 {
-        // SAFETY: callers checked that `offset` is inside the mapping, which
-        // stays mapped while `self` is borrowed; AtomicU8 needs no alignment.
-        unsafe { AtomicU8::from_ptr(self.ptr.as_ptr().add(offset)) }
-    }
-
-    /// Reads one byte (faults the page in if needed).
-    pub fn read_u8(&self, offset: usize) -> u8 {
-        self.check_range(offset, 1, ProtFlags::PROT_READ);
-        self.byte(offset).load(Ordering::SeqCst)
-    }
-
-    /// Writes one byte.
-    pub fn write_u8(&self, offset: usize, value: u8) {
-        self.check_range(offset, 1, ProtFlags::PROT_WRITE);
-        self.byte(offset).store(value, Ordering::SeqCst);
-    }
-
-    /// Copies `buf.len()` bytes from `offset` into `buf`.
-    pub fn read_into(&self, offset: usize, buf: &mut [u8]) {
-        self.check_range(offset, buf.len(), ProtFlags::PROT_READ);
-        let base = self.ptr.as_ptr().wrapping_add(offset);
-        if base.align_offset(8) == 0 && buf.len().is_multiple_of(8) {
-            for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
-                // SAFETY: in range (checked above) and 8-byte aligned.
-                let word = unsafe { AtomicU64::from_ptr(base.add(i * 8).cast::<u64>()) };
-                chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
-            }
-        } else {
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = self.byte(offset + i).load(Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Copies `len` bytes from `offset` into a new vector.
-    pub fn read_vec(&self, offset: usize, len: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; len];
-        self.read_into(offset, &mut buf);
-        buf
-    }
-
-    /// mprotect(2) of the whole mapping.
-    pub fn protect(&mut self, prot: ProtFlags) -> nix::Result<()> {
-        // SAFETY: changes the protection of memory this value owns; no Rust
-        // reference points into it (accesses are checked against self.prot).
-        unsafe { nix::sys::mman::mprotect(self.ptr.cast::<c_void>(), self.len, prot) }?;
-        self.prot = prot;
-        Ok(())
-    }
-
-    /// madvise(2) of the whole mapping.
-    pub fn advise(&self, advice: nix::sys::mman::MmapAdvise) -> nix::Result<()> {
-        // SAFETY: advice on memory this value owns, which no Rust reference
-        // points into (every access is an atomic load or store); for a
-        // shared mapping MADV_DONTNEED only drops page table entries, and
-        // the pages are faulted in again from the device on the next access.
-        unsafe { nix::sys::mman::madvise(self.ptr.cast::<c_void>(), self.len, advice) }
-    }
-
-    /// mremap(2) to `new_len`, letting the kernel move it if `may_move`.
-    pub fn remap(&mut self, new_len: usize, may_move: bool) -> nix::Result<()> {
-        let flags = if may_move {
-            MRemapFlags::MREMAP_MAYMOVE
-        } else {
-            MRemapFlags::empty()
-        };
-        // SAFETY: remaps memory this value owns; `&mut self` guarantees no
-        // access is in progress, and ptr/len are updated on success.
-        let ptr = unsafe {
-            nix::sys::mman::mremap(self.ptr.cast::<c_void>(), self.len, new_len, flags, None)
-        }?;
-        self.ptr = ptr.cast::<u8>();
-        self.len = new_len;
-        Ok(())
-    }
-
-    /// Moves the mapping onto the range held by `target` (mremap with
-    /// MREMAP_FIXED), which it replaces.
-    pub fn move_onto(&mut self, target: Reservation) -> nix::Result<()> {
-        assert_eq!(
-            target.len, self.len,
-            "move_onto needs a target of the same size"
-        );
-        let dest = target.into_raw();
-        // SAFETY: the destination range belongs to the reservation we just
-        // consumed (so nothing else lives there) and the source is ours;
-        // `&mut self` means no access is in progress.
-        let result = unsafe {
-            nix::sys::mman::mremap(
-                self.ptr.cast::<c_void>(),
-                self.len,
-                self.len,
-                MRemapFlags::MREMAP_MAYMOVE | MRemapFlags::MREMAP_FIXED,
-                Some(dest.cast::<c_void>()),
-            )
-        };
-        match result {
-            Ok(ptr) => {
-                self.ptr = ptr.cast::<u8>();
-                Ok(())
-            }
-            Err(e) => {
-                // Give the reservation back so that its range is unmapped.
-                drop(Reservation {
-                    ptr: dest,
-                    len: self.len,
-                });
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: unmaps exactly the range this value owns; nothing
-            // borrows it any more.
-            let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast::<c_void>(), self.len) };
-        }
-    }
-}
-
-/// An inaccessible anonymous range (PROT_NONE), a landing place for
-/// [`Mapping::move_onto`]. Unmapped when dropped.
-#[derive(Debug)]
-pub struct Reservation {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Reservation {
-    pub fn new(len: usize) -> nix::Result<Reservation> {
-        let length = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
-        // SAFETY: a new anonymous PROT_NONE mapping at an address the kernel
-        // chooses; it replaces nothing.
-        let ptr = unsafe {
-            nix::sys::mman::mmap_anonymous(
-                None,
-                length,
-                ProtFlags::PROT_NONE,
-                MapFlags::MAP_PRIVATE,
-            )
-        }?;
-        Ok(Reservation {
-            ptr: ptr.cast::<u8>(),
-            len,
-        })
-    }
-
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    /// Gives up ownership of the range without unmapping it.
-    fn into_raw(self) -> NonNull<u8> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
-        ptr
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the range this value owns.
-        let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast::<c_void>(), self.len) };
     }
 }
 
@@ -567,7 +339,7 @@ mod tests {
 
         m.remap(page, false).unwrap();
         assert_eq!(m.len(), page);
-        let target = Reservation::new(page).unwrap();
+        let target = Mapping::reserve(page).unwrap();
         let to = target.addr();
         m.move_onto(target).unwrap();
         assert_eq!(m.addr(), to);

@@ -15,18 +15,35 @@ use crate::content;
 use crate::device::{Access, Device, Geometry, Share};
 use crate::fatal;
 
-/// What to dump and how.
-#[derive(Debug, Clone)]
-pub struct DumpOptions {
-    /// First page.
+pub const HELP: &str = "\
+Maps the device read-only (MAP_SHARED) and prints, for each page, the text
+the kernel put at its start (up to the first zero byte; unprintable bytes
+as \\xNN). On a fresh load page i shows `mapdrv page <i>`.
+
+Examples:
+  mapdrv dump                      every page's text
+  mapdrv dump --page 9 --count 1   just page 9
+  mapdrv dump --hex --bytes 64     first 64 bytes of each page, as hex
+  mapdrv dump --json | jq .pages[0].text";
+
+/// Print the text at the start of each page, or a hexdump.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = HELP)]
+pub struct Args {
+    /// First page to show.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub page: usize,
-    /// Number of pages; `None` means up to the end of the buffer.
+    /// Number of pages to show [default: up to the last page].
+    #[arg(long, value_name = "N")]
     pub count: Option<usize>,
-    /// Hexdump instead of text.
+    /// Hexdump the pages instead of printing their text.
+    #[arg(long, conflicts_with = "json")]
     pub hex: bool,
-    /// With `hex`: bytes shown per page (`None`: the whole page).
+    /// With --hex: bytes to show per page [default: the whole page].
+    #[arg(long, value_name = "N", requires = "hex")]
     pub bytes: Option<usize>,
-    /// One JSON object instead of text.
+    /// Print one JSON object: {"page_size":..,"pages":[{"index","offset","text"}]}.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -64,7 +81,8 @@ pub fn page_range(geo: &Geometry, page: usize, count: Option<usize>) -> Result<(
     Ok((page, count))
 }
 
-pub fn run(device: &Path, opts: &DumpOptions, out: &mut dyn Write) -> Result<()> {
+/// Runs `mapdrv dump`; true (an error is the only failure).
+pub fn run(device: &Path, opts: &Args, out: &mut dyn Write) -> Result<bool> {
     let dev = Device::open(device, Access::ReadOnly)?;
     let (_, geo) = dev.geometry()?;
     let (first, count) = page_range(&geo, opts.page, opts.count)?;
@@ -84,7 +102,7 @@ pub fn run(device: &Path, opts: &DumpOptions, out: &mut dyn Write) -> Result<()>
             )
         })?;
 
-    fatal::install(fatal::Style::Stderr)?;
+    fatal::install(fatal::to_stderr)?;
     fatal::set_current("dump");
     let mut page = vec![0u8; geo.page_size];
     let mut json = DumpJson {
@@ -116,7 +134,7 @@ pub fn run(device: &Path, opts: &DumpOptions, out: &mut dyn Write) -> Result<()>
     if opts.json {
         writeln!(out, "{}", serde_json::to_string(&json)?)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

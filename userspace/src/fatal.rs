@@ -2,25 +2,33 @@
 
 //! A SIGBUS/SIGSEGV while touching a mapping (say, a fault handler that
 //! returns VM_FAULT_SIGBUS) would kill the tool with a bare "Bus error". This
-//! handler says what was running first: for verify a last `FAIL: <check>:`
-//! line and a `SUMMARY:` line, otherwise a `mapdrv: <what>:` error on stderr.
+//! handler says what was running first, through the [`Reporter`] the
+//! subcommand installed: by default a `mapdrv: <what>: ...` error on stderr;
+//! a subcommand with a line format of its own (verify) brings its own.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction, signal};
 
 static NAME_PTR: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 static NAME_LEN: AtomicUsize = AtomicUsize::new(0);
-static VERIFY_LINES: AtomicBool = AtomicBool::new(false);
+/// The installed [`Reporter`] (null: [`to_stderr`]).
+static REPORTER: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 
-/// How the handler reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// verify's text output: `FAIL: <name>: ...` and `SUMMARY: ...` on stdout.
-    VerifyLines,
-    /// `mapdrv: <name>: ...` on stderr (JSON output, other subcommands).
-    Stderr,
+/// Reports a fatal signal: `name` is what was running (a check name, a
+/// subcommand), `what` the sentence that says what happened, ending in a
+/// newline. Runs in a signal handler, so it may only make
+/// async-signal-safe calls (such as [`write_raw`]): no allocation, no locks.
+pub type Reporter = fn(name: &[u8], what: &[u8]);
+
+/// The default report: `mapdrv: <name>: <what>` on stderr.
+pub fn to_stderr(name: &[u8], what: &[u8]) {
+    let fd = libc::STDERR_FILENO;
+    write_raw(fd, b"mapdrv: ");
+    write_raw(fd, name);
+    write_raw(fd, b": ");
+    write_raw(fd, what);
 }
 
 /// Names what is running (a check name, or a subcommand).
@@ -30,7 +38,8 @@ pub fn set_current(name: &'static str) {
     NAME_LEN.store(name.len(), Ordering::SeqCst);
 }
 
-fn write_raw(fd: libc::c_int, bytes: &[u8]) {
+/// One write(2) of `bytes` to `fd`; async-signal-safe, for reporters.
+pub fn write_raw(fd: libc::c_int, bytes: &[u8]) {
     // SAFETY: write(2) from a valid buffer; async-signal-safe.
     let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
@@ -50,29 +59,24 @@ extern "C" fn on_fatal_signal(sig: libc::c_int) {
         // the length before it changes the pointer).
         unsafe { std::slice::from_raw_parts(ptr, len) }
     };
-    if VERIFY_LINES.load(Ordering::SeqCst) {
-        let fd = libc::STDOUT_FILENO;
-        write_raw(fd, b"FAIL: ");
-        write_raw(fd, name);
-        write_raw(fd, b": ");
-        write_raw(fd, what);
-        write_raw(fd, b"SUMMARY: aborted by a fatal signal in ");
-        write_raw(fd, name);
-        write_raw(fd, b"\n");
+    let reporter = REPORTER.load(Ordering::SeqCst);
+    if reporter.is_null() {
+        to_stderr(name, what);
     } else {
-        let fd = libc::STDERR_FILENO;
-        write_raw(fd, b"mapdrv: ");
-        write_raw(fd, name);
-        write_raw(fd, b": ");
-        write_raw(fd, what);
+        // SAFETY: REPORTER only ever holds null or a `Reporter` stored by
+        // `install`, and a fn pointer survives the round trip through a
+        // data pointer unchanged on the platforms Linux runs on.
+        let reporter: Reporter = unsafe { std::mem::transmute::<*mut (), Reporter>(reporter) };
+        reporter(name, what);
     }
     // SAFETY: _exit is async-signal-safe and ends the process at once.
     unsafe { libc::_exit(1) };
 }
 
-/// Installs the handler for SIGBUS and SIGSEGV.
-pub fn install(style: Style) -> Result<()> {
-    VERIFY_LINES.store(style == Style::VerifyLines, Ordering::SeqCst);
+/// Installs the handler for SIGBUS and SIGSEGV, reporting with `report`
+/// (which must keep to the rules of [`Reporter`]).
+pub fn install(report: Reporter) -> Result<()> {
+    REPORTER.store(report as *mut (), Ordering::SeqCst);
     let action = SigAction::new(
         SigHandler::Handler(on_fatal_signal),
         SaFlags::SA_RESETHAND,

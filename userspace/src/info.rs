@@ -11,6 +11,23 @@ use serde::Serialize;
 use crate::abi::{MapdrvInfo, mode_name};
 use crate::device::{Access, Device};
 
+pub const HELP: &str = "\
+Asks the driver with the MAPDRV_IOC_INFO ioctl for the buffer's size, its
+number of pages, the kernel's page size and the mode of new mappings.
+
+Examples:
+  mapdrv info
+  mapdrv info --json";
+
+/// Show what MAPDRV_IOC_INFO reports: size, pages, page size, mode.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = HELP)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct InfoJson<'a> {
     device: &'a str,
@@ -37,11 +54,12 @@ fn text(device: &str, info: &MapdrvInfo) -> String {
     )
 }
 
-pub fn run(device: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+/// Runs `mapdrv info`; true (an error is the only failure).
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
     let dev = Device::open(device, Access::ReadOnly)?;
     let info = dev.query_info()?;
     let name = device.to_string_lossy();
-    if json {
+    if args.json {
         let j = InfoJson {
             device: &name,
             size: info.size,
@@ -54,7 +72,7 @@ pub fn run(device: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         write!(out, "{}", text(&name, &info))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -9,6 +9,22 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+/// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  mapdrv completions bash > /etc/bash_completion.d/mapdrv\n  \
+                        mapdrv completions zsh > ~/.zfunc/_mapdrv"
+)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: Shell,
+}
+
+/// Print the man page (roff), generated from this help.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  mapdrv man | man -l -\n  mapdrv man > mapdrv.1")]
+pub struct ManArgs {}
+
 /// Writes the completion script for `shell` to `out`.
 pub fn completions<C: CommandFactory>(shell: Shell, out: &mut dyn Write) -> Result<()> {
     let mut cmd = C::command();

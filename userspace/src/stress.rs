@@ -14,21 +14,22 @@
 //! the buffer back as it was.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use nix::sys::mman::ProtFlags;
+use nix::sys::mman::{MmapAdvise, ProtFlags};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::abi::Mode;
-use crate::debugfs::Debugfs;
-use crate::device::{Access, Device, Geometry, Mapping, Reservation, Share, system_page_size};
+use crate::child::{self, Child, Ended};
+use crate::debugfs::{Debugfs, ModeGuard};
+use crate::device::{Access, Device, Geometry, Share, system_page_size};
+use crate::mapping::Mapping;
 
 pub const HELP: &str = "\
 Runs PROCS processes of THREADS threads each for SECONDS seconds. Each
@@ -49,9 +50,10 @@ Examples:
   mapdrv stress --threads 8 --procs 4 --seconds 600 --seed 42
   mapdrv stress --seconds 10 --seed 1 --json";
 
-/// The arguments of `mapdrv stress`.
+/// Concurrent mapping, faulting and unmapping from processes and threads.
 #[derive(Debug, clap::Args)]
-pub struct StressArgs {
+#[command(after_help = HELP)]
+pub struct Args {
     /// Threads per process.
     #[arg(long, value_name = "T", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -357,17 +359,10 @@ impl Worker<'_> {
                     .map_err(|e| format!("page {} through a mapping: {e}", first + p))?;
             }
             if round == 0 {
-                // SAFETY: drops the page table entries of a mapping we own;
-                // its pages are faulted in again from the device on access.
-                let r = unsafe {
-                    libc::madvise(map.addr() as *mut libc::c_void, n * ps, libc::MADV_DONTNEED)
-                };
-                if r != 0 {
-                    return Err(format!(
-                        "madvise DONTNEED: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
+                // Drops the page table entries only: the pages are faulted
+                // in again from the device on the next round.
+                map.advise(MmapAdvise::MADV_DONTNEED)
+                    .map_err(|e| format!("madvise DONTNEED: {e}"))?;
                 self.count("madvise");
             }
         }
@@ -392,7 +387,7 @@ impl Worker<'_> {
             map.remap(keep * ps, false)
                 .map_err(|e| format!("mremap shrink {n} -> {keep} pages: {e}"))?;
         } else {
-            let target = Reservation::new(n * ps).map_err(|e| format!("reservation: {e}"))?;
+            let target = Mapping::reserve(n * ps).map_err(|e| format!("reservation: {e}"))?;
             map.move_onto(target)
                 .map_err(|e| format!("mremap move: {e}"))?;
         }
@@ -509,16 +504,30 @@ pub struct Summary {
     pub ok: bool,
 }
 
-/// Runs `mapdrv stress`, telling `out` as it goes.
-pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> Result<Summary> {
+/// How long a process may still run after the end of the run before it
+/// counts as hung and is killed: its workers only finish the operation in
+/// hand, which takes far less even on an emulated machine.
+const GRACE: Duration = Duration::from_secs(60);
+
+/// What a run starts from: the device, its content, the seed and, unless
+/// the mode stays put, the mode to switch from (set back when dropped).
+struct Setup {
+    dev: Device,
+    geo: Geometry,
+    initial: Vec<u8>,
+    seed: u64,
+    modes: Option<(Debugfs, ModeGuard)>,
+}
+
+/// Opens the device, checks the run fits in its buffer, and reads what
+/// the end checks compare with.
+fn prepare(args: &Args, device: &Path, workers: usize) -> Result<Setup> {
     let dev = Device::open(device, Access::ReadWrite)?;
     let (_info, geo) = dev.geometry()?;
     ensure!(
         geo.page_size == system_page_size()?,
         "the device's page size is not ours"
     );
-    let (procs, threads) = (usize::from(args.procs), usize::from(args.threads));
-    let workers = procs * threads;
     if workers > slot_capacity(&geo) {
         bail!(
             "{workers} workers need {workers} slots of 8 bytes; a {}-page buffer has room for {}",
@@ -533,135 +542,150 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
             .map_or(1, |d| d.as_nanos() as u64)
     });
     // A run that claims to switch modes must be able to.
-    let debugfs = if args.no_mode_switch {
+    let modes = if args.no_mode_switch {
         None
     } else {
         let d = Debugfs::locate(&args.debugfs)
             .context("cannot switch the mode (--no-mode-switch runs without)")?;
-        let mode = d.mode().context("reading the mode")?;
-        Some((d, mode))
+        let guard = ModeGuard::save(&d).context("reading the mode")?;
+        Some((d, guard))
     };
-    writeln!(
-        out,
-        "stress: {procs} processes x {threads} threads for {} s, seed {seed}, buffer of {} pages{}",
-        args.seconds,
-        geo.pages,
-        if debugfs.is_some() {
-            ", switching modes"
-        } else {
-            ""
-        }
-    )?;
-    out.flush()?;
-    let sh = Shared {
-        dev: &dev,
+    Ok(Setup {
+        dev,
         geo,
-        initial: &initial,
-        slots: (0..workers).map(|w| slot_offset(w, &geo)).collect(),
-        until: Instant::now() + Duration::from_secs(args.seconds),
-    };
+        initial,
+        seed,
+        modes,
+    })
+}
 
-    // The processes (forked before any thread exists here).
-    let mut kids = Vec::new();
-    for p in 0..procs {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 fills the two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            bail!("pipe: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: still single-threaded: the child runs its workers and
-        // leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            bail!("fork: {}", std::io::Error::last_os_error());
-        }
-        if pid == 0 {
-            crate::fatal::reset_in_child();
-            let reports = child(&sh, p * threads, threads, seed);
-            // SAFETY: the write end, owned by this child.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-            let ok = serde_json::to_writer(&mut f, &reports).is_ok();
-            drop(f);
-            // SAFETY: leaves without running the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        // SAFETY: the parent's copy of the write end.
-        unsafe { libc::close(fds[1]) };
-        kids.push((pid, fds[0]));
-    }
-
-    // The bar starts once every fork is done (see progress::Timed::start).
-    let bar = crate::progress::Timed::start(args.seconds, "stress");
-    // Meanwhile: switch the mode every SWITCH_EVERY, at once first (so
-    // that even a run of 0 s switches once) and until every process is done.
-    let stop = AtomicBool::new(false);
-    let mut reports: Vec<WorkerReport> = Vec::new();
-    let mut problems: Vec<String> = Vec::new();
-    let switches = std::thread::scope(|s| {
-        let switcher = debugfs.as_ref().map(|(d, mode)| {
-            let stop = &stop;
-            s.spawn(move || {
-                let mut sw = Switches::new(*mode);
-                loop {
-                    let to = sw.next();
-                    sw.record(to, switch_mode(d, to));
-                    if stop.load(Ordering::Relaxed) {
-                        return sw;
+/// Forks the processes, each running `threads` workers that send their
+/// reports back as one JSON line. Called before this process has any
+/// other thread.
+fn fork_processes(sh: &Shared<'_>, procs: usize, threads: usize, seed: u64) -> Result<Vec<Child>> {
+    (0..procs)
+        .map(|p| {
+            // SAFETY: still single-threaded (the mode switcher starts after
+            // the forks), so the child may allocate; it runs its workers,
+            // writes to the pipe and leaves with _exit (child::spawn).
+            unsafe {
+                child::spawn(|fd| {
+                    crate::fatal::reset_in_child();
+                    let reports = child(sh, p * threads, threads, seed);
+                    match serde_json::to_vec(&reports) {
+                        Ok(mut line) => {
+                            line.push(b'\n');
+                            child::write_all(fd, &line);
+                            0
+                        }
+                        Err(_) => 1,
                     }
-                    std::thread::sleep(SWITCH_EVERY);
-                }
-            })
-        });
-        for (pid, fd) in &kids {
-            // SAFETY: the read end, owned from here on.
-            let mut f = unsafe { std::fs::File::from_raw_fd(*fd) };
-            let mut text = String::new();
-            let _ = f.read_to_string(&mut text);
-            let mut status = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(*pid, &mut status, 0) };
-            if libc::WIFSIGNALED(status) {
-                problems.push(format!(
-                    "process {pid} was killed by signal {} (a SIGBUS or SIGSEGV touching a mapping?)",
-                    libc::WTERMSIG(status)
-                ));
+                })
             }
-            match serde_json::from_str::<Vec<WorkerReport>>(&text) {
-                Ok(r) => reports.extend(r),
-                Err(_) => problems.push(format!("process {pid} sent no report")),
-            }
+        })
+        .collect()
+}
+
+/// Switches the mode every SWITCH_EVERY, at once first (so that even a
+/// run of 0 s switches once), until `stop`.
+fn switch_modes(d: &Debugfs, start: Mode, stop: &AtomicBool) -> Switches {
+    let mut sw = Switches::new(start);
+    loop {
+        let to = sw.next();
+        sw.record(to, switch_mode(d, to));
+        if stop.load(Ordering::Relaxed) {
+            return sw;
         }
+        std::thread::sleep(SWITCH_EVERY);
+    }
+}
+
+/// Waits for one process and takes its workers' reports; what went wrong
+/// goes to `problems`.
+fn collect_process(
+    kid: Child,
+    kill_at: Instant,
+    reports: &mut Vec<WorkerReport>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let pid = kid.pid();
+    let mut text = String::new();
+    match kid.collect(kill_at, |line| text.push_str(line))? {
+        Ended::Signaled(sig) => problems.push(format!(
+            "process {pid} was killed by signal {} (a SIGBUS or SIGSEGV touching a mapping?)",
+            sig as i32
+        )),
+        Ended::Hung => problems.push(format!(
+            "process {pid} still ran {} s after the end of the run: killed (a hang?)",
+            GRACE.as_secs()
+        )),
+        Ended::Exited(_) => {}
+    }
+    match serde_json::from_str::<Vec<WorkerReport>>(&text) {
+        Ok(r) => reports.extend(r),
+        Err(_) => problems.push(format!("process {pid} sent no report")),
+    }
+    Ok(())
+}
+
+/// What the processes did while the mode switched under them.
+struct Outcome {
+    reports: Vec<WorkerReport>,
+    problems: Vec<String>,
+    switches: Option<Switches>,
+}
+
+/// Collects every process, switching the mode meanwhile (if `modes`).
+fn run_processes(
+    kids: Vec<Child>,
+    kill_at: Instant,
+    modes: Option<&(Debugfs, ModeGuard)>,
+) -> Result<Outcome> {
+    let stop = AtomicBool::new(false);
+    let mut reports = Vec::new();
+    let mut problems = Vec::new();
+    let switches = std::thread::scope(|s| -> Result<Option<Switches>> {
+        let switcher = modes.map(|(d, guard)| {
+            let stop = &stop;
+            s.spawn(move || switch_modes(d, guard.at_start(), stop))
+        });
+        let collected = kids
+            .into_iter()
+            .try_for_each(|kid| collect_process(kid, kill_at, &mut reports, &mut problems));
         stop.store(true, Ordering::Relaxed);
         let joined = switcher.map(|h| h.join());
-        joined.and_then(|r| {
+        collected?;
+        Ok(joined.and_then(|r| {
             r.map_err(|_| problems.push("the mode switching thread panicked".into()))
                 .ok()
-        })
-    });
-    drop(bar);
-    if let Some((d, m)) = &debugfs {
-        d.write_mode(m.name()).context("restoring the mode")?;
-    }
-    let (mode_switches, failed_switches) = switches.as_ref().map_or((0, 0), |sw| {
-        problems.extend(sw.errors.iter().cloned());
-        (sw.done, sw.failed)
-    });
+        }))
+    })?;
+    Ok(Outcome {
+        reports,
+        problems,
+        switches,
+    })
+}
 
-    // The end: every slot holds its worker's last value, every other byte
-    // is as it was; by pread and through a fresh mapping.
-    let now = dev.read_exact_at(0, geo.size)?;
+/// The end: every slot holds its worker's last value, every other byte is
+/// as it was; by pread and through a fresh mapping. Then the buffer is put
+/// back as it was.
+fn check_buffer(setup: &Setup, slots: &[usize], reports: &[WorkerReport]) -> Result<Vec<String>> {
+    let (dev, size) = (&setup.dev, setup.geo.size);
+    let now = dev.read_exact_at(0, size)?;
     let map = dev
-        .map(0, geo.size, RO, Share::Shared)
+        .map(0, size, RO, Share::Shared)
         .map_err(|e| anyhow::anyhow!("mapping the whole buffer: {e}"))?;
-    let mapped = map.read_vec(0, geo.size);
+    let mapped = map.read_vec(0, size);
     drop(map);
-    let mut want = initial.clone();
-    for r in &reports {
-        let s = sh.slots[r.id];
+    let mut want = setup.initial.clone();
+    for r in reports {
+        let s = slots[r.id];
         want[s..s + 8].copy_from_slice(&r.last.to_ne_bytes());
     }
+    let mut problems = Vec::new();
     for (what, got) in [("pread", &now), ("a mapping", &mapped)] {
-        let wrong: Vec<usize> = (0..geo.size).filter(|&i| got[i] != want[i]).collect();
+        let wrong: Vec<usize> = (0..size).filter(|&i| got[i] != want[i]).collect();
         if let Some(&i) = wrong.first() {
             problems.push(format!(
                 "at the end, {} bytes differ ({what}); the first at {i:#x}: {:#04x}, expected {:#04x}",
@@ -671,9 +695,25 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
             ));
         }
     }
-    dev.write_all_at(0, &initial)
+    dev.write_all_at(0, &setup.initial)
         .context("restoring the buffer")?;
+    Ok(problems)
+}
 
+/// Prints the totals and the problems, and makes the summary.
+fn summarise(
+    args: &Args,
+    setup: &Setup,
+    workers: usize,
+    switching: bool,
+    outcome: Outcome,
+    out: &mut dyn Write,
+) -> Result<Summary> {
+    let Outcome {
+        reports,
+        mut problems,
+        switches,
+    } = outcome;
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors = 0;
     for r in &reports {
@@ -683,6 +723,8 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         errors += r.error_count;
         problems.extend(r.errors.iter().cloned());
     }
+    let (mode_switches, failed_switches) =
+        switches.as_ref().map_or((0, 0), |sw| (sw.done, sw.failed));
     let total: u64 = totals.values().sum();
     let by_kind: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(
@@ -690,7 +732,7 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         "stress: {total} operations by {} workers ({}), {mode_switches} mode switches{}",
         reports.len(),
         by_kind.join(", "),
-        match (debugfs.is_some(), failed_switches) {
+        match (switching, failed_switches) {
             (false, _) => " (--no-mode-switch)".to_string(),
             (true, 0) => String::new(),
             (true, n) => format!(", {n} failed"),
@@ -712,9 +754,9 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         writeln!(out, "stress: {errors} failed checks during the run")?;
     }
     Ok(Summary {
-        seed,
-        procs,
-        threads,
+        seed: setup.seed,
+        procs: usize::from(args.procs),
+        threads: usize::from(args.threads),
         seconds: args.seconds,
         workers_reported: reports.len(),
         operations: total,
@@ -724,6 +766,59 @@ pub fn run(args: &StressArgs, device: &std::path::Path, out: &mut dyn Write) -> 
         problems,
         ok,
     })
+}
+
+/// Runs `mapdrv stress`, telling `out` as it goes (or, with --json,
+/// printing only the summary); false when a check failed.
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
+    let summary = crate::summary::summarised(args.json, out, |w| stress(device, args, w))?;
+    Ok(summary.ok)
+}
+
+/// The run itself, reporting to `out`.
+fn stress(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
+    let (procs, threads) = (usize::from(args.procs), usize::from(args.threads));
+    let workers = procs * threads;
+    let mut setup = prepare(args, device, workers)?;
+    writeln!(
+        out,
+        "stress: {procs} processes x {threads} threads for {} s, seed {}, buffer of {} pages{}",
+        args.seconds,
+        setup.seed,
+        setup.geo.pages,
+        if setup.modes.is_some() {
+            ", switching modes"
+        } else {
+            ""
+        }
+    )?;
+    out.flush()?;
+    let geo = setup.geo;
+    let slots: Vec<usize> = (0..workers).map(|w| slot_offset(w, &geo)).collect();
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    let sh = Shared {
+        dev: &setup.dev,
+        geo,
+        initial: &setup.initial,
+        slots: slots.clone(),
+        until,
+    };
+    let kids = fork_processes(&sh, procs, threads, setup.seed)?;
+    // The bar starts once every fork is done (see progress::Timed::start).
+    let bar = crate::progress::Timed::start(args.seconds, "stress");
+    let mut outcome = run_processes(kids, until + GRACE, setup.modes.as_ref())?;
+    drop(bar);
+    let switching = setup.modes.is_some();
+    if let Some((_, guard)) = setup.modes.take() {
+        guard.restore().context("restoring the mode")?;
+    }
+    // Failed mode switches come before what the workers found.
+    if let Some(sw) = &outcome.switches {
+        outcome.problems.extend(sw.errors.iter().cloned());
+    }
+    let end = check_buffer(&setup, &slots, &outcome.reports)?;
+    outcome.problems.extend(end);
+    summarise(args, &setup, workers, switching, outcome, out)
 }
 
 #[cfg(test)]
@@ -743,6 +838,44 @@ mod tests {
             assert!(slots[i + 1..].iter().all(|b| b.abs_diff(*a) >= 8));
         }
         assert_eq!(slot_capacity(&geo), 3 * 256);
+    }
+
+    #[test]
+    fn a_process_that_dies_or_sends_nothing_is_a_problem() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (mut reports, mut problems) = (Vec::new(), Vec::new());
+        // SAFETY: the closure only writes a constant to the pipe.
+        let kid = unsafe {
+            child::spawn(|fd| {
+                child::write_all(
+                    fd,
+                    b"[{\"id\":3,\"last\":7,\"ops\":{},\"errors\":[],\"error_count\":0}]\n",
+                );
+                0
+            })
+        }
+        .unwrap();
+        collect_process(kid, deadline, &mut reports, &mut problems).unwrap();
+        assert_eq!((reports.len(), reports[0].id, reports[0].last), (1, 3, 7));
+        assert!(problems.is_empty(), "{problems:?}");
+
+        // SAFETY: raise(3) is async-signal-safe.
+        let kid = unsafe {
+            child::spawn(|_| {
+                libc::raise(libc::SIGKILL);
+                0
+            })
+        }
+        .unwrap();
+        collect_process(kid, deadline, &mut reports, &mut problems).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("killed by signal 9"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[1].ends_with("sent no report"), "{}", problems[1]);
     }
 
     #[test]

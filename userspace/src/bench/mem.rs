@@ -4,19 +4,20 @@
 //! (of the device, of a memfd, anonymous), a pre-filled memfd, the touch and
 //! read loops, minor-fault counts and the clock.
 //!
-//! Like `device.rs`, the mapped memory is never made into a Rust slice (it is
-//! shared with the kernel and other mappings): every access is a volatile
-//! load or store through a raw pointer.
+//! The mappings are [`Mapping`]s, so the mapped memory is never made into a
+//! Rust slice (it is shared with the kernel and other mappings).
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags};
 use nix::sys::resource::{UsageWho, getrusage};
+
+use crate::mapping::Mapping;
 
 /// How a region is mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,124 +30,47 @@ pub enum Kind {
     Anonymous,
 }
 
-/// A mapping made for one measurement; unmapped when dropped.
-#[derive(Debug)]
-pub struct Region {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Region {
-    /// Maps `len` bytes as `kind` (of `fd` at offset 0 for the file kinds).
-    pub fn map(kind: Kind, fd: Option<BorrowedFd<'_>>, len: usize) -> Result<Region, Errno> {
-        let (prot, flags, raw_fd) = match kind {
-            Kind::SharedFile | Kind::SharedFilePopulate => {
-                let populate = if kind == Kind::SharedFilePopulate {
-                    libc::MAP_POPULATE
-                } else {
-                    0
-                };
-                let fd = fd.ok_or(Errno::EBADF)?;
-                (libc::PROT_READ, libc::MAP_SHARED | populate, fd.as_raw_fd())
-            }
-            Kind::Anonymous => (
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-            ),
-        };
-        // SAFETY: no address hint and no MAP_FIXED: the kernel picks a free
-        // range, so no memory of this process is replaced.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, raw_fd, 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(Errno::last());
+/// Maps `len` bytes as `kind` (of `fd` at offset 0 for the file kinds), for
+/// one measurement.
+pub fn map(kind: Kind, fd: Option<BorrowedFd<'_>>, len: usize) -> Result<Mapping, Errno> {
+    match kind {
+        Kind::SharedFile | Kind::SharedFilePopulate => {
+            let populate = if kind == Kind::SharedFilePopulate {
+                MapFlags::MAP_POPULATE
+            } else {
+                MapFlags::empty()
+            };
+            let fd = fd.ok_or(Errno::EBADF)?;
+            Mapping::file(
+                fd,
+                0,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED | populate,
+            )
         }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::EINVAL)?;
-        Ok(Region { ptr, len })
-    }
-
-    /// The start address.
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    /// Runs of physically consecutive pages (ascending PFNs, from
-    /// /proc/self/pagemap) per 1000 pages of the region: 1000 when no two
-    /// neighbours are consecutive, near 0 for one contiguous block. None
-    /// when the PFNs are hidden (not root) or a page is not mapped.
-    pub fn pfn_runs_per_1000(&self, page_size: usize) -> Option<f64> {
-        let pages = self.len / page_size;
-        let entries = crate::pagemap::read_self(self.addr(), pages, page_size).ok()?;
-        let pfns: Option<Vec<u64>> = entries
-            .iter()
-            .map(|e| e.pfn().filter(|&p| p != 0))
-            .collect();
-        let pfns = pfns?;
-        let runs = 1 + pfns.windows(2).filter(|w| w[1] != w[0] + 1).count();
-        Some(runs as f64 * 1000.0 / pages as f64)
-    }
-
-    /// Reads one byte of each page, in order (the first touch of a file
-    /// mapping). Returns a value that depends on the bytes read.
-    pub fn touch_read(&self, page_size: usize) -> u64 {
-        let mut sum = 0u64;
-        for offset in (0..self.len).step_by(page_size) {
-            // SAFETY: `offset < len`, inside the mapping, which is readable
-            // and stays mapped while `self` lives.
-            let byte = unsafe { self.ptr.as_ptr().add(offset).read_volatile() };
-            sum = sum.wrapping_add(u64::from(byte));
-        }
-        sum
-    }
-
-    /// Writes one byte of each page, in order (the first touch of anonymous
-    /// memory: it allocates and zeroes the page).
-    ///
-    /// # Panics
-    ///
-    /// If the region is not writable (not [`Kind::Anonymous`]): the write
-    /// would kill the process with SIGSEGV instead.
-    pub fn touch_write(&self, page_size: usize, kind: Kind) {
-        assert_eq!(kind, Kind::Anonymous, "only anonymous regions are written");
-        for offset in (0..self.len).step_by(page_size) {
-            // SAFETY: `offset < len`, inside the mapping, which is writable
-            // (anonymous, checked above) and private to this process.
-            unsafe { self.ptr.as_ptr().add(offset).write_volatile(1) };
-        }
-    }
-
-    /// Reads every byte, 8 at a time in order, into a sum (sequential read).
-    pub fn read_all(&self) -> u64 {
-        let words = self.len / 8;
-        let base = self.ptr.as_ptr().cast::<u64>();
-        let (mut a, mut b, mut c, mut d) = (0u64, 0u64, 0u64, 0u64);
-        let mut i = 0;
-        while i + 4 <= words {
-            // SAFETY: `i + 3 < words`, so all four words lie inside the
-            // mapping (page aligned, hence 8-byte aligned), which is readable.
-            unsafe {
-                a = a.wrapping_add(base.add(i).read_volatile());
-                b = b.wrapping_add(base.add(i + 1).read_volatile());
-                c = c.wrapping_add(base.add(i + 2).read_volatile());
-                d = d.wrapping_add(base.add(i + 3).read_volatile());
-            }
-            i += 4;
-        }
-        while i < words {
-            // SAFETY: `i < words`: inside the mapping.
-            a = a.wrapping_add(unsafe { base.add(i).read_volatile() });
-            i += 1;
-        }
-        a ^ b ^ c ^ d
+        Kind::Anonymous => Mapping::anonymous(
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_PRIVATE,
+        ),
     }
 }
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are a mapping this value made and owns; no
-        // reference into it outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
+/// Runs of physically consecutive pages (ascending PFNs, from
+/// /proc/self/pagemap) per 1000 pages of `map`: 1000 when no two
+/// neighbours are consecutive, near 0 for one contiguous block. None when
+/// the PFNs are hidden (not root) or a page is not mapped.
+pub fn pfn_runs_per_1000(map: &Mapping, page_size: usize) -> Option<f64> {
+    let pages = map.len() / page_size;
+    let entries = crate::pagemap::read_self(map.addr(), pages, page_size).ok()?;
+    let pfns: Option<Vec<u64>> = entries
+        .iter()
+        .map(|e| e.pfn().filter(|&p| p != 0))
+        .collect();
+    let pfns = pfns?;
+    let runs = 1 + pfns.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    Some(runs as f64 * 1000.0 / pages as f64)
 }
 
 /// A memfd of `len` bytes, every page written (so that the page cache holds
@@ -216,13 +140,13 @@ mod tests {
     #[test]
     fn anonymous_region_touch_and_read() {
         let ps = 4096;
-        let r = Region::map(Kind::Anonymous, None, 4 * ps).unwrap();
+        let r = map(Kind::Anonymous, None, 4 * ps).unwrap();
         assert_eq!(r.touch_read(ps), 0);
-        r.touch_write(ps, Kind::Anonymous);
+        r.touch_write(ps, 1);
         assert_eq!(r.touch_read(ps), 4);
         // One byte of value 1 at the start of each of 4 pages; the sum is
         // over four accumulators XORed, each page's first word lands in one.
-        assert_ne!(r.read_all(), 0);
+        assert_ne!(r.read_words(), 0);
     }
 
     #[test]
@@ -231,7 +155,7 @@ mod tests {
         let f = filled_memfd(3 * ps, ps).unwrap();
         let mut buf = vec![0u8; 2 * ps];
         assert_eq!(pread_all(f.as_fd(), 3 * ps, &mut buf).unwrap(), 3 * ps);
-        let m = Region::map(Kind::SharedFile, Some(f.as_fd()), 3 * ps).unwrap();
+        let m = map(Kind::SharedFile, Some(f.as_fd()), 3 * ps).unwrap();
         assert_eq!(
             m.touch_read(ps),
             u64::from(b'a') + u64::from(b'b') + u64::from(b'c')
@@ -241,18 +165,18 @@ mod tests {
         // of the same file has none. (Counting minor faults around a touch
         // here would also count the test binary's own first touches of its
         // code and stack, which depend on how the binary was built.)
-        let present = |r: &Region| {
+        let present = |r: &Mapping| {
             crate::pagemap::read_self(r.addr(), 3, ps)
                 .map(|e| crate::pagemap::present_pages(&e).len())
                 .unwrap()
         };
-        let plain = Region::map(Kind::SharedFile, Some(f.as_fd()), 3 * ps).unwrap();
+        let plain = map(Kind::SharedFile, Some(f.as_fd()), 3 * ps).unwrap();
         assert_eq!(
             present(&plain),
             0,
             "a fresh MAP_SHARED mapping has no page mapped"
         );
-        let p = Region::map(Kind::SharedFilePopulate, Some(f.as_fd()), 3 * ps).unwrap();
+        let p = map(Kind::SharedFilePopulate, Some(f.as_fd()), 3 * ps).unwrap();
         assert_eq!(present(&p), 3, "MAP_POPULATE left pages to fault");
     }
 }

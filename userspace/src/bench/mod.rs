@@ -36,11 +36,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::Args;
 
-use crate::debugfs::{self, Debugfs};
+use crate::debugfs::{self, Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device};
-use mem::{Kind, Region};
+use crate::mapping::Mapping;
+use mem::Kind;
 use model::{Env, MetricInfo, PathInfo, Report, SizeRounds, Skipped};
 
 /// The sizes measured unless --sizes says otherwise (those that fit).
@@ -84,8 +84,10 @@ Examples:
   mapdrv bench --sizes 16 --rounds 2 --json  a quick smoke run
   mapdrv bench --from-json bench.json --svg bench.svg";
 
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+/// Measure the device's modes against the kernel's own paths.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = HELP)]
+pub struct Args {
     /// Sizes in pages, comma separated [default: 10,64,256,1024,4096,16384,65536,262144, those that fit].
     #[arg(long, value_delimiter = ',', value_name = "PAGES")]
     pub sizes: Vec<usize>,
@@ -125,8 +127,8 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
-/// Runs the subcommand.
-pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+/// Runs `mapdrv bench`; true (an error is the only failure).
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
     let report = match &args.from_json {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -150,7 +152,7 @@ pub fn run(device: &Path, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         report::write_report(&report, out, args.markdown)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// What the bench is doing: on a terminal a bar over the rounds to run, else
@@ -222,7 +224,7 @@ fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
 }
 
 /// Takes the measurements and builds the report.
-fn measure(device: &Path, args: &BenchArgs) -> Result<Report> {
+fn measure(device: &Path, args: &Args) -> Result<Report> {
     let started = Instant::now();
     let status = Status::new(args.quiet);
     let page_size = crate::device::system_page_size()?;
@@ -318,7 +320,7 @@ type Measured = (Env, Vec<usize>, Vec<model::Series>);
 /// The loaded device: every size, every path.
 fn measure_device(
     path: &Path,
-    args: &BenchArgs,
+    args: &Args,
     page_size: usize,
     skipped: &mut Vec<Skipped>,
     status: &Status,
@@ -329,15 +331,16 @@ fn measure_device(
     // the kernel sees for any user.
     let dev = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let dbg = Debugfs::locate(&args.debugfs)?;
-    let mode_at_start = dbg.mode()?;
+    // Whatever happens from here, the device is left as it was found.
+    let mode_at_start = ModeGuard::save(&dbg)?;
     let map_pages_file = args.debugfs.join("map_pages");
-    let map_pages_at_start = std::fs::read_to_string(&map_pages_file).with_context(|| {
+    let map_pages_at_start = Saved::read(&dbg, "map_pages").with_context(|| {
         format!(
             "cannot read {}: is the module too old for this tool?",
             map_pages_file.display()
         )
     })?;
-    let env = environment(page_size, device_pages, mode_at_start.name());
+    let env = environment(page_size, device_pages, mode_at_start.at_start().name());
     status.say(&format!(
         "clock source {}, accelerator {}, {} CPUs, device {} pages",
         env.clocksource, env.accelerator, env.cpus, device_pages
@@ -386,8 +389,16 @@ fn measure_device(
         Ok(())
     })();
     // Leave the device as it was found.
-    let restore_mode = dbg.write_mode(mode_at_start.name());
-    let restore_map_pages = std::fs::write(&map_pages_file, map_pages_at_start.trim());
+    let restore_mode = mode_at_start.restore();
+    let restore_map_pages = map_pages_at_start.restore();
+    if outcome.is_err() {
+        // The measurement's error is the one returned; say these too.
+        for (what, r) in [("mode", &restore_mode), ("map_pages", &restore_map_pages)] {
+            if let Err(e) = r {
+                eprintln!("mapdrv: warning: cannot set debugfs {what} back: {e}");
+            }
+        }
+    }
     outcome?;
     restore_mode.context("cannot set debugfs mode back")?;
     restore_map_pages.context("cannot set debugfs map_pages back")?;
@@ -435,8 +446,8 @@ fn measure_size(
     // their physical order flips from one round to the next; under TCG the
     // rounds that read pages in descending physical order were 50% slower,
     // which measured the allocator, not the mapping.
-    let anon = Region::map(Kind::Anonymous, None, len).context("anonymous peer")?;
-    anon.touch_write(ctx.page_size, Kind::Anonymous);
+    let anon = mem::map(Kind::Anonymous, None, len).context("anonymous peer")?;
+    anon.touch_write(ctx.page_size, 1);
     let mut buf = vec![1u8; len.min(1 << 20)];
     let jobs: Vec<Job> = model::MAP_PATHS
         .iter()
@@ -511,7 +522,7 @@ fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
 fn map_job(
     ctx: &Ctx<'_>,
     memfd: &File,
-    anon_read: &Region,
+    anon_read: &Mapping,
     path: &'static str,
     pages: usize,
     samples: usize,
@@ -528,18 +539,18 @@ fn map_job(
     let mut cols: [Vec<f64>; 6] = Default::default();
     let per_page = |ns: f64| ns / pages as f64;
     for _ in 0..samples {
-        let (mmap_ns, region) = mem::time_ns(|| Region::map(kind, fd, len));
+        let (mmap_ns, region) = mem::time_ns(|| mem::map(kind, fd, len));
         let region = region.with_context(|| format!("{path}: mmap of {pages} pages"))?;
         let faults_before = mem::minor_faults();
         let (touch_ns, ()) = mem::time_ns(|| {
             if kind == Kind::Anonymous {
-                region.touch_write(ctx.page_size, kind);
+                region.touch_write(ctx.page_size, 1);
             } else {
                 black_box(region.touch_read(ctx.page_size));
             }
         });
         let faults = mem::minor_faults() - faults_before;
-        let read_from: &Region = if kind == Kind::Anonymous {
+        let read_from: &Mapping = if kind == Kind::Anonymous {
             anon_read
         } else {
             &region
@@ -550,10 +561,10 @@ fn map_job(
         // it the reads depended on what came before them: the anonymous
         // buffer, last touched a round earlier, read 25% slower from 4096
         // pages on, which measured a cold TLB, not the memory.
-        black_box(read_from.read_all());
+        black_box(read_from.read_words());
         let (read_ns, ()) = mem::time_ns(|| {
             for _ in 0..passes {
-                black_box(read_from.read_all());
+                black_box(read_from.read_words());
             }
         });
         cols[0].push(per_page(touch_ns));
@@ -562,7 +573,7 @@ fn map_job(
         cols[3].push(per_page(mmap_ns + touch_ns));
         cols[4].push(read_ns / (passes * pages) as f64);
         // Outside the timed parts: how the pages just read lie in memory.
-        if let Some(runs) = read_from.pfn_runs_per_1000(ctx.page_size) {
+        if let Some(runs) = mem::pfn_runs_per_1000(read_from, ctx.page_size) {
             cols[5].push(runs);
         }
         drop(region);

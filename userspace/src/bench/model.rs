@@ -2,7 +2,10 @@
 
 //! What the benchmark measures and reports: the paths, the metrics, the
 //! JSON report (also read back by `--from-json`), round summaries, per-round
-//! ratios and the targets.
+//! ratios and the targets the device's modes are held to: each mode should
+//! cost no more than the kernel's own path it stands in for (a memfd's page
+//! cache, MAP_POPULATE, anonymous memory), and the module's load should
+//! scale linearly with the buffer.
 
 use serde::{Deserialize, Serialize};
 
@@ -241,7 +244,8 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// One of the targets, judged on the medians of per-round ratios.
+/// One of the targets of the device's modes (see the module doc), judged on
+/// the medians of per-round ratios.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Target {
     pub name: String,
@@ -320,7 +324,7 @@ pub fn faultaround_fault_limit(pages: usize, batch: usize) -> f64 {
     1.0 / batch as f64 + 1.0 / pages as f64
 }
 
-/// Judges the targets on a finished report.
+/// Judges the targets of the device's modes on a finished report.
 pub fn judge_targets(r: &Report) -> Vec<Target> {
     let mut targets = Vec::new();
     let ratio_at = |metric: &str, path: &str, pages: usize| {

@@ -2,8 +2,8 @@
 
 //! `mapdrv layout`: the kernel's address space and where the module's
 //! allocation demo put its memory, as a table, JSON or an SVG picture; with
-//! `--self`, this process's own address space, as the classic user-space
-//! companion of the allocation demo printed it.
+//! `--self`, the user half next to it: where this process's own code, data,
+//! heap, stack and a mapping of the device lie.
 
 pub mod model;
 mod selfmap;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::debugfs::{self, Debugfs};
 use model::{Layout, Region, Report, hex};
 
-pub const LAYOUT_HELP: &str = "\
+pub const HELP: &str = "\
 Reads debugfs mapdrv/layout (the regions of the kernel's address space, as
 `key value` lines; every _end is exclusive) and mapdrv/demo (the last report
 of the module's allocation demo: one `demo: alloc` line per allocation,
@@ -36,8 +36,9 @@ Examples:
   mapdrv layout --svg layout.svg
   mapdrv layout --self";
 
-/// `mapdrv layout` arguments.
+/// The kernel's address space and the allocation demo: table, JSON, SVG.
 #[derive(Debug, clap::Args)]
+#[command(after_help = HELP)]
 pub struct Args {
     /// Print one JSON object: {"layout":{..},"regions":[..],"demo":{..},"buffer_pfns":[..]}.
     #[arg(long)]

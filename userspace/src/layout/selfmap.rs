@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `mapdrv layout --self`: the classic user-space example that went with the
-//! allocation demo ("below are addresses of types of process's mem"): where this process's code, data,
-//! bss, heap and stack are, plus a mapping of /dev/mapdrv, each address
+//! `mapdrv layout --self`: the user-space counterpart of the kernel's
+//! layout (its report opens "below are addresses of types of process's
+//! mem"): where this process's code, data, bss, heap and stack are, plus a
+//! mapping of /dev/mapdrv, each address
 //! looked up in /proc/self/maps; and, as root, the PFN behind each page of
 //! the mapping next to the kernel's view of the same page (debugfs pages).
 

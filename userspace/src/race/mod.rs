@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::abi::{self, Mode};
 use crate::child::{self, Ended};
-use crate::debugfs::Debugfs;
+use crate::debugfs::{Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device, Geometry, system_page_size};
 use probe::{SharedTally, Tally};
 
@@ -169,9 +169,10 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// The arguments of `mapdrv race`.
+/// Faults raced against madvise, munmap, mremap, mprotect, fork, close, modes.
 #[derive(Debug, clap::Args)]
-pub struct RaceArgs {
+#[command(after_help = HELP)]
+pub struct Args {
     /// The scenarios to run, in order (`all`: every one).
     #[arg(value_enum, required = true, value_name = "SCENARIO")]
     scenarios: Vec<Scenario>,
@@ -193,35 +194,44 @@ pub struct RaceArgs {
     pub json: bool,
 }
 
-/// The debugfs files `modes` switches, and their values at the start.
+/// The debugfs files `modes` switches, and their values at the start
+/// (guarded: put back after the scenario, and at the latest when dropped).
 pub(crate) struct ModeControl {
     pub debugfs: Debugfs,
     pub dir: PathBuf,
     pub mode: Mode,
     /// None when the module has no `map_pages` file.
     pub map_pages: Option<bool>,
+    mode_at_start: ModeGuard,
+    map_pages_at_start: Option<Saved>,
 }
 
 impl ModeControl {
     fn locate(dir: &Path) -> Result<ModeControl> {
         let debugfs = Debugfs::locate(dir)?;
-        let mode = debugfs.mode().context("reading the mode")?;
+        let mode_at_start = ModeGuard::save(&debugfs).context("reading the mode")?;
         let map_pages = read_map_pages(dir).ok();
+        let map_pages_at_start = match map_pages {
+            Some(_) => Some(Saved::read(&debugfs, "map_pages")?),
+            None => None,
+        };
         Ok(ModeControl {
             debugfs,
             dir: dir.to_path_buf(),
-            mode,
+            mode: mode_at_start.at_start(),
             map_pages,
+            mode_at_start,
+            map_pages_at_start,
         })
     }
 
     /// Puts the mode and map_pages back as they were.
     fn restore(&self) -> Result<()> {
-        self.debugfs
-            .write_mode(self.mode.name())
+        self.mode_at_start
+            .put_back()
             .with_context(|| format!("restoring mode {}", self.mode))?;
-        if let Some(on) = self.map_pages {
-            write_map_pages(&self.dir, on).context("restoring map_pages")?;
+        if let Some(saved) = &self.map_pages_at_start {
+            saved.put_back().context("restoring map_pages")?;
         }
         Ok(())
     }
@@ -428,7 +438,7 @@ fn scenario_process(s: Scenario, ctx: &Ctx<'_>, fd: std::os::fd::RawFd) -> i32 {
 
 /// Runs one scenario until `seconds` are over: in a process, and again in
 /// a new one after a fault ended it.
-fn run_scenario(s: Scenario, t: &Target<'_>, args: &RaceArgs, seed: u64) -> Result<ScenarioReport> {
+fn run_scenario(s: Scenario, t: &Target<'_>, args: &Args, seed: u64) -> Result<ScenarioReport> {
     let tally = SharedTally::new().context("the shared counters")?;
     let mut told: Vec<String> = Vec::new();
     // Problems the parent finds itself (always described).
@@ -594,8 +604,15 @@ fn end_check(s: Scenario, t: &Target<'_>) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Runs `mapdrv race`, telling `out` as it goes.
-pub fn run(args: &RaceArgs, device: &Path, out: &mut dyn Write) -> Result<Summary> {
+/// Runs `mapdrv race`, telling `out` as it goes (or, with --json, printing
+/// only the summary); false when a check failed.
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
+    let summary = crate::summary::summarised(args.json, out, |w| race(device, args, w))?;
+    Ok(summary.ok)
+}
+
+/// The races themselves, reporting to `out`.
+fn race(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
     let scenarios = expand(&args.scenarios);
     let dev = Device::open(device, Access::ReadWrite)?;
     let (info, geo) = dev.geometry()?;
@@ -678,10 +695,10 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        race: RaceArgs,
+        race: Args,
     }
 
-    fn parse(args: &[&str]) -> Result<RaceArgs, clap::Error> {
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Cli::try_parse_from(std::iter::once("race").chain(args.iter().copied())).map(|c| c.race)
     }
 

@@ -15,16 +15,17 @@ use std::ffi::c_void;
 use std::fmt;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::mman::{MapFlags, ProtFlags};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::uio::{RemoteIoVec, process_vm_readv, process_vm_writev};
 use nix::unistd::Pid;
 
 use crate::child;
+use crate::mapping::Mapping;
 
 /// Problems a process describes in full; the others are only counted.
 pub const MAX_TOLD: u64 = 10;
@@ -84,48 +85,27 @@ impl Tally {
 /// the parent's, even when the child dies.
 #[derive(Debug)]
 pub struct SharedTally {
-    ptr: NonNull<Tally>,
+    map: Mapping,
 }
-
-// SAFETY: the tally is made of atomics; the mapping lives as long as self.
-unsafe impl Send for SharedTally {}
-// SAFETY: as above.
-unsafe impl Sync for SharedTally {}
 
 impl SharedTally {
     pub fn new() -> nix::Result<SharedTally> {
-        // SAFETY: a new anonymous mapping where the kernel likes; it is
-        // zero-filled, which is a Tally of zeros (atomics only).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                std::mem::size_of::<Tally>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Errno::last());
-        }
-        let ptr = NonNull::new(p.cast::<Tally>()).ok_or(Errno::EINVAL)?;
-        Ok(SharedTally { ptr })
+        let map = Mapping::anonymous(
+            std::mem::size_of::<Tally>(),
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )?;
+        Ok(SharedTally { map })
     }
 }
 
 impl std::ops::Deref for SharedTally {
     type Target = Tally;
     fn deref(&self) -> &Tally {
-        // SAFETY: the mapping is live, page-aligned and zero-initialised.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl Drop for SharedTally {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the mapping this value owns.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), std::mem::size_of::<Tally>()) };
+        // SAFETY: the mapping is live while `self` is, page-aligned, at
+        // least a Tally long, and zero-filled, which is a Tally of zeros
+        // (atomics only); every access to it goes through those atomics.
+        unsafe { &*self.map.as_ptr().cast::<Tally>() }
     }
 }
 

@@ -13,7 +13,8 @@ use rand::RngExt;
 use super::maps::Place;
 use super::{Ctx, HEAD, SCRATCH, probe, write_map_pages};
 use crate::child::{self, Ended};
-use crate::device::{Access, Device, Mapping, Share};
+use crate::device::{Access, Device, Share};
+use crate::mapping::Mapping;
 use crate::stress::{Switches, switch_mode};
 
 /// How long a forked child may take to check and write a few pages.

@@ -12,7 +12,8 @@ use super::content::page_hashes;
 use super::report::Check;
 use super::{CheckFn, Ctx, RO};
 use crate::content::page_hash;
-use crate::device::{Mapping, Share};
+use crate::device::Share;
+use crate::mapping::Mapping;
 
 /// The checks of this module, in the order they run.
 pub(super) const CHECKS: &[(Check, CheckFn)] =

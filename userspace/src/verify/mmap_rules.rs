@@ -8,7 +8,8 @@ use nix::sys::mman::ProtFlags;
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RO, expect_all, expect_errno};
-use crate::device::{Reservation, Share};
+use crate::device::Share;
+use crate::mapping::Mapping;
 
 /// The checks of this module, in the order they run.
 pub(super) const CHECKS: &[(Check, CheckFn)] = &[
@@ -203,7 +204,7 @@ fn mremap_move(ctx: &Ctx) -> Result<String> {
     let n = ctx.geo.pages.min(2);
     let mut map = ctx.map_pages(0, n, RO, Share::Shared)?;
     map.read_u8(0);
-    let target = Reservation::new(n * ps).map_err(|e| anyhow!("reserving a target: {e}"))?;
+    let target = Mapping::reserve(n * ps).map_err(|e| anyhow!("reserving a target: {e}"))?;
     let to = target.addr();
     map.move_onto(target)
         .map_err(|e| anyhow!("mremap MREMAP_FIXED to {to:#x} failed: {e}"))?;

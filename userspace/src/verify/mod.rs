@@ -17,7 +17,7 @@ mod sharing;
 mod stats;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use nix::errno::Errno;
@@ -25,18 +25,56 @@ use nix::sys::mman::ProtFlags;
 
 use crate::abi::{MapdrvInfo, Mode, mode_name};
 use crate::debugfs::Debugfs;
-use crate::device::{Access, Device, Geometry, Mapping, Share, system_page_size};
-use crate::fatal::{self, Style};
+use crate::device::{Access, Device, Geometry, Share, system_page_size};
+use crate::fatal;
+use crate::mapping::Mapping;
 use journal::Journal;
 use report::{Check, Report};
 
-/// Options of `mapdrv verify`.
-#[derive(Debug, Clone)]
-pub struct VerifyOptions {
-    pub device: PathBuf,
-    pub debugfs: PathBuf,
-    pub threads: usize,
+const HELP: &str = "\
+Checks the device contract from user space and prints one line per check:
+  PASS: <name>
+  FAIL: <name>: <why>
+then `SUMMARY: <n> passed, <m> failed`. The exit status is 1 if any check
+failed. Needs root (pagemap PFNs and debugfs are root-only) and debugfs at
+/sys/kernel/debug. Bytes verify writes are saved first and written back at
+the end, so the buffer is left as found.
+
+Checks, in order:
+{checks}
+
+Examples:
+  mapdrv verify
+  mapdrv verify --threads 8 --verbose
+  mapdrv verify --json";
+
+/// The help text after the options, with the check names filled in, a few
+/// per indented line.
+pub fn help() -> String {
+    let names: Vec<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+    let lines: Vec<String> = names
+        .chunks(4)
+        .map(|c| format!("  {}", c.join(" ")))
+        .collect();
+    HELP.replace("{checks}", &lines.join("\n"))
+}
+
+/// Check the device contract; PASS/FAIL line per check.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = help())]
+pub struct Args {
+    /// Print one JSON object {"checks":[{"name","ok","detail"}],"passed","failed"}.
+    #[arg(long)]
     pub json: bool,
+    /// Threads of the concurrent-faults check.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// The driver's debugfs directory.
+    #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
+    pub debugfs: PathBuf,
+    /// Add each check's detail to its PASS line.
+    #[arg(long, short)]
     pub verbose: bool,
 }
 
@@ -191,12 +229,12 @@ fn check_info(dev: &Device) -> Result<(MapdrvInfo, Geometry)> {
 }
 
 /// Runs every check; true when all passed.
-pub fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<bool> {
-    let dev = Device::open(&opts.device, Access::ReadWrite)?;
+pub fn run(device: &Path, opts: &Args, out: &mut dyn Write) -> Result<bool> {
+    let dev = Device::open(device, Access::ReadWrite)?;
     fatal::install(if opts.json {
-        Style::Stderr
+        fatal::to_stderr
     } else {
-        Style::VerifyLines
+        report::fatal_lines
     })?;
     let mut report = Report::new(opts.json, opts.verbose, out);
 
@@ -224,7 +262,7 @@ pub fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<bool> {
         debugfs: Debugfs::locate(&opts.debugfs).map_err(|e| format!("{e:#}")),
         baseline: None,
         journal: Journal::default(),
-        threads: opts.threads,
+        threads: usize::from(opts.threads),
     };
 
     // One step per check; the stats checks and the restore are the last two.
@@ -280,6 +318,14 @@ mod tests {
         order.extend(stats::COUNTERS.map(|(c, _)| c));
         order.push(Check::RestoreContent);
         assert_eq!(order, Check::ALL);
+    }
+
+    #[test]
+    fn help_lists_every_check() {
+        let help = help();
+        for c in Check::ALL {
+            assert!(help.contains(c.name()), "{}", c.name());
+        }
     }
 
     #[test]

@@ -143,6 +143,21 @@ pub fn line(r: &CheckResult, verbose: bool) -> String {
     }
 }
 
+/// What verify prints when a fatal signal ends it (see [`fatal`]): a last
+/// `FAIL: <check>: <what>` line for the check that was running and a
+/// `SUMMARY:` line, on stdout like every other result line, so a reader of
+/// the output sees which check it was.
+pub fn fatal_lines(name: &[u8], what: &[u8]) {
+    let fd = libc::STDOUT_FILENO;
+    fatal::write_raw(fd, b"FAIL: ");
+    fatal::write_raw(fd, name);
+    fatal::write_raw(fd, b": ");
+    fatal::write_raw(fd, what);
+    fatal::write_raw(fd, b"SUMMARY: aborted by a fatal signal in ");
+    fatal::write_raw(fd, name);
+    fatal::write_raw(fd, b"\n");
+}
+
 /// The summary line.
 pub fn summary(results: &[CheckResult]) -> String {
     let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name).collect();

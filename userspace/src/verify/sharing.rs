@@ -7,21 +7,20 @@
 //! bitwise NOT of the old one, so it always differs.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RW};
-use crate::device::{Mapping, Share};
+use crate::child::{self, Ended};
+use crate::device::Share;
 use crate::fatal;
+use crate::mapping::Mapping;
 
 /// How long the parent waits for the forked child.
-const CHILD_TIMEOUT_MS: u16 = 10_000;
+const CHILD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The checks of this module, in the order they run.
 pub(super) const CHECKS: &[(Check, CheckFn)] = &[
@@ -76,33 +75,22 @@ fn second_mapping(ctx: &mut Ctx) -> Result<String> {
     Ok(format!("bytes {x} and {y} of page {page}, both directions"))
 }
 
-/// The child: waits for the parent's go, reports the byte at `x`, writes
-/// `child_value` at `y`. Only async-signal-safe calls: it was forked.
-fn child(
-    map: &Mapping,
-    x: usize,
-    y: usize,
-    child_value: u8,
-    mut go: impl Read,
-    mut answer: impl Write,
-) -> ! {
+/// The child: waits for the parent's go, reports the byte at `x` (one
+/// decimal line), writes `child_value` at `y`. Only async-signal-safe calls
+/// besides the formatting of one small number: it was forked from a
+/// process with no other thread.
+fn child(map: &Mapping, x: usize, y: usize, child_value: u8, mut go: impl Read, fd: RawFd) -> i32 {
     fatal::reset_in_child();
     let mut buf = [0u8; 1];
-    let code = match go.read(&mut buf) {
+    match go.read(&mut buf) {
         Ok(1) => {
             let seen = map.read_u8(x);
             map.write_u8(y, child_value);
-            if answer.write_all(&[seen]).is_ok() {
-                0
-            } else {
-                3
-            }
+            child::write_all(fd, format!("{seen}\n").as_bytes());
+            0
         }
         _ => 2,
-    };
-    // SAFETY: _exit ends the forked child without running the parent's
-    // atexit handlers or flushing its copy of stdio buffers.
-    unsafe { libc::_exit(code) }
+    }
 }
 
 fn fork_check(ctx: &mut Ctx) -> Result<String> {
@@ -111,48 +99,50 @@ fn fork_check(ctx: &mut Ctx) -> Result<String> {
     let parent_value = !ctx.save_byte(x)?;
     let child_value = !ctx.save_byte(y)?;
     let (go_r, mut go_w) = io::pipe().context("pipe")?;
-    let (mut answer_r, answer_w) = io::pipe().context("pipe")?;
 
-    // SAFETY: verify is single-threaded here (the worker threads of
-    // concurrent-faults run later and are scoped); the child only uses
-    // async-signal-safe calls (read, write, atomics on the mapping, _exit).
-    let pid = match unsafe { fork() }.context("fork")? {
-        ForkResult::Child => {
-            drop(go_w);
-            drop(answer_r);
-            child(&map, x, y, child_value, go_r, answer_w)
-        }
-        ForkResult::Parent { child } => child,
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    let go_w_fd = go_w.as_raw_fd();
+    let body = |fd| {
+        // SAFETY: the child's copy of the go pipe's write end, closed so
+        // that the child sees the end of the pipe if the parent gives up;
+        // its owner (`go_w`) is never dropped in the child, which leaves
+        // with _exit.
+        unsafe { libc::close(go_w_fd) };
+        child(&map, x, y, child_value, go_r, fd)
     };
-    drop(go_r);
-    drop(answer_w);
+    // SAFETY: verify is single-threaded here (the worker threads of
+    // concurrent-faults run later and are scoped), so the child may format
+    // its answer; it reads, writes, touches the mapping with atomics and
+    // leaves with _exit (child::spawn).
+    let kid = unsafe { child::spawn(body) }?;
 
     // The parent writes after the fork; the child must see it.
     map.write_u8(x, parent_value);
     let sent = go_w.write_all(&[1]);
     drop(go_w);
 
-    let mut fds = [PollFd::new(answer_r.as_fd(), PollFlags::POLLIN)];
-    let ready = poll(&mut fds, PollTimeout::from(CHILD_TIMEOUT_MS)).context("poll")?;
-    if ready == 0 {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        bail!("the child did not answer within {CHILD_TIMEOUT_MS} ms (stuck in a page fault?)");
-    }
-    let mut seen = [0u8; 1];
-    let got = answer_r.read(&mut seen);
-    let status = waitpid(pid, None).context("waitpid")?;
+    let mut answer = None;
+    let ended = kid.collect(deadline, |line| answer = line.trim().parse::<u8>().ok())?;
     sent.context("telling the child to go")?;
-    match status {
-        WaitStatus::Exited(_, 0) => {}
-        WaitStatus::Signaled(_, sig, _) => bail!("the child was killed by {sig}"),
-        other => bail!("the child ended with {other:?}"),
+    match ended {
+        Ended::Exited(0) => {}
+        Ended::Hung if answer.is_none() => bail!(
+            "the child did not answer within {} ms (stuck in a page fault?)",
+            CHILD_TIMEOUT.as_millis()
+        ),
+        Ended::Hung => bail!(
+            "the child answered but did not end within {} ms",
+            CHILD_TIMEOUT.as_millis()
+        ),
+        Ended::Signaled(sig) => bail!("the child was killed by {sig}"),
+        Ended::Exited(code) => bail!("the child ended with exit status {code}"),
     }
-    ensure!(matches!(got, Ok(1)), "the child sent no answer");
+    let Some(seen) = answer else {
+        bail!("the child sent no answer");
+    };
     ensure!(
-        seen[0] == parent_value,
-        "parent wrote {parent_value:#04x} at byte {x} after fork(), the child read {:#04x}",
-        seen[0]
+        seen == parent_value,
+        "parent wrote {parent_value:#04x} at byte {x} after fork(), the child read {seen:#04x}"
     );
     let in_parent = map.read_u8(y);
     ensure!(
