@@ -13,7 +13,7 @@
 //!
 //! Each architecture provides:
 //!
-//! - the walk: [`walk`] (`unsafe`: the caller keeps the tables of the address
+//! - the walk: [`walk()`] (`unsafe`: the caller keeps the tables of the address
 //!   in place) returns a [`PageWalk`] of [`Step`]s or a [`NotMapped`]; a
 //!   `Level` type with `name()` (the kernel's name for the level) and `TOP`
 //!   (the table the walk starts from), and `MAX_LEVELS`, the most steps a
