@@ -41,14 +41,14 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+#[path = "rust_mapdrv/arch/mod.rs"]
+mod arch;
 #[path = "rust_mapdrv/contract.rs"]
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
 #[path = "rust_mapdrv/demo.rs"]
 mod demo;
-#[path = "rust_mapdrv/layout.rs"]
-mod layout;
 #[path = "rust_mapdrv/owned_debugfs.rs"]
 mod owned_debugfs;
 #[path = "rust_mapdrv/sched.rs"]
@@ -59,6 +59,8 @@ mod uapi;
 mod vm_ops;
 mod vmalloc_util;
 
+// demo.rs still names the layout's `write_layout` as `crate::layout::...`.
+use arch as layout;
 use contract::Mode;
 use uapi::{MapdrvInfo, MAPDRV_IOC_INFO};
 use vm_ops::{Fault, FaultHandler, FaultOutcome, VmOps};

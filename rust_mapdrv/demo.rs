@@ -39,10 +39,10 @@ use kernel::{
 };
 
 use crate::{
+    arch::{Extra, Layout, PageWalk, YesNo},
     debugfs::FileData,
-    layout::{Extra, Layout, YesNo},
     owned_debugfs::FileSpec,
-    vmalloc_util::{self, PageWalk, VmallocBuffer},
+    vmalloc_util::{self, VmallocBuffer},
 };
 
 /// The size the documents' demo passed to `kmalloc`.

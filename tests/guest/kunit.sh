@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The module's KUnit tests (each #[kunit_tests] module beside the code it
-# tests), one result per test case: they run when the module is
-# loaded and report in KTAP on the kernel log, which is parsed here.
+# The module's KUnit tests (every #[kunit_tests] module in the module's
+# sources, each beside the code it tests), one result per test case: they
+# run when the module is loaded and report in KTAP on the kernel log, which
+# is parsed here.
 . /tests/lib.sh
 
 require "module file is there" "$MODULE"

@@ -9,11 +9,18 @@
 //! area, the kmap and fixmap windows at the top. On x86_64 the same regions
 //! exist with far more room (Documentation/arch/x86/x86_64/mm.rst); their
 //! bases move with 5-level paging and, with `CONFIG_RANDOMIZE_MEMORY`
-//! (KASLR), from boot to boot. [`Layout::current`] reads the bases the kernel
-//! chose (`page_offset_base`, `vmalloc_base`, `vmemmap_base`, `pgdir_shift`,
-//! all exported to modules); everything else here is arithmetic on them and
-//! on constants, so that the KUnit tests can check it with known values.
+//! (KASLR), from boot to boot. [`Layout::current`] takes the bases the kernel
+//! chose (`page_offset_base`, `vmalloc_base`, `vmemmap_base`, all exported
+//! to modules and read in `globals.rs`) and the paging mode; everything else
+//! here is arithmetic on them and on constants, so that the KUnit tests can
+//! check it with known values. How a region looks and how the layout is
+//! written as lines is the seam's (`arch/layout.rs`).
 
+use super::{
+    globals,
+    pgtable::{five_level_paging, levels, Level},
+};
+use crate::arch::{DirectMap, KeyValues, Region};
 use core::fmt;
 use kernel::{bindings, page::PAGE_SIZE};
 
@@ -32,25 +39,6 @@ const P4D_SIZE: usize = 1 << 39;
 /// `LDT_PGD_ENTRY`: the LDT remap for PTI is PGD entry -240.
 const LDT_PGD_ENTRY: usize = (-240isize) as usize;
 const TIB: usize = 1 << 40;
-
-/// One region of the kernel address space, `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Region {
-    /// A short name, used as the key prefix in debugfs `layout`
-    /// (`<name>_start`, `<name>_end`) and in the demo's `region=` fields.
-    pub(crate) name: &'static str,
-    /// The first address.
-    pub(crate) start: usize,
-    /// The first address past the region.
-    pub(crate) end: usize,
-}
-
-impl Region {
-    /// Whether `addr` lies in the region.
-    pub(crate) fn contains(&self, addr: usize) -> bool {
-        (self.start..self.end).contains(&addr)
-    }
-}
 
 /// The number of regions [`Layout::regions`] returns.
 pub(crate) const REGIONS: usize = 10;
@@ -75,40 +63,32 @@ pub(crate) struct Layout {
 impl Layout {
     /// The layout the running kernel set up at boot.
     pub(crate) fn current() -> Self {
-        // SAFETY: These variables are written once during early boot, before
-        // any module can be loaded, and only read afterwards.
-        let (vmalloc_start, vmemmap_start, high_memory) = unsafe {
-            (
-                bindings::vmalloc_base,
-                bindings::vmemmap_base,
-                bindings::high_memory as usize,
-            )
-        };
+        let direct_map = DirectMap::current();
         Self {
-            five_level: crate::vmalloc_util::five_level_paging(),
-            page_offset: crate::vmalloc_util::page_offset_base(),
-            high_memory,
-            vmalloc_start,
-            vmemmap_start,
+            five_level: five_level_paging(),
+            page_offset: direct_map.base,
+            high_memory: direct_map.end,
+            vmalloc_start: globals::vmalloc_base(),
+            vmemmap_start: globals::vmemmap_base(),
             kernel_image_size: bindings::KERNEL_IMAGE_SIZE as usize,
         }
     }
 
     /// Paging levels: 4 or 5.
-    pub(crate) fn levels(&self) -> u32 {
-        if self.five_level {
-            5
-        } else {
-            4
-        }
+    pub(crate) fn levels(&self) -> usize {
+        levels(self.five_level).len()
     }
 
     /// The PGD shift: 39 with 4-level paging, 48 with 5-level.
     fn pgdir_shift(&self) -> u32 {
-        if self.five_level {
-            48
-        } else {
-            39
+        Level::Pgd.shift(self.five_level)
+    }
+
+    /// The direct map of RAM, `[PAGE_OFFSET, high_memory)`.
+    pub(crate) fn direct_map(&self) -> DirectMap {
+        DirectMap {
+            base: self.page_offset,
+            end: self.high_memory,
         }
     }
 
@@ -241,7 +221,7 @@ impl Layout {
     /// Whether `addr` is in the direct map of RAM: `[PAGE_OFFSET,
     /// high_memory)`, where `virt_to_phys(addr) == addr - PAGE_OFFSET`.
     pub(crate) fn in_direct_map_ram(&self, addr: usize) -> bool {
-        (self.page_offset..self.high_memory).contains(&addr)
+        self.direct_map().contains(addr)
     }
 
     /// Whether `addr` is a vmalloc address: `[VMALLOC_START, VMALLOC_END)`.
@@ -255,41 +235,31 @@ pub(crate) fn vsyscall_addr() -> usize {
     bindings::VSYSCALL_ADDR as isize as usize
 }
 
-/// Writes `yes` or `no`.
-pub(crate) struct YesNo(pub(crate) bool);
-
-impl fmt::Display for YesNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0 { "yes" } else { "no" })
-    }
-}
-
 /// Writes the layout as `key value` lines (addresses in hex, `_end`
 /// exclusive), as debugfs `layout` shows it and the load prints it.
 pub(crate) fn write_layout(f: &mut impl fmt::Write, layout: &Layout, extra: &Extra) -> fmt::Result {
-    writeln!(f, "paging_levels {}", layout.levels())?;
-    writeln!(f, "page_size {}", PAGE_SIZE)?;
-    writeln!(f, "page_offset {:#x}", layout.page_offset)?;
-    writeln!(f, "page_offset_default {:#x}", layout.default_page_offset())?;
-    writeln!(f, "high_memory {:#x}", layout.high_memory)?;
+    let mut out = KeyValues::new(f);
+    out.number("paging_levels", layout.levels())?;
+    out.number("page_size", PAGE_SIZE)?;
+    out.addr("page_offset", layout.page_offset)?;
+    out.addr("page_offset_default", layout.default_page_offset())?;
+    out.addr("high_memory", layout.high_memory)?;
     for r in layout.regions() {
-        writeln!(f, "{}_start {:#x}", r.name, r.start)?;
-        writeln!(f, "{}_end {:#x}", r.name, r.end)?;
+        out.region(&r)?;
     }
-    writeln!(f, "vsyscall_page {:#x}", vsyscall_addr())?;
-    writeln!(f, "fixaddr_top {:#x}", Layout::fixaddr_top())?;
-    writeln!(f, "kernel_text_kfree {:#x}", extra.kernel_text)?;
-    writeln!(f, "module_data {:#x}", extra.module_data)?;
-    writeln!(f, "phys_base {:#x}", extra.phys_base)?;
-    writeln!(f, "ram_pages {}", extra.ram_pages)?;
-    writeln!(f, "struct_page_size {}", extra.struct_page_size)?;
-    writeln!(f, "max_page_order {}", bindings::MAX_PAGE_ORDER)?;
-    writeln!(f, "kaslr_text {}", YesNo(extra.kaslr_text))?;
-    writeln!(f, "kaslr_memory {}", YesNo(extra.kaslr_memory))?;
-    writeln!(
-        f,
-        "page_offset_randomized {}",
-        YesNo(layout.page_offset != layout.default_page_offset())
+    out.addr("vsyscall_page", vsyscall_addr())?;
+    out.addr("fixaddr_top", Layout::fixaddr_top())?;
+    out.addr("kernel_text_kfree", extra.kernel_text)?;
+    out.addr("module_data", extra.module_data)?;
+    out.addr("phys_base", extra.phys_base)?;
+    out.number("ram_pages", extra.ram_pages)?;
+    out.number("struct_page_size", extra.struct_page_size)?;
+    out.number("max_page_order", bindings::MAX_PAGE_ORDER)?;
+    out.flag("kaslr_text", extra.kaslr_text)?;
+    out.flag("kaslr_memory", extra.kaslr_memory)?;
+    out.flag(
+        "page_offset_randomized",
+        layout.page_offset != layout.default_page_offset(),
     )
 }
 
@@ -320,20 +290,11 @@ static MODULE_DATA: u8 = 0;
 impl Extra {
     /// The facts of the running kernel.
     pub(crate) fn current() -> Self {
-        // SAFETY: `phys_base` is set during early boot and only read
-        // afterwards; `_totalram_pages` is an atomic that `atomic_long_read`
-        // reads (what `totalram_pages()` does in C).
-        let (phys_base, ram_pages) = unsafe {
-            (
-                bindings::phys_base,
-                bindings::atomic64_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)),
-            )
-        };
         Self {
             kernel_text: bindings::kfree as *const () as usize,
             module_data: core::ptr::from_ref(&MODULE_DATA) as usize,
-            phys_base: phys_base as u64,
-            ram_pages: ram_pages as u64,
+            phys_base: globals::phys_base(),
+            ram_pages: globals::totalram_pages(),
             struct_page_size: core::mem::size_of::<bindings::page>(),
             kaslr_text: cfg!(CONFIG_RANDOMIZE_BASE),
             kaslr_memory: cfg!(CONFIG_RANDOMIZE_MEMORY),
