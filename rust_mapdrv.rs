@@ -15,7 +15,7 @@
 //! - the `MAPDRV_IOC_INFO` ioctl tells the size and mode;
 //! - debugfs `mapdrv/{pages,stats,mode}` lists the pages, counts events and
 //!   switches the mode for new mappings;
-//! - the allocation demo (`rust_mapdrv/demo.rs`, parameter `demo`) shows where
+//! - the allocation demo (`rust_mapdrv/demo/`, parameter `demo`) shows where
 //!   kmalloc, vmalloc and the page allocator put memory, at load and through
 //!   debugfs `mapdrv/{demo,layout,hold}`.
 //!
@@ -46,7 +46,7 @@ use kernel::{
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
-#[path = "rust_mapdrv/demo.rs"]
+#[path = "rust_mapdrv/demo/mod.rs"]
 mod demo;
 #[path = "rust_mapdrv/layout.rs"]
 mod layout;
