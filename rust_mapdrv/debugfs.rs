@@ -32,8 +32,9 @@ use kernel::{
 use crate::{
     contract::Mode,
     demo::{self, Demo},
+    device::Mapdrv,
     owned_debugfs::{self, FileSpec, Operations},
-    vmalloc_util, Mapdrv,
+    vmalloc_util,
 };
 
 /// What every file shows: the device and the allocation demo.
