@@ -15,29 +15,23 @@
 //! - the `MAPDRV_IOC_INFO` ioctl tells the size and mode;
 //! - debugfs `mapdrv/{pages,stats,mode}` lists the pages, counts events and
 //!   switches the mode for new mappings;
-//! - the allocation demo (`rust_mapdrv/demo.rs`, parameter `demo`) shows where
+//! - the allocation demo (`rust_mapdrv/demo/`, parameter `demo`) shows where
 //!   kmalloc, vmalloc and the page allocator put memory, at load and through
 //!   debugfs `mapdrv/{demo,layout,hold}`.
 //!
-//! Lifetimes: the device state ([`Mapdrv`]) is reference counted. The module
-//! holds one reference, every open file one more. A mapping refers to the
-//! state through its file, which the mapping keeps open, so the buffer
-//! outlives every mapping. The file also pins the module (the misc device's
-//! file operations name it as owner), so `rmmod` fails while the device is
-//! open or mapped.
+//! This file is the module: its parameters, the misc device's file
+//! operations and fault handlers, and the load (`init`), which makes the
+//! device state (`rust_mapdrv/device.rs`, which also tells the lifetime
+//! rules), the demo and the debugfs files in that order, then registers the
+//! device.
 
 use kernel::{
     fs::{File, Kiocb},
     iov::{IovIterDest, IovIterSource},
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::VmaNew,
-    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::{
-        atomic::{Atomic, Relaxed},
-        Arc, ArcBorrow,
-    },
-    time::{Instant, Monotonic},
+    sync::{atomic::Relaxed, Arc, ArcBorrow},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -47,10 +41,14 @@ mod arch;
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
-#[path = "rust_mapdrv/demo.rs"]
+#[path = "rust_mapdrv/demo/mod.rs"]
 mod demo;
+#[path = "rust_mapdrv/device.rs"]
+mod device;
 #[path = "rust_mapdrv/owned_debugfs.rs"]
 mod owned_debugfs;
+#[path = "rust_mapdrv/registration.rs"]
+mod registration;
 #[path = "rust_mapdrv/sched.rs"]
 mod sched;
 #[path = "rust_mapdrv/uapi.rs"]
@@ -59,12 +57,11 @@ mod uapi;
 mod vm_ops;
 mod vmalloc_util;
 
-// demo.rs still names the layout's `write_layout` as `crate::layout::...`.
-use arch as layout;
 use contract::Mode;
+use device::{Mapdrv, Params};
+use registration::Registration;
 use uapi::{MapdrvInfo, MAPDRV_IOC_INFO};
 use vm_ops::{Fault, FaultHandler, FaultOutcome, VmOps};
-use vmalloc_util::VmallocBuffer;
 
 module! {
     type: MapdrvModule,
@@ -92,75 +89,6 @@ module! {
     },
 }
 
-/// Event counters, shown in debugfs `stats`.
-pub(crate) struct Stats {
-    pub(crate) faults: Atomic<u64>,
-    pub(crate) pages_inserted: Atomic<u64>,
-    pub(crate) mmaps: Atomic<u64>,
-    pub(crate) bytes_read: Atomic<u64>,
-    pub(crate) bytes_written: Atomic<u64>,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Self {
-            faults: Atomic::new(0),
-            pages_inserted: Atomic::new(0),
-            mmaps: Atomic::new(0),
-            bytes_read: Atomic::new(0),
-            bytes_written: Atomic::new(0),
-        }
-    }
-
-    /// The counters as (name, value) pairs, in the order they are shown.
-    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 5] {
-        [
-            ("faults", self.faults.load(Relaxed)),
-            ("pages_inserted", self.pages_inserted.load(Relaxed)),
-            ("mmaps", self.mmaps.load(Relaxed)),
-            ("bytes_read", self.bytes_read.load(Relaxed)),
-            ("bytes_written", self.bytes_written.load(Relaxed)),
-        ]
-    }
-}
-
-/// The device: its buffer and settings, shared by the module, the open files
-/// and (through their files) the mappings.
-pub(crate) struct Mapdrv {
-    pub(crate) buffer: VmallocBuffer,
-    mode: Atomic<u32>,
-    faultaround_pages: usize,
-    /// Whether new mappings get the operations with `.map_pages`, under
-    /// which faults are handled with the per-VMA lock (debugfs `map_pages`;
-    /// see `vm_ops::VmOps`).
-    pub(crate) map_pages: Atomic<bool>,
-    pub(crate) stats: Stats,
-    pub(crate) load: LoadTiming,
-}
-
-/// How long each phase of the module's load took, in nanoseconds.
-pub(crate) struct LoadTiming {
-    /// `vmalloc` of the zeroed buffer.
-    pub(crate) alloc_ns: u64,
-    /// Writing each page's line.
-    pub(crate) fill_ns: u64,
-    /// Our page-table walk of every page and its cross-check against
-    /// `vmalloc_to_pfn` and `lookup_address` (without the logging).
-    pub(crate) walk_ns: u64,
-}
-
-impl Mapdrv {
-    /// The mode new mappings get.
-    pub(crate) fn mode(&self) -> Mode {
-        Mode::from_number(self.mode.load(Relaxed)).unwrap_or(Mode::Fault)
-    }
-
-    /// Sets the mode for new mappings; existing ones keep theirs.
-    pub(crate) fn set_mode(&self, mode: Mode) {
-        self.mode.store(mode as u32, Relaxed);
-    }
-}
-
 /// Faults in `fault` mode: map the faulting page only.
 struct PerPage;
 
@@ -184,7 +112,7 @@ impl FaultHandler for FaultAround {
         let window = contract::faultaround_window(
             fault.index(),
             vm_ops::vma_pages(&fault.vma()),
-            dev.faultaround_pages,
+            dev.faultaround_pages(),
         );
         map_window(dev, fault, window)
     }
@@ -228,13 +156,7 @@ impl MiscDevice for Mapdrv {
     type Ptr = Arc<Mapdrv>;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Mapdrv>> {
-        let module = core::ptr::from_ref(misc);
-        // SAFETY: A `MiscDeviceRegistration<Mapdrv>` only ever exists as the
-        // `misc` field of `MapdrvModule` (this file is the only user of the
-        // type), and `misc_open` keeps the registration, and so the module
-        // struct around it, alive during this call.
-        let module = unsafe { &*kernel::container_of!(module, MapdrvModule, misc) };
-        Ok(module.device.clone())
+        Ok(Registration::device_of(misc).clone())
     }
 
     fn mmap(dev: ArcBorrow<'_, Mapdrv>, _file: &File, vma: &VmaNew) -> Result {
@@ -325,13 +247,12 @@ struct MapdrvModule {
     // Declared first so that it is dropped first: no new opens once the
     // module starts to go away.
     #[pin]
-    misc: MiscDeviceRegistration<Mapdrv>,
+    misc: Registration,
     _debugfs: debugfs::DebugFs,
-    device: Arc<Mapdrv>,
 }
 
 /// Reads and checks the module parameters.
-fn parameters() -> Result<(usize, Mode, usize)> {
+fn parameters() -> Result<Params> {
     let pages_param = module_parameters::pages.value();
     let Some(pages) = contract::check_pages(pages_param) else {
         pr_err!(
@@ -358,165 +279,30 @@ fn parameters() -> Result<(usize, Mode, usize)> {
         );
         return Err(EINVAL);
     };
-    Ok((pages, mode, around))
-}
-
-/// Walks every page of `buffer` with our page-table walk and checks it
-/// against the kernel's answers. Fails on the first disagreement; returns the
-/// number of physically contiguous runs of pages.
-fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
-    let five_level = vmalloc_util::five_level_paging();
-    if vmalloc_util::Level::Pgd.shift(five_level) != vmalloc_util::kernel_pgdir_shift() {
-        pr_err!(
-            "CR4.LA57 says {}-level paging but the kernel's pgdir_shift is {}\n",
-            if five_level { 5 } else { 4 },
-            vmalloc_util::kernel_pgdir_shift()
-        );
-        return Err(EIO);
-    }
-    let mut runs = 0usize;
-    let mut previous: Option<u64> = None;
-    for index in 0..buffer.pages() {
-        let walk = buffer.walk_page(index).map_err(|m| {
-            pr_err!("page {}: page-table walks disagree: {}\n", index, m);
-            EIO
-        })?;
-        if previous.map(|p| p + 1) != Some(walk.pfn) {
-            runs += 1;
-        }
-        previous = Some(walk.pfn);
-        vmalloc_util::resched_every(index);
-    }
-    Ok(runs)
-}
-
-/// Logs where the buffer's pages live: every page of a small buffer, else
-/// the first and last few (walked again; [`check_pages`] checked them all).
-fn log_pages(buffer: &VmallocBuffer, runs: usize) {
-    const SHOW_ALL_UP_TO: usize = 64;
-    const SHOW_EACH_END: usize = 8;
-    let pages = buffer.pages();
-    let five_level = vmalloc_util::five_level_paging();
-    pr_info!(
-        "buffer: vaddr {:#x}, {} pages ({} bytes), {}-level paging, direct map at {:#x}\n",
-        buffer.vaddr(),
+    Ok(Params {
         pages,
-        buffer.size(),
-        if five_level { 5 } else { 4 },
-        vmalloc_util::page_offset_base()
-    );
-    let shown = |index: usize| {
-        pages <= SHOW_ALL_UP_TO || index < SHOW_EACH_END || index >= pages - SHOW_EACH_END
-    };
-    for index in (0..pages).filter(|&i| shown(i)) {
-        let Ok(walk) = buffer.walk_page(index) else {
-            continue;
-        };
-        if index == 0 {
-            // The whole walk once, level by level, as the documents' steps.
-            for step in walk.steps.iter().flatten() {
-                pr_info!(
-                    "page 0 walk: {}[{}] = {:#018x}\n",
-                    step.level.name(),
-                    step.index,
-                    step.entry
-                );
-            }
-        }
-        let phys = walk.pfn << PAGE_SHIFT;
-        pr_info!(
-            "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} -> direct map {:#x}\n",
-            index,
-            buffer.page_vaddr(index).unwrap_or(0),
-            walk.leaf.name(),
-            walk.steps.iter().flatten().last().map_or(0, |s| s.entry),
-            walk.pfn,
-            phys,
-            vmalloc_util::page_offset_base() + phys as usize
-        );
-        if pages > SHOW_ALL_UP_TO && index == SHOW_EACH_END - 1 {
-            pr_info!("... ({} more pages)\n", pages - 2 * SHOW_EACH_END);
-        }
-    }
-    pr_info!(
-        "{} pages walked, all agree with vmalloc_to_pfn and lookup_address; {} physically contiguous runs\n",
-        pages,
-        runs
-    );
-}
-
-/// Nanoseconds since `start`, on the monotonic clock.
-fn ns_since(start: Instant<Monotonic>) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(0)
+        mode,
+        faultaround_pages: around,
+    })
 }
 
 impl kernel::InPlaceModule for MapdrvModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let setup = || -> Result<Arc<Mapdrv>> {
-            let (pages, mode, faultaround_pages) = parameters()?;
-            // Each phase of the load is timed, to show that it grows
-            // linearly with `pages` (debugfs `stats`, `mapdrv bench`).
-            let start = Instant::<Monotonic>::now();
-            let mut buffer = VmallocBuffer::new_zeroed(pages).inspect_err(|_| {
-                pr_err!(
-                    "cannot allocate {} pages ({} KiB)\n",
-                    pages,
-                    pages * PAGE_SIZE / 1024
-                );
-            })?;
-            let alloc_ns = ns_since(start);
-            let start = Instant::<Monotonic>::now();
-            buffer.fill_pages(|index, page| {
-                contract::fill_page(index, page);
-            });
-            let fill_ns = ns_since(start);
-            let start = Instant::<Monotonic>::now();
-            let runs = check_pages(&buffer)?;
-            let load = LoadTiming {
-                alloc_ns,
-                fill_ns,
-                walk_ns: ns_since(start),
-            };
-            log_pages(&buffer, runs);
-            pr_info!(
-                "load timing: {} pages: alloc {} ns, fill {} ns, walk+check {} ns ({} ns/page in all)\n",
-                pages,
-                load.alloc_ns,
-                load.fill_ns,
-                load.walk_ns,
-                (load.alloc_ns + load.fill_ns + load.walk_ns)
-                    .checked_div(pages as u64)
-                    .unwrap_or(0)
-            );
-            Ok(Arc::new(
-                Mapdrv {
-                    buffer,
-                    mode: Atomic::new(mode as u32),
-                    faultaround_pages,
-                    map_pages: Atomic::new(true),
-                    stats: Stats::new(),
-                    load,
-                },
-                GFP_KERNEL,
-            )?)
-        };
         pin_init::pin_init_scope(move || {
-            let device = setup()?;
+            let device = Mapdrv::new(parameters()?)?;
             let demo = demo::Demo::new()?;
             demo.at_load(module_parameters::demo.value(), &device.buffer);
             Ok(try_pin_init!(Self {
                 _debugfs: debugfs::DebugFs::new(device.clone(), demo)?,
-                device,
-                // Last: the device can be opened from here on, and `open`
-                // uses the fields above.
-                misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"mapdrv" }),
+                // Last: the device can be opened from here on.
+                misc <- Registration::new(device),
             }))
         })
         .pin_chain(|this| {
             pr_info!(
                 "loaded: /dev/mapdrv, {} pages, mode {}\n",
-                this.device.buffer.pages(),
-                this.device.mode().name()
+                this.misc.device().buffer.pages(),
+                this.misc.device().mode().name()
             );
             Ok(())
         })

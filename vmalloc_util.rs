@@ -22,7 +22,7 @@
 //! the result with the kernel's own answers (`vmalloc_to_pfn()` and
 //! [`arch::kernel_lookup_pfn`]).
 
-use crate::arch::{self, NotMapped, PageWalk};
+use crate::arch::{self, Level, NotMapped, PageWalk};
 use core::ptr::NonNull;
 use kernel::{
     alloc::kvec::VVec,
@@ -33,12 +33,6 @@ use kernel::{
 };
 
 use crate::uapi::MAX_PAGES;
-
-// For the callers that still name them here (the load's checks and log,
-// debugfs `pages`, the demo); new code names them `crate::arch::...`.
-pub(crate) use crate::arch::{
-    five_level_paging, kernel_pgdir_shift, page_offset_base, walk, Level,
-};
 
 /// Pages a loop over the buffer handles between two `cond_resched()` calls
 /// (2 MiB of pages: tens of microseconds of work).

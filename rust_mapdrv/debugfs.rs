@@ -12,8 +12,12 @@
 //!   `.map_pages`, so that their faults are handled under the per-VMA lock
 //!   (the default), `0` when each fault is retried under `mmap_lock`; write
 //!   `0` or `1` to switch (see `vm_ops::VmOps`);
-//! - `demo`, `layout`, `hold`: the allocation demo's files (see `demo.rs`).
-
+//! - `demo`: the allocation demo's last report; write `run` (or `1`) to run
+//!   it again (see `demo/mod.rs`);
+//! - `layout`: the kernel's address-space layout as `key value` lines;
+//! - `hold`: the block of 2^order pages the demo keeps, or `none`; write an
+//!   order (0..=MAX_PAGE_ORDER) to allocate and keep one (`EBUSY` if one is
+//!   kept already, `ENOMEM` if none can be had), `release` to free it.
 //!
 //! All of them are made here, in one directory that the module owns; the
 //! files pin the module while open (see `owned_debugfs`), so `rmmod` fails
@@ -21,15 +25,15 @@
 
 use core::fmt;
 use kernel::{
-    module::this_module, page::PAGE_SHIFT, prelude::*, sync::atomic::Relaxed, sync::Arc,
-    uaccess::UserSliceReader,
+    module::this_module, prelude::*, sync::atomic::Relaxed, sync::Arc, uaccess::UserSliceReader,
 };
 
 use crate::{
+    arch,
     contract::Mode,
-    demo::Demo,
+    demo::{self, Demo},
+    device::Mapdrv,
     owned_debugfs::{self, FileSpec, Operations},
-    vmalloc_util, Mapdrv,
 };
 
 /// What every file shows: the device and the allocation demo.
@@ -38,7 +42,9 @@ pub(crate) struct FileData {
     pub(crate) demo: Arc<Demo>,
 }
 
-/// The operations of our files, owned by this module.
+/// The operations of our files, owned by this module. `this_module` needs
+/// the type that `module!` implements `ModuleMetadata` for, so this is the
+/// one place outside the crate root that names the module type.
 static OPERATIONS: Operations<FileData> = Operations::new(this_module::<crate::MapdrvModule>());
 
 /// The debugfs directory `mapdrv/` and its files; removed when dropped.
@@ -49,7 +55,6 @@ pub(crate) struct DebugFs {
 impl DebugFs {
     /// Creates `mapdrv/` and its files for `device` and `demo`.
     pub(crate) fn new(device: Arc<Mapdrv>, demo: Arc<Demo>) -> Result<Self> {
-        let [demo_file, layout, hold] = crate::demo::files();
         let files = [
             FileSpec {
                 name: c"pages",
@@ -71,9 +76,21 @@ impl DebugFs {
                 show: show_map_pages,
                 store: Some(store_map_pages),
             },
-            demo_file,
-            layout,
-            hold,
+            FileSpec {
+                name: c"demo",
+                show: show_report,
+                store: Some(store_run),
+            },
+            FileSpec {
+                name: c"layout",
+                show: show_layout,
+                store: None,
+            },
+            FileSpec {
+                name: c"hold",
+                show: show_hold,
+                store: Some(store_hold),
+            },
         ];
         let data = FileData { device, demo };
         let _dir = owned_debugfs::Dir::new(c"mapdrv", data, files, &OPERATIONS)?;
@@ -88,7 +105,7 @@ fn show_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for index in 0..buffer.pages() {
         let vaddr = buffer.page_vaddr(index).unwrap_or(0);
         let pfn = buffer.kernel_pfn(index).unwrap_or(0);
-        let direct = vmalloc_util::page_offset_base() + ((pfn as usize) << PAGE_SHIFT);
+        let direct = arch::DirectMap::current().addr_of_pfn(pfn);
         writeln!(f, "{index} {vaddr:#x} {pfn:#x} {direct:#x}")?;
     }
     Ok(())
@@ -113,11 +130,8 @@ fn show_mode(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn store_mode(data: &FileData, reader: &mut UserSliceReader) -> Result {
     let dev = &data.device;
-    let mut text = [0u8; 16];
-    let len = reader.len();
-    let text = text.get_mut(..len).ok_or(EINVAL)?;
-    reader.read_slice(text)?;
-    let mode = Mode::parse(text).ok_or(EINVAL)?;
+    let mut buf = [0u8; 16];
+    let mode = Mode::parse(read_text(reader, &mut buf)?).ok_or(EINVAL)?;
     dev.set_mode(mode);
     pr_info!("mode for new mappings: {}\n", mode.name());
     Ok(())
@@ -130,11 +144,8 @@ fn show_map_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 fn store_map_pages(data: &FileData, reader: &mut UserSliceReader) -> Result {
     let dev = &data.device;
-    let mut text = [0u8; 4];
-    let len = reader.len();
-    let text = text.get_mut(..len).ok_or(EINVAL)?;
-    reader.read_slice(text)?;
-    let on = match core::str::from_utf8(text).map_err(|_| EINVAL)?.trim() {
+    let mut buf = [0u8; 4];
+    let on = match read_word(reader, &mut buf)? {
         "1" => true,
         "0" => false,
         _ => return Err(EINVAL),
@@ -149,4 +160,65 @@ fn store_map_pages(data: &FileData, reader: &mut UserSliceReader) -> Result {
         }
     );
     Ok(())
+}
+
+/// Reads what was written to a file, all of it (`EINVAL` if it does not fit
+/// in `buf`).
+fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a [u8]> {
+    let len = reader.len();
+    let text = buf.get_mut(..len).ok_or(EINVAL)?;
+    reader.read_slice(text)?;
+    Ok(text)
+}
+
+/// Reads what was written to a file as text, trimmed.
+fn read_word<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
+    let text = read_text(reader, buf)?;
+    Ok(core::str::from_utf8(text).map_err(|_| EINVAL)?.trim())
+}
+
+fn show_report(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    data.demo.with_report(|report| {
+        if report.is_empty() {
+            return writeln!(f, "# no demo run yet: write `run` to this file");
+        }
+        f.write_str(core::str::from_utf8(report).unwrap_or("# (report is not text)\n"))
+    })
+}
+
+fn store_run(data: &FileData, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    match read_word(reader, &mut buf)? {
+        "run" | "1" => {
+            data.demo.run("debugfs", &data.device.buffer);
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+fn show_layout(_data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    demo::write_layout(f)
+}
+
+fn show_hold(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match data.demo.hold_status() {
+        None => writeln!(f, "none"),
+        Some(b) => writeln!(
+            f,
+            "order {} pages {} pfn {:#x} vaddr {:#x}",
+            b.order, b.pages, b.pfn, b.vaddr
+        ),
+    }
+}
+
+/// `hold`: an order allocates a block and keeps it, `release` frees it.
+fn store_hold(data: &FileData, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    let word = read_word(reader, &mut buf)?;
+    if word == "release" {
+        data.demo.release();
+        return Ok(());
+    }
+    data.demo.hold(word.parse::<u32>().map_err(|_| EINVAL)?)
 }

@@ -204,11 +204,6 @@ impl DirectMap {
 
     /// The direct-map address of page frame `pfn` (`page_address()` of its
     /// page; only meaningful when `pfn` is RAM).
-    #[expect(
-        dead_code,
-        reason = "the callers that still add page_offset_base and pfn << PAGE_SHIFT by hand \
-                  (rust_mapdrv.rs, debugfs.rs, demo.rs) switch to this; then the attribute goes"
-    )]
     pub(crate) fn addr_of_pfn(self, pfn: u64) -> usize {
         self.va(pfn_phys(pfn))
     }
