@@ -5,7 +5,7 @@
 //! A rebuild in Rust of the 2.4-era `map_driver.c` teaching driver. At load
 //! the module allocates a buffer with vmalloc, fills page `i` with the line
 //! `mapdrv page <i>\n`, resolves every page through the kernel page tables
-//! with its own walk (`vmalloc_util.rs`) and logs where each page lives. The
+//! with its own walk (`rust_mapdrv/arch/`) and logs where each page lives. The
 //! misc device `/dev/mapdrv` then serves the buffer:
 //!
 //! - `mmap` (shared or private) maps it into a process; pages are inserted by
@@ -13,11 +13,11 @@
 //!   method), a batch per fault (`mode=1`) or all at `mmap` time (`mode=2`);
 //! - `read`/`write`/`pread`/`pwrite` copy bytes in and out;
 //! - the `MAPDRV_IOC_INFO` ioctl tells the size and mode;
-//! - debugfs `mapdrv/{pages,stats,mode}` lists the pages, counts events and
-//!   switches the mode for new mappings;
+//! - debugfs `mapdrv/` (`rust_mapdrv/debugfs.rs`) lists the pages, counts
+//!   events and switches settings for new mappings;
 //! - the allocation demo (`rust_mapdrv/demo/`, parameter `demo`) shows where
 //!   kmalloc, vmalloc and the page allocator put memory, at load and through
-//!   debugfs `mapdrv/{demo,layout,hold}`.
+//!   debugfs.
 //!
 //! This file is the module: its parameters, the misc device's file
 //! operations and fault handlers, and the load (`init`), which makes the

@@ -22,7 +22,16 @@ boundaries=(
 )
 
 cd "$dir"
-found=$(find . -name '*.rs' ! -path './userspace/*' ! -name 'uapi_generated.rs' -printf '%P\n' | sort |
+# The module's Rust sources: tracked or new files in a git tree (not build/
+# copies or generated code, which git ignores), every file in a plain copy.
+sources() {
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files -co --exclude-standard -- '*.rs' ':!userspace'
+	else
+		find . -name '*.rs' ! -path './userspace/*' ! -name 'uapi_generated.rs' -printf '%P\n'
+	fi
+}
+found=$(sources | sort |
 	while read -r f; do
 		for b in "${boundaries[@]}"; do
 			# shellcheck disable=SC2053 # $b is a pattern

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::arch::{Layout, YesNo};
 
-/// The size the documents' demo passed to `kmalloc`.
+/// The size the classic allocation demo passed to `kmalloc`.
 const KMALLOC_SIZE: usize = 100;
 /// `kcalloc(KCALLOC_N, KCALLOC_SIZE)`: 25 `u32`s, 100 bytes again.
 const KCALLOC_N: usize = 25;

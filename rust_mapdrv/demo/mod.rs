@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The allocation demo: where `kmalloc`, `kzalloc`, `kcalloc`, a slab cache,
-//! `vmalloc` and the page allocator put memory, with the claims the
-//! documents make about each checked on the spot.
+//! `vmalloc` and the page allocator put memory, with the classic claims about
+//! each (physically contiguous or not, in the direct map or not, what
+//! `virt_to_phys` gives) checked on the spot.
 //!
-//! The documents' small module printed the addresses that `get_free_page`,
+//! The classic allocation demo, a small module, printed the addresses that `get_free_page`,
 //! `kmalloc(100)` and `vmalloc` returned. This one does each allocation,
 //! prints one line per allocation, `demo: alloc <name> key=value ...`
 //! (address, region, physical address, contiguity, GFP flags), one line per

@@ -7,7 +7,7 @@
 
 use kernel::{
     alloc::flags,
-    page::{Page, PAGE_SHIFT, PAGE_SIZE},
+    page::{Page, PAGE_SIZE},
 };
 
 use super::{
@@ -44,7 +44,7 @@ pub(super) fn demo_pages(r: &mut Report, l: &Layout) {
     }
     match FreePages::get(RAW_KERNEL, HIGHER_ORDER) {
         Ok(block) => {
-            let pfn = (block.addr().wrapping_sub(l.page_offset) >> PAGE_SHIFT) as u64;
+            let pfn = l.direct_map().pfn_of(block.addr());
             let a = Alloc {
                 name: "get_free_pages",
                 api: "__get_free_pages",

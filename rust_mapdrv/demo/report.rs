@@ -3,8 +3,8 @@
 //! The demo's report: each line is formatted into a [`LineBuf`], logged as
 //! `demo: ...` and kept in a [`Report`], whose text debugfs `mapdrv/demo`
 //! shows after the run. [`report_direct`] and [`report_block`] report one
-//! allocation: its `alloc` line and the checks of what the documents claim
-//! about it.
+//! allocation: its `alloc` line and the checks of the classic claims about
+//! it.
 
 use core::fmt;
 use kernel::{
@@ -17,7 +17,7 @@ use super::{
     alloc::Held,
     gfp::{Gfp, GfpNames},
 };
-use crate::arch::{Layout, YesNo};
+use crate::arch::{pfn_phys, Layout, YesNo};
 
 /// A fixed-size line buffer: one report line is formatted here, then logged
 /// and appended to the report. Longer lines are cut.
@@ -145,7 +145,7 @@ pub(super) fn report_direct(r: &mut Report, l: &Layout, a: &Alloc<'_>, more: fmt
     r.allocations += 1;
     let vaddr = a.mem.vaddr();
     let in_direct = l.in_direct_map_ram(vaddr) && l.region_of(vaddr) == "direct_map";
-    let phys = vaddr.wrapping_sub(l.page_offset);
+    let phys = l.direct_map().phys_of(vaddr);
     let first = vaddr >> PAGE_SHIFT;
     let last = (vaddr + a.size.max(1) - 1) >> PAGE_SHIFT;
     let pages = last - first + 1;
@@ -191,9 +191,9 @@ pub(super) fn report_direct(r: &mut Report, l: &Layout, a: &Alloc<'_>, more: fmt
         ),
     );
     let walked_phys =
-        walked_first.map(|pfn| (pfn << PAGE_SHIFT) | (vaddr as u64 & (PAGE_SIZE as u64 - 1)));
+        walked_first.map(|pfn| pfn_phys(pfn) | (vaddr as u64 & (PAGE_SIZE as u64 - 1)));
     r.check(
-        walked_phys == Some(phys as u64),
+        walked_phys == Some(phys),
         a.name,
         "virt-to-phys",
         format_args!(
@@ -228,7 +228,7 @@ pub(super) fn report_block(
     r.allocations += 1;
     let vaddr = a.mem.vaddr();
     let pages = 1usize << order;
-    let phys = vaddr.wrapping_sub(l.page_offset) as u64;
+    let phys = l.direct_map().phys_of(vaddr);
     let mut mismatch: Option<(usize, u64)> = None;
     for i in 0..pages {
         let walked = a
@@ -266,7 +266,7 @@ pub(super) fn report_block(
         ),
     );
     r.check(
-        phys == pfn << PAGE_SHIFT,
+        phys == pfn_phys(pfn),
         a.name,
         "virt-to-phys",
         format_args!(

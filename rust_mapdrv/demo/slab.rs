@@ -59,7 +59,7 @@ pub(super) fn demo_slab(r: &mut Report, l: &Layout) {
             format_args!(
                 " cache=rust_mapdrv_demo object_size={} slab_pfn={:#x}",
                 objsize,
-                (obj.addr() - l.page_offset) >> PAGE_SHIFT
+                l.direct_map().pfn_of(obj.addr())
             ),
         );
     }

@@ -7,7 +7,7 @@
 use core::fmt;
 use kernel::{
     alloc::{flags, kvec::VVec},
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::PAGE_SIZE,
     prelude::*,
 };
 
@@ -16,7 +16,7 @@ use super::{
     gfp::{GfpNames, RAW_KERNEL},
     report::Report,
 };
-use crate::arch::{Layout, YesNo};
+use crate::arch::{pfn_phys, Layout, YesNo};
 
 /// The `vmalloc` size: not a multiple of the page size, so that the
 /// rounding up to whole pages shows (15 pages).
@@ -105,7 +105,7 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
         VMALLOC_SIZE,
         vaddr,
         l.region_of(vaddr),
-        pfns.first().map_or(0, |p| p << PAGE_SHIFT),
+        pfns.first().map_or(0, |&p| pfn_phys(p)),
         pages,
         YesNo(runs == 1 && walk_errors == 0),
         runs,
@@ -118,7 +118,7 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
             i,
             vaddr + i * PAGE_SIZE,
             pfn,
-            pfn << PAGE_SHIFT
+            pfn_phys(*pfn)
         ));
     }
     let end = vaddr + pages * PAGE_SIZE;
@@ -160,8 +160,8 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
         "not-direct-map",
         format_args!(
             "virt_to_phys would say {:#x}, but page 0 is at {:#x}",
-            vaddr.wrapping_sub(l.page_offset),
-            pfns.first().map_or(0, |p| p << PAGE_SHIFT)
+            l.direct_map().phys_of(vaddr),
+            pfns.first().map_or(0, |&p| pfn_phys(p))
         ),
     );
     // `v` is freed here (vfree).

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The allocation demo (rust_mapdrv/demo.rs): the report at load and on
+# The allocation demo (rust_mapdrv/demo/): the report at load and on
 # demand, every claim it checks passing, its debugfs files and their bad
 # input, /proc/buddyinfo while a block is held, and the tool's views of it
 # (mapdrv layout table, --json, --svg, --self; mapdrv buddy).

@@ -4,7 +4,7 @@
 //! map, the vmalloc area, the memory map (`struct page` array), the kernel
 //! image, the modules and the fixmap are.
 //!
-//! The documents describe the 32-bit layout: user space below `PAGE_OFFSET`
+//! The classic teaching texts describe the 32-bit layout: user space below `PAGE_OFFSET`
 //! (3 GiB), the direct map of low memory above it, an 8 MiB gap, the vmalloc
 //! area, the kmap and fixmap windows at the top. On x86_64 the same regions
 //! exist with far more room (Documentation/arch/x86/x86_64/mm.rst); their

@@ -202,6 +202,18 @@ impl DirectMap {
         self.contains(addr).then_some(addr)
     }
 
+    /// `__pa(addr)`: the physical address behind the direct-map address
+    /// `addr` (only meaningful when [`Self::contains`] it).
+    pub(crate) fn phys_of(self, addr: usize) -> u64 {
+        addr.wrapping_sub(self.base) as u64
+    }
+
+    /// The page frame behind the direct-map address `addr` (only meaningful
+    /// when [`Self::contains`] it).
+    pub(crate) fn pfn_of(self, addr: usize) -> u64 {
+        self.phys_of(addr) >> PAGE_SHIFT
+    }
+
     /// The direct-map address of page frame `pfn` (`page_address()` of its
     /// page; only meaningful when `pfn` is RAM).
     pub(crate) fn addr_of_pfn(self, pfn: u64) -> usize {
