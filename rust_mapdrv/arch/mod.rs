@@ -25,7 +25,7 @@
 //!   [`kernel_pgdir_shift`] (x86_64's; another architecture names its own);
 //! - the direct map: [`DirectMap`] (its base and end, whether an address is
 //!   in it, `__va()` of a physical address or a page frame) and
-//!   [`page_offset_base`];
+//!   [`page_offset_base`]; [`page_to_pfn`] of a `struct page`;
 //! - the layout: [`Layout`] (the regions, [`Region`], and the checks on an
 //!   address the demo makes), [`Extra`] (facts that are not region bounds)
 //!   and [`write_layout`], which writes both with the neutral
@@ -45,8 +45,8 @@ mod layout;
 mod walk;
 
 pub(crate) use imp::{
-    five_level_paging, kernel_lookup_pfn, kernel_pgdir_shift, page_offset_base, walk, write_layout,
-    DirectMap, Extra, Layout, Level, KERNEL_LOOKUP,
+    five_level_paging, kernel_lookup_pfn, kernel_pgdir_shift, page_offset_base, page_to_pfn, walk,
+    write_layout, DirectMap, Extra, Layout, Level, KERNEL_LOOKUP,
 };
 pub(crate) use layout::{KeyValues, Region, YesNo};
 pub(crate) use walk::{pfn_phys, Decoded, NotMapped, PageWalk, Step};

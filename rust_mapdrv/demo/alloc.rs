@@ -25,17 +25,9 @@ use crate::vmalloc_util::{self, WalkMismatch};
 /// `MAX_PAGE_ORDER`: the largest block the buddy allocator has (10: 4 MiB).
 pub(crate) const MAX_ORDER: u32 = bindings::MAX_PAGE_ORDER;
 
-/// The PFN of a `struct page` (`page_to_pfn` with `SPARSEMEM_VMEMMAP`: the
-/// page's index in the `vmemmap` array).
-fn page_to_pfn(page: *const bindings::page) -> u64 {
-    // SAFETY: `vmemmap_base` is written once during early boot.
-    let vmemmap = unsafe { bindings::vmemmap_base };
-    ((page as usize - vmemmap) / core::mem::size_of::<bindings::page>()) as u64
-}
-
 /// The PFN of a page from `alloc_page`.
 pub(crate) fn page_pfn(page: &Page) -> u64 {
-    page_to_pfn(page.as_ptr())
+    arch::page_to_pfn(page.as_ptr())
 }
 
 /// The direct-map address of the page frame `pfn`.
@@ -148,7 +140,7 @@ impl PageBlock {
     }
 
     pub(crate) fn pfn(&self) -> u64 {
-        page_to_pfn(self.page.as_ptr())
+        arch::page_to_pfn(self.page.as_ptr())
     }
 
     pub(crate) fn order(&self) -> u32 {

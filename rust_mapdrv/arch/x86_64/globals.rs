@@ -43,6 +43,13 @@ pub(super) fn vmemmap_base() -> usize {
     unsafe { bindings::vmemmap_base }
 }
 
+/// `page_to_pfn()` of a `struct page` (with `SPARSEMEM_VMEMMAP`, as on
+/// x86_64: the page's index in the `vmemmap` array). Arithmetic only: the
+/// page is not read.
+pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
+    ((page as usize).wrapping_sub(vmemmap_base()) / core::mem::size_of::<bindings::page>()) as u64
+}
+
 /// The kernel's `physical_mask`: the bits of a physical address that are
 /// address, not attributes (see `AddrMask`).
 pub(super) fn physical_mask() -> u64 {
