@@ -347,16 +347,6 @@ fn next_op(
     }
 }
 
-/// How long the fuzzer waits for a child of its own: with no deadline, as
-/// its children end by themselves; a hang stays for whatever runs the
-/// fuzzer (the guest suite's VM timeout) to see.
-const UNTIMED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// [`child::Child::collect`] without a deadline (see [`UNTIMED`]).
-fn collect_untimed(proc: child::Child, on_line: impl FnMut(&str)) -> Result<Ended> {
-    proc.collect(Instant::now() + UNTIMED, on_line)
-}
-
 fn signature(op: Option<&Op>, message: &str) -> String {
     let head = message.split(':').next().unwrap_or("");
     format!("{} / {head}", op.map_or("?", Op::name))
@@ -473,7 +463,10 @@ fn run_child(t: &Target, source: Source<'_>) -> Result<RunResult> {
         ended: false,
         bad: None,
     };
-    let ended = collect_untimed(proc, |line| got.line(line, bar.as_ref()))
+    // No deadline: the fuzzing process ends by itself, and a hang stays for
+    // whatever runs the fuzzer (the guest suite's VM timeout) to see.
+    let ended = proc
+        .collect(None, |line| got.line(line, bar.as_ref()))
         .context("waiting for the fuzzing process")?;
     drop(bar);
     if let Some(e) = got.bad {
