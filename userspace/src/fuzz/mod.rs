@@ -896,25 +896,4 @@ mod tests {
         let max = user_ptr_max(4096);
         assert!(max == (1 << 47) - 4096 || max == (1 << 56) - 4096);
     }
-
-    #[test]
-    fn info_bytes_follow_the_c_layout() {
-        let info = abi::MapdrvInfo {
-            size: 0x1000,
-            pages: 1,
-            page_size: 4096,
-            mode: 2,
-        };
-        let b = info.to_ne_bytes();
-        assert_eq!(b.len(), 24);
-        assert_eq!(&b[0..8], &0x1000u64.to_ne_bytes());
-        assert_eq!(&b[8..16], &1u64.to_ne_bytes());
-        assert_eq!(&b[16..20], &4096u32.to_ne_bytes());
-        assert_eq!(&b[20..24], &2u32.to_ne_bytes());
-        assert_eq!(
-            abi::MapdrvInfo::FIELDS,
-            [(0, 8), (8, 8), (16, 4), (20, 4)],
-            "the fields of struct mapdrv_info end to end, no padding"
-        );
-    }
 }
