@@ -188,6 +188,27 @@ mod tests {
     }
 
     #[test]
+    fn info_bytes_follow_the_c_layout() {
+        let info = MapdrvInfo {
+            size: 0x1000,
+            pages: 1,
+            page_size: 4096,
+            mode: MAPDRV_MODE_PREFAULT,
+        };
+        let b = info.to_ne_bytes();
+        assert_eq!(b.len(), 24);
+        assert_eq!(&b[0..8], &0x1000u64.to_ne_bytes());
+        assert_eq!(&b[8..16], &1u64.to_ne_bytes());
+        assert_eq!(&b[16..20], &4096u32.to_ne_bytes());
+        assert_eq!(&b[20..24], &MAPDRV_MODE_PREFAULT.to_ne_bytes());
+        assert_eq!(
+            MapdrvInfo::FIELDS,
+            [(0, 8), (8, 8), (16, 4), (20, 4)],
+            "the fields of struct mapdrv_info end to end, no padding"
+        );
+    }
+
+    #[test]
     fn modes_round_trip() {
         for m in Mode::ALL {
             assert_eq!(Mode::from_raw(m.raw()), Some(m));

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Forked worker processes: [`spawn`] runs a closure in a child that reports
 //! on a pipe and ends with `_exit`; [`Child::collect`] reads the report line
-//! by line as it comes, waits for the child, and kills it when it hangs.
+//! by line as it comes, waits for the child, and kills it when it hangs past
+//! a deadline (if it was given one).
 //!
 //! A child's crash (a SIGBUS from a fault handler, a SIGSEGV) or hang is
 //! then something the parent reports, not something that takes the tool
@@ -144,8 +145,9 @@ impl Child {
     }
 
     /// Hands each line the child writes to `on_line` as it arrives, until
-    /// the child ends; kills it if it still runs at `kill_at`.
-    pub fn collect(self, kill_at: Instant, mut on_line: impl FnMut(&str)) -> Result<Ended> {
+    /// the child ends; kills it if it still runs at `kill_at` (with `None`,
+    /// waits for as long as it runs).
+    pub fn collect(self, kill_at: Option<Instant>, mut on_line: impl FnMut(&str)) -> Result<Ended> {
         let mut lines = Lines::default();
         let mut open = true;
         let ended = loop {
@@ -155,14 +157,15 @@ impl Child {
                 _ => {}
             }
             let now = Instant::now();
-            if now >= kill_at {
+            if kill_at.is_some_and(|at| now >= at) {
                 let _ = kill(self.pid, Signal::SIGKILL);
                 let _ = waitpid(self.pid, None);
                 break Ended::Hung;
             }
             // Wake up now and then to look at the child, or at once when
             // there is something to read.
-            let wait = (kill_at - now).min(Duration::from_millis(10));
+            let tick = Duration::from_millis(10);
+            let wait = kill_at.map_or(tick, |at| (at - now).min(tick));
             if open {
                 let mut fds = [PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)];
                 let ms = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
@@ -209,12 +212,30 @@ mod tests {
         .unwrap();
         let mut got = Vec::new();
         let ended = child
-            .collect(Instant::now() + Duration::from_secs(10), |l| {
+            .collect(Some(Instant::now() + Duration::from_secs(10)), |l| {
                 got.push(l.to_string())
             })
             .unwrap();
         assert_eq!(ended, Ended::Exited(7));
         assert_eq!(got, ["hello", "world"]);
+    }
+
+    #[test]
+    fn without_a_deadline_the_child_is_waited_for() {
+        // SAFETY: the closure only sleeps (nanosleep, async-signal-safe)
+        // and writes to the pipe.
+        let child = unsafe {
+            spawn(|fd| {
+                std::thread::sleep(Duration::from_millis(50));
+                write_all(fd, b"done");
+                3
+            })
+        }
+        .unwrap();
+        let mut got = Vec::new();
+        let ended = child.collect(None, |l| got.push(l.to_string())).unwrap();
+        assert_eq!(ended, Ended::Exited(3));
+        assert_eq!(got, ["done"]);
     }
 
     #[test]
@@ -228,7 +249,7 @@ mod tests {
         }
         .unwrap();
         let ended = child
-            .collect(Instant::now() + Duration::from_millis(100), |_| {})
+            .collect(Some(Instant::now() + Duration::from_millis(100)), |_| {})
             .unwrap();
         assert_eq!(ended, Ended::Hung);
     }

@@ -284,7 +284,7 @@ mod tests {
             size,
             pages,
             page_size,
-            mode: 0,
+            mode: abi::MAPDRV_MODE_FAULT,
         }
     }
 

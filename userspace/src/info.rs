@@ -85,9 +85,9 @@ mod tests {
             size: 40960,
             pages: 10,
             page_size: 4096,
-            mode: 1,
+            mode: crate::abi::MAPDRV_MODE_FAULTAROUND,
         };
-        let t = text("/dev/mapdrv", &info);
+        let t = text(crate::abi::MAPDRV_DEVICE, &info);
         assert!(t.contains("size:      40960 bytes\n"), "{t}");
         assert!(t.contains("pages:     10\n"), "{t}");
         assert!(t.contains("page_size: 4096\n"), "{t}");

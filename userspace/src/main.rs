@@ -68,9 +68,7 @@ enum Command {
     Man(manual::ManArgs),
     Layout(layout::Args),
     Buddy(buddy::Args),
-    /// Random syscalls against the device, checked against a model.
-    #[command(after_help = fuzz::HELP)]
-    Fuzz(fuzz::FuzzArgs),
+    Fuzz(fuzz::Args),
     Stress(stress::Args),
     Race(race::Args),
 }
@@ -87,10 +85,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         Command::Man(_) => manual::man::<Cli>(out).map(|()| true),
         Command::Layout(args) => layout::run(device, args, out),
         Command::Buddy(args) => buddy::run(device, args, out),
-        Command::Fuzz(args) => {
-            let opts = args.options(cli.device.clone());
-            summary::summarised(args.json, out, |w| fuzz::run(&opts, w)).map(|s| s.ok)
-        }
+        Command::Fuzz(args) => fuzz::run(device, args, out),
         Command::Stress(args) => stress::run(device, args, out),
         Command::Race(args) => race::run(device, args, out),
     }

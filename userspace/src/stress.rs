@@ -610,7 +610,7 @@ fn collect_process(
 ) -> Result<()> {
     let pid = kid.pid();
     let mut text = String::new();
-    match kid.collect(kill_at, |line| text.push_str(line))? {
+    match kid.collect(Some(kill_at), |line| text.push_str(line))? {
         Ended::Signaled(sig) => problems.push(format!(
             "process {pid} was killed by signal {} (a SIGBUS or SIGSEGV touching a mapping?)",
             sig as i32

@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::abi::{self, Mode};
 use crate::debugfs::{self, Debugfs, ModeGuard, Saved};
 use crate::device::{Access, Device};
 use crate::mapping::Mapping;
@@ -48,7 +49,6 @@ const DEFAULT_SIZES: [usize; 8] = [10, 64, 256, 1024, 4096, 16384, 65536, 262_14
 /// The sizes of the load timing unless --load-sizes says otherwise.
 const DEFAULT_LOAD_SIZES: [usize; 6] = [256, 1024, 4096, 16384, 65536, 262_144];
 /// The module's largest buffer.
-const MAX_PAGES: usize = 262_144;
 /// Pages of work each round does at least, in fresh mappings.
 const ROUND_PAGES: usize = 4096;
 /// Memory left free besides what a size needs.
@@ -216,8 +216,9 @@ fn meminfo(key: &str) -> Option<u64> {
 fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
     for &s in sizes {
         ensure!(
-            (1..=MAX_PAGES).contains(&s),
-            "{what} {s} is out of range 1..={MAX_PAGES}"
+            (1..=abi::MAX_PAGES).contains(&(s as u64)),
+            "{what} {s} is out of range 1..={}",
+            abi::MAX_PAGES
         );
     }
     Ok(())
@@ -502,15 +503,15 @@ fn measure_size(
 /// Sets up the device for a path; the peers need nothing.
 fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
     let (mode, map_pages) = match path {
-        "fault" => ("fault", "1"),
-        "faultaround" => ("faultaround", "1"),
-        "prefault" => ("prefault", "1"),
-        "fault-mmaplock" => ("fault", "0"),
-        "faultaround-mmaplock" => ("faultaround", "0"),
+        "fault" => (Mode::Fault, "1"),
+        "faultaround" => (Mode::Faultaround, "1"),
+        "prefault" => (Mode::Prefault, "1"),
+        "fault-mmaplock" => (Mode::Fault, "0"),
+        "faultaround-mmaplock" => (Mode::Faultaround, "0"),
         _ => return Ok(None),
     };
     ctx.dbg
-        .write_mode(mode)
+        .write_mode(mode.name())
         .context("cannot write debugfs mode")?;
     std::fs::write(ctx.map_pages_file, map_pages).context("cannot write debugfs map_pages")?;
     Ok(Some(Kind::SharedFile))

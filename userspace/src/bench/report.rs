@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The report as text tables (or Markdown tables, for the README).
+//! The report as text tables, or as Markdown tables (`--markdown`: a run's
+//! `bench.md`, the form docs/performance.md keeps the figures in).
 
 use std::io::{self, Write};
 

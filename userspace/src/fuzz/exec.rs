@@ -618,7 +618,9 @@ impl World {
         }
         .map_err(|e| format!("{e}"))?;
         let mut said = Vec::new();
-        let ended = super::collect_untimed(proc, |l| said.push(l.to_string()))
+        // No deadline, like the fuzzing process itself (see run_child).
+        let ended = proc
+            .collect(None, |l| said.push(l.to_string()))
             .map_err(|e| format!("fork: waiting for the child: {e}"))?;
         match ended {
             Ended::Exited(0) => Ok(()),

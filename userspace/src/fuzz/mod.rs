@@ -37,29 +37,57 @@ use serde::{Deserialize, Serialize};
 
 use crate::abi;
 use crate::child::{self, Ended};
-use crate::debugfs::Debugfs;
+use crate::debugfs::{Debugfs, ModeGuard};
 use crate::device::{Access, Device, system_page_size};
 use exec::{Applied, Env, World};
 use ops::Op;
 
-/// Options of `mapdrv fuzz`.
-#[derive(Debug, Clone)]
-pub struct FuzzOptions {
-    pub device: PathBuf,
-    pub debugfs: PathBuf,
-    /// Stop after this long...
-    pub seconds: u64,
-    /// ...or after this many generated operations (executed or skipped),
-    /// whichever comes first.
-    pub max_ops: Option<u64>,
-    /// The seed; a random one when not given.
-    pub seed: Option<u64>,
-    /// Run the operations saved in this file instead of generating them.
-    pub replay: Option<PathBuf>,
-    /// Where to save the shortest failing sequence.
-    pub save: Option<PathBuf>,
-    /// How long shrinking a failing sequence may take.
-    pub shrink_seconds: u64,
+pub const HELP: &str = "\
+Runs random sequences of open/close, mmap (shared, private, MAP_FIXED over
+existing mappings, edge offsets and lengths), munmap, mremap, mprotect,
+madvise, fork, loads and stores through mappings, read/write/pread/pwrite and
+ioctl against the device, and checks every outcome against a model of the
+buffer and of the mappings. The same seed gives the same operations. On a
+divergence it prints the operation and the shortest sequence it finds that
+still diverges, saved as JSON for --replay. The buffer's content and the
+driver's mode are put back at the end. Exit status 1 on a divergence.
+
+Examples:
+  mapdrv fuzz --seconds 30 --seed 1
+  mapdrv fuzz --seconds 600              a new random seed
+  mapdrv fuzz --seed 7 --ops 5000        exactly 5000 operations
+  mapdrv fuzz --replay /tmp/mapdrv-fuzz-7.json
+  mapdrv fuzz --seconds 10 --seed 1 --json  a summary for scripts";
+
+/// Random syscalls against the device, checked against a model.
+#[derive(Debug, clap::Args)]
+#[command(after_help = HELP)]
+pub struct Args {
+    /// Run for this long.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    seconds: u64,
+    /// The seed [default: a random one, printed].
+    #[arg(long, value_name = "S", conflicts_with = "replay")]
+    seed: Option<u64>,
+    /// Stop after this many generated operations, executed or skipped
+    /// (with --seed: an exact rerun).
+    #[arg(long = "ops", value_name = "N")]
+    max_ops: Option<u64>,
+    /// Run a saved sequence instead of generating one.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Where to save a failing sequence [default: $TMPDIR/mapdrv-fuzz-<seed>.json].
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Time allowed for shrinking a failing sequence.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    shrink_seconds: u64,
+    /// The driver's debugfs directory (for mode switches).
+    #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
+    debugfs: PathBuf,
+    /// Print only a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What a run found: `mapdrv fuzz --json` prints it.
@@ -203,18 +231,39 @@ struct Saved {
 struct Baseline {
     dev: Device,
     content: Vec<u8>,
-    mode: Option<abi::Mode>,
-    debugfs: Option<Debugfs>,
+    /// The driver's mode as found, when debugfs has it (also set back if
+    /// the fuzzer stops on an error).
+    mode: Option<ModeGuard>,
 }
 
 impl Baseline {
-    fn restore(&self) -> Result<()> {
+    fn restore_content(&self) -> Result<()> {
         self.dev
             .write_all_at(0, &self.content)
-            .context("restoring the buffer's content")?;
-        if let (Some(d), Some(m)) = (&self.debugfs, self.mode) {
-            d.write_mode(m.name())
-                .with_context(|| format!("restoring mode {}", m.name()))?;
+            .context("restoring the buffer's content")
+    }
+
+    /// Puts the content and the mode back before a run.
+    fn restore(&self) -> Result<()> {
+        self.restore_content()?;
+        if let Some(guard) = &self.mode {
+            let mode = guard.at_start();
+            guard
+                .put_back()
+                .with_context(|| format!("restoring mode {mode}"))?;
+        }
+        Ok(())
+    }
+
+    /// Puts the content and the mode back at the end; the mode is then no
+    /// longer guarded.
+    fn finish(self) -> Result<()> {
+        self.restore_content()?;
+        if let Some(guard) = self.mode {
+            let mode = guard.at_start();
+            guard
+                .restore()
+                .with_context(|| format!("restoring mode {mode}"))?;
         }
         Ok(())
     }
@@ -347,16 +396,6 @@ fn next_op(
     }
 }
 
-/// How long the fuzzer waits for a child of its own: with no deadline, as
-/// its children end by themselves; a hang stays for whatever runs the
-/// fuzzer (the guest suite's VM timeout) to see.
-const UNTIMED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// [`child::Child::collect`] without a deadline (see [`UNTIMED`]).
-fn collect_untimed(proc: child::Child, on_line: impl FnMut(&str)) -> Result<Ended> {
-    proc.collect(Instant::now() + UNTIMED, on_line)
-}
-
 fn signature(op: Option<&Op>, message: &str) -> String {
     let head = message.split(':').next().unwrap_or("");
     format!("{} / {head}", op.map_or("?", Op::name))
@@ -473,7 +512,10 @@ fn run_child(t: &Target, source: Source<'_>) -> Result<RunResult> {
         ended: false,
         bad: None,
     };
-    let ended = collect_untimed(proc, |line| got.line(line, bar.as_ref()))
+    // No deadline: the fuzzing process ends by itself, and a hang stays for
+    // whatever runs the fuzzer (the guest suite's VM timeout) to see.
+    let ended = proc
+        .collect(None, |line| got.line(line, bar.as_ref()))
         .context("waiting for the fuzzing process")?;
     drop(bar);
     if let Some(e) = got.bad {
@@ -549,8 +591,8 @@ struct Target {
 }
 
 impl Target {
-    fn open(opts: &FuzzOptions) -> Result<Target> {
-        let dev = Device::open(&opts.device, Access::ReadWrite)?;
+    fn open(device: &Path, args: &Args) -> Result<Target> {
+        let dev = Device::open(device, Access::ReadWrite)?;
         let (info, geo) = dev.geometry()?;
         let page_size = system_page_size()?;
         anyhow::ensure!(
@@ -559,13 +601,13 @@ impl Target {
             geo.page_size
         );
         let content = dev.read_exact_at(0, geo.size)?;
-        let debugfs = Debugfs::locate(&opts.debugfs).ok();
-        let mode = debugfs.as_ref().and_then(|d| d.mode().ok());
-        let mode_file = debugfs.as_ref().map(|_| opts.debugfs.join("mode"));
-        let noexec = nix::sys::statvfs::statvfs(&opts.device)
+        let debugfs = Debugfs::locate(&args.debugfs).ok();
+        let mode = debugfs.as_ref().and_then(|d| ModeGuard::save(d).ok());
+        let mode_file = debugfs.as_ref().map(|_| args.debugfs.join("mode"));
+        let noexec = nix::sys::statvfs::statvfs(device)
             .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
         let env = Env {
-            device: opts.device.clone(),
+            device: device.to_path_buf(),
             noexec,
             swap: Path::new("/proc/swaps").exists(),
             user_ptr_max: user_ptr_max(page_size),
@@ -573,12 +615,7 @@ impl Target {
             info_cmd: abi::MAPDRV_IOC_INFO,
             info,
         };
-        let base = Baseline {
-            dev,
-            content,
-            mode,
-            debugfs,
-        };
+        let base = Baseline { dev, content, mode };
         Ok(Target {
             base,
             env,
@@ -591,12 +628,12 @@ impl Target {
 
 /// The seed, and the operations to replay (`None`: generate them).
 fn sequence(
-    opts: &FuzzOptions,
+    args: &Args,
     pages: usize,
     out: &mut dyn Write,
 ) -> Result<(Option<u64>, Option<Vec<Op>>)> {
-    let Some(path) = &opts.replay else {
-        return Ok((Some(opts.seed.unwrap_or_else(random_seed)), None));
+    let Some(path) = &args.replay else {
+        return Ok((Some(args.seed.unwrap_or_else(random_seed)), None));
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -615,7 +652,7 @@ fn sequence(
 
 /// The first line of a run: what it replays, or its seed and limits.
 fn announce(
-    opts: &FuzzOptions,
+    args: &Args,
     t: &Target,
     seed: Option<u64>,
     saved_ops: Option<&[Op]>,
@@ -626,13 +663,13 @@ fn announce(
             out,
             "fuzz: replaying {} operations from {}",
             ops.len(),
-            opts.replay.as_deref().unwrap_or(Path::new("?")).display()
+            args.replay.as_deref().unwrap_or(Path::new("?")).display()
         )?,
         (None, Some(seed)) => writeln!(
             out,
             "fuzz: seed {seed}, up to {} s{}, buffer of {} pages, arena of {} pages, mode {}",
-            opts.seconds,
-            opts.max_ops
+            args.seconds,
+            args.max_ops
                 .map(|n| format!(" or {n} operations"))
                 .unwrap_or_default(),
             t.pages,
@@ -661,7 +698,7 @@ fn report_clean(s: &Summary, out: &mut dyn Write) -> Result<()> {
 /// Prints divergence `f` of `ops`, shrinks it, prints and saves the
 /// shortest sequence found.
 fn report_divergence(
-    opts: &FuzzOptions,
+    args: &Args,
     t: &Target,
     ops: Vec<Op>,
     f: &Failure,
@@ -682,7 +719,7 @@ fn report_divergence(
         s.skipped,
     )?;
     out.flush()?;
-    let budget = Duration::from_secs(opts.shrink_seconds);
+    let budget = Duration::from_secs(args.shrink_seconds);
     let (min, mf, runs, complete) = shrink(t, ops, f, budget)?;
     writeln!(
         out,
@@ -698,7 +735,7 @@ fn report_divergence(
     for (i, op) in min.iter().enumerate() {
         writeln!(out, "  #{i}: {op}")?;
     }
-    let path = opts.save.clone().unwrap_or_else(|| {
+    let path = args.save.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("mapdrv-fuzz-{}.json", s.seed.unwrap_or(0)))
     });
     let saved = Saved {
@@ -725,11 +762,18 @@ fn report_divergence(
     })
 }
 
-/// Runs `mapdrv fuzz`, telling `out` as it goes.
-pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
-    let t = Target::open(opts)?;
-    let (seed, saved_ops) = sequence(opts, t.pages, out)?;
-    announce(opts, &t, seed, saved_ops.as_deref(), out)?;
+/// Runs `mapdrv fuzz`, telling `out` as it goes (or, with --json, printing
+/// only the summary); false on a divergence.
+pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
+    let summary = crate::summary::summarised(args.json, out, |w| fuzz(device, args, w))?;
+    Ok(summary.ok)
+}
+
+/// The run itself, reporting to `out`.
+fn fuzz(device: &Path, args: &Args, out: &mut dyn Write) -> Result<Summary> {
+    let t = Target::open(device, args)?;
+    let (seed, saved_ops) = sequence(args, t.pages, out)?;
+    announce(args, &t, seed, saved_ops.as_deref(), out)?;
     let started = Instant::now();
     let result = match &saved_ops {
         Some(ops) => run_child(&t, Source::Given(ops))?,
@@ -737,8 +781,8 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
             &t,
             Source::Generate {
                 seed: seed.unwrap_or(0),
-                until: started + Duration::from_secs(opts.seconds),
-                max_ops: opts.max_ops.unwrap_or(u64::MAX),
+                until: started + Duration::from_secs(args.seconds),
+                max_ops: args.max_ops.unwrap_or(u64::MAX),
             },
         )?,
     };
@@ -751,7 +795,7 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
     } = result.tally;
     let mut summary = Summary {
         seed,
-        replay: opts.replay.clone(),
+        replay: args.replay.clone(),
         operations: executed,
         run: executed,
         refused: result.refused,
@@ -764,11 +808,11 @@ pub fn run(opts: &FuzzOptions, out: &mut dyn Write) -> Result<Summary> {
     match &result.failure {
         None => report_clean(&summary, out)?,
         Some(f) => {
-            summary.divergence = Some(report_divergence(opts, &t, ops, f, &summary, out)?);
+            summary.divergence = Some(report_divergence(args, &t, ops, f, &summary, out)?);
         }
     }
     t.base
-        .restore()
+        .finish()
         .context("restoring the buffer and mode at the end")?;
     if summary.ok {
         writeln!(out, "fuzz: buffer content and mode restored")?;
@@ -851,89 +895,5 @@ mod tests {
     fn user_space_ends_below_the_kernel_half() {
         let max = user_ptr_max(4096);
         assert!(max == (1 << 47) - 4096 || max == (1 << 56) - 4096);
-    }
-
-    #[test]
-    fn info_bytes_follow_the_c_layout() {
-        let info = abi::MapdrvInfo {
-            size: 0x1000,
-            pages: 1,
-            page_size: 4096,
-            mode: 2,
-        };
-        let b = info.to_ne_bytes();
-        assert_eq!(b.len(), 24);
-        assert_eq!(&b[0..8], &0x1000u64.to_ne_bytes());
-        assert_eq!(&b[8..16], &1u64.to_ne_bytes());
-        assert_eq!(&b[16..20], &4096u32.to_ne_bytes());
-        assert_eq!(&b[20..24], &2u32.to_ne_bytes());
-        assert_eq!(
-            abi::MapdrvInfo::FIELDS,
-            [(0, 8), (8, 8), (16, 4), (20, 4)],
-            "the fields of struct mapdrv_info end to end, no padding"
-        );
-    }
-}
-
-/// The help text after the options.
-pub const HELP: &str = "\
-Runs random sequences of open/close, mmap (shared, private, MAP_FIXED over
-existing mappings, edge offsets and lengths), munmap, mremap, mprotect,
-madvise, fork, loads and stores through mappings, read/write/pread/pwrite and
-ioctl against the device, and checks every outcome against a model of the
-buffer and of the mappings. The same seed gives the same operations. On a
-divergence it prints the operation and the shortest sequence it finds that
-still diverges, saved as JSON for --replay. The buffer's content and the
-driver's mode are put back at the end. Exit status 1 on a divergence.
-
-Examples:
-  mapdrv fuzz --seconds 30 --seed 1
-  mapdrv fuzz --seconds 600              a new random seed
-  mapdrv fuzz --seed 7 --ops 5000        exactly 5000 operations
-  mapdrv fuzz --replay /tmp/mapdrv-fuzz-7.json
-  mapdrv fuzz --seconds 10 --seed 1 --json  a summary for scripts";
-
-/// The arguments of `mapdrv fuzz`.
-#[derive(Debug, clap::Args)]
-pub struct FuzzArgs {
-    /// Run for this long.
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    seconds: u64,
-    /// The seed [default: a random one, printed].
-    #[arg(long, value_name = "S", conflicts_with = "replay")]
-    seed: Option<u64>,
-    /// Stop after this many generated operations, executed or skipped
-    /// (with --seed: an exact rerun).
-    #[arg(long = "ops", value_name = "N")]
-    max_ops: Option<u64>,
-    /// Run a saved sequence instead of generating one.
-    #[arg(long, value_name = "FILE")]
-    replay: Option<PathBuf>,
-    /// Where to save a failing sequence [default: $TMPDIR/mapdrv-fuzz-<seed>.json].
-    #[arg(long, value_name = "FILE")]
-    save: Option<PathBuf>,
-    /// Time allowed for shrinking a failing sequence.
-    #[arg(long, value_name = "N", default_value_t = 120)]
-    shrink_seconds: u64,
-    /// The driver's debugfs directory (for mode switches).
-    #[arg(long, value_name = "DIR", default_value = crate::debugfs::DEFAULT_DIR)]
-    debugfs: PathBuf,
-    /// Print only a JSON summary at the end.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl FuzzArgs {
-    pub fn options(&self, device: PathBuf) -> FuzzOptions {
-        FuzzOptions {
-            device,
-            debugfs: self.debugfs.clone(),
-            seconds: self.seconds,
-            max_ops: self.max_ops,
-            seed: self.seed,
-            replay: self.replay.clone(),
-            save: self.save.clone(),
-            shrink_seconds: self.shrink_seconds,
-        }
     }
 }

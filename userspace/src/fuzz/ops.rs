@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Model, Prot};
+use crate::abi;
 
 /// File slots the fuzzer keeps (`open` into one, `close` one).
 pub const SLOTS: u8 = 4;
@@ -444,7 +445,7 @@ pub fn generate(rng: &mut ChaCha8Rng, st: &GenState<'_>) -> Op {
         90..=93 => gen_ioctl(rng, &aim),
         94..=95 => gen_fork(rng, &aim),
         96..=97 if st.has_debugfs => Op::SetMode {
-            mode: rng.random_range(0..3),
+            mode: rng.random_range(0..abi::Mode::ALL.len() as u32),
         },
         _ => Op::CheckAll,
     }
@@ -631,7 +632,7 @@ fn gen_rw(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
 fn gen_ioctl(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
     let cmd = match rng.random_range(0..8) {
         0..=3 => aim.st.info_cmd,
-        4 => (rng.random::<u32>() & 0xffff_00ff) | (u32::from(b'M') << 8),
+        4 => (rng.random::<u32>() & 0xffff_00ff) | (u32::from(abi::MAPDRV_IOC_MAGIC) << 8),
         _ => rng.random(),
     };
     let arg = match rng.random_range(0..6) {
@@ -680,7 +681,7 @@ mod tests {
             model: &model,
             open: [true, false, true, false],
             has_debugfs: true,
-            info_cmd: 0x8018_4d01,
+            info_cmd: crate::abi::MAPDRV_IOC_INFO,
         };
         let run = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);

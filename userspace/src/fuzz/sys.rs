@@ -4,13 +4,16 @@
 //!
 //! Everything here that can change the fuzzer's own memory takes an
 //! [`Arena`] range: the arena is an address range the fuzzer reserved for
-//! the purpose, so a `MAP_FIXED`, `munmap` or `mremap` there replaces nothing
-//! that the rest of the program uses.
+//! the purpose (a [`Mapping`] that it owns), so a `MAP_FIXED`, `munmap` or
+//! `mremap` there replaces nothing that the rest of the program uses.
 
 use std::ffi::c_void;
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
+use nix::sys::mman::{MapFlags, ProtFlags};
+
+use crate::mapping::Mapping;
 
 /// A result as the kernel gave it: the return value or the errno.
 pub type SysResult = Result<usize, Errno>;
@@ -32,10 +35,12 @@ fn check_ptr(ret: *mut c_void) -> SysResult {
 }
 
 /// The fuzzer's reserved address range: `pages` pages, each either a
-/// placeholder (anonymous `PROT_NONE`) or a mapping of the device.
+/// placeholder (anonymous `PROT_NONE`) or a mapping of the device. The
+/// range is a [`Mapping`] reservation, which unmaps all of it when dropped;
+/// the calls here only ever change pages inside it.
 #[derive(Debug)]
 pub struct Arena {
-    base: usize,
+    range: Mapping,
     pages: usize,
     page_size: usize,
 }
@@ -43,20 +48,13 @@ pub struct Arena {
 impl Arena {
     /// Reserves `pages` pages of placeholders.
     pub fn new(pages: usize, page_size: usize) -> Result<Arena, Errno> {
-        // SAFETY: a new anonymous mapping where the kernel likes: it
-        // replaces nothing.
-        let base = check_ptr(unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                pages * page_size,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        })?;
+        let range = Mapping::anonymous(
+            pages * page_size,
+            ProtFlags::PROT_NONE,
+            MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
+        )?;
         Ok(Arena {
-            base,
+            range,
             pages,
             page_size,
         })
@@ -67,35 +65,40 @@ impl Arena {
     }
 
     pub fn bytes(&self) -> usize {
-        self.pages * self.page_size
+        self.range.len()
     }
 
     /// The address of arena byte `at`.
     pub fn addr(&self, at: usize) -> usize {
-        self.base + at
+        self.range.addr() + at
     }
 
-    /// The address of arena page `page`, checking that `pages` pages from it
+    /// A pointer to arena byte `at` (callers check that it is inside).
+    fn ptr(&self, at: usize) -> *mut c_void {
+        self.range.as_ptr().wrapping_add(at).cast()
+    }
+
+    /// A pointer to arena page `page`, checking that `pages` pages from it
     /// lie inside the arena.
-    fn range(&self, page: usize, pages: usize) -> usize {
+    fn pages_at(&self, page: usize, pages: usize) -> *mut c_void {
         assert!(
             page.checked_add(pages).is_some_and(|end| end <= self.pages),
             "arena pages {page}+{pages} outside the arena of {}",
             self.pages
         );
-        self.base + page * self.page_size
+        self.ptr(page * self.page_size)
     }
 
     /// Puts placeholders on pages that are unmapped (after `munmap`, a
     /// shrinking `mremap`, a failed `MAP_FIXED`). Fails with `EEXIST` if any
     /// of them is still mapped, which proves they all were free otherwise.
     pub fn refill(&self, page: usize, pages: usize) -> SysResult {
-        let addr = self.range(page, pages);
+        let addr = self.pages_at(page, pages);
         // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; the range is
-        // inside the arena.
+        // inside the arena, which is ours (owned by its Mapping).
         check_ptr(unsafe {
             libc::mmap(
-                addr as *mut c_void,
+                addr,
                 pages * self.page_size,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE
@@ -110,16 +113,10 @@ impl Arena {
 
     /// Whether every page of the range is mapped (mincore succeeds).
     pub fn all_present(&self, page: usize, pages: usize) -> bool {
-        let addr = self.range(page, pages);
+        let addr = self.pages_at(page, pages);
         let mut vec = vec![0u8; pages];
         // SAFETY: mincore only writes `pages` bytes into `vec`.
-        let ret = unsafe {
-            libc::mincore(
-                addr as *mut c_void,
-                pages * self.page_size,
-                vec.as_mut_ptr(),
-            )
-        };
+        let ret = unsafe { libc::mincore(addr, pages * self.page_size, vec.as_mut_ptr()) };
         ret == 0
     }
 
@@ -134,40 +131,32 @@ impl Arena {
         fd: RawFd,
         offset: u64,
     ) -> SysResult {
-        let addr = self.range(page, len.div_ceil(self.page_size));
-        // SAFETY: the range is inside the arena, which holds nothing but
-        // placeholders and device mappings.
-        check_ptr(unsafe {
-            libc::mmap(
-                addr as *mut c_void,
-                len,
-                prot,
-                flags,
-                fd,
-                offset as libc::off_t,
-            )
-        })
+        let addr = self.pages_at(page, len.div_ceil(self.page_size));
+        // SAFETY: the range is inside the arena, which is ours (owned by its
+        // Mapping) and holds nothing but placeholders and device mappings.
+        check_ptr(unsafe { libc::mmap(addr, len, prot, flags, fd, offset as libc::off_t) })
     }
 
     pub fn munmap(&self, page: usize, pages: usize) -> SysResult {
-        let addr = self.range(page, pages);
-        // SAFETY: the range is inside the arena.
-        check(unsafe { libc::munmap(addr as *mut c_void, pages * self.page_size) } as isize)
+        let addr = self.pages_at(page, pages);
+        // SAFETY: the range is inside the arena, which is ours (owned by its
+        // Mapping, which unmaps the whole range again when dropped).
+        check(unsafe { libc::munmap(addr, pages * self.page_size) } as isize)
     }
 
     pub fn mprotect(&self, page: usize, pages: usize, prot: libc::c_int) -> SysResult {
-        let addr = self.range(page, pages);
-        // SAFETY: the range is inside the arena; accesses to it are checked
-        // against the model's protection.
-        check(unsafe { libc::mprotect(addr as *mut c_void, pages * self.page_size, prot) } as isize)
+        let addr = self.pages_at(page, pages);
+        // SAFETY: the range is inside the arena, which is ours (owned by its
+        // Mapping); accesses to it are checked against the model's
+        // protection.
+        check(unsafe { libc::mprotect(addr, pages * self.page_size, prot) } as isize)
     }
 
     pub fn madvise(&self, page: usize, pages: usize, advice: libc::c_int) -> SysResult {
-        let addr = self.range(page, pages);
-        // SAFETY: the range is inside the arena.
-        check(
-            unsafe { libc::madvise(addr as *mut c_void, pages * self.page_size, advice) } as isize,
-        )
+        let addr = self.pages_at(page, pages);
+        // SAFETY: the range is inside the arena, which is ours (owned by its
+        // Mapping); no Rust reference points into it.
+        check(unsafe { libc::madvise(addr, pages * self.page_size, advice) } as isize)
     }
 
     /// `mremap` of arena pages, in place (`MREMAP_MAYMOVE`, which a shrink
@@ -179,41 +168,35 @@ impl Arena {
         new_pages: usize,
         to: Option<usize>,
     ) -> SysResult {
-        let addr = self.range(page, old_pages);
+        let addr = self.pages_at(page, old_pages);
         let ps = self.page_size;
         let (flags, dest) = match to {
             Some(t) => (
                 libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                self.range(t, new_pages),
+                self.pages_at(t, new_pages),
             ),
-            None => (libc::MREMAP_MAYMOVE, 0),
+            None => (libc::MREMAP_MAYMOVE, std::ptr::null_mut()),
         };
-        // SAFETY: source and destination are inside the arena. Without
-        // MREMAP_FIXED the caller only shrinks or keeps the size, or grows a
-        // mapping the driver marked VM_DONTEXPAND, which fails.
-        check_ptr(unsafe {
-            libc::mremap(
-                addr as *mut c_void,
-                old_pages * ps,
-                new_pages * ps,
-                flags,
-                dest as *mut c_void,
-            )
-        })
+        // SAFETY: source and destination are inside the arena, which is ours
+        // (owned by its Mapping). Without MREMAP_FIXED the caller only
+        // shrinks or keeps the size, or grows a mapping the driver marked
+        // VM_DONTEXPAND, which fails: nothing leaves the arena.
+        check_ptr(unsafe { libc::mremap(addr, old_pages * ps, new_pages * ps, flags, dest) })
     }
 
     /// Moves a mapping made outside the arena onto arena page `to`.
     pub fn move_in(&self, from: usize, len: usize, to: usize) -> SysResult {
-        let dest = self.range(to, len.div_ceil(self.page_size));
+        let dest = self.pages_at(to, len.div_ceil(self.page_size));
         // SAFETY: `from..from + len` is a mapping the caller just made and
-        // owns; the destination is inside the arena.
+        // owns; the destination is inside the arena, which is ours (owned by
+        // its Mapping).
         check_ptr(unsafe {
             libc::mremap(
                 from as *mut c_void,
                 len,
                 len,
                 libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dest as *mut c_void,
+                dest,
             )
         })
     }
@@ -231,10 +214,11 @@ impl Arena {
     pub fn load_into(&self, at: usize, buf: &mut [u8]) {
         assert!(at + buf.len() <= self.bytes());
         for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: inside the arena; the model says the page maps the
-            // device with PROT_READ, so the load does not fault (unless
-            // the driver is broken, which the fuzzer's parent reports).
-            *b = unsafe { std::ptr::read_volatile((self.base + at + i) as *const u8) };
+            // SAFETY: inside the arena (asserted above), which is ours (owned
+            // by its Mapping); the model says the page maps the device with
+            // PROT_READ, so the load does not fault (unless the driver is
+            // broken, which the fuzzer's parent reports).
+            *b = unsafe { std::ptr::read_volatile(self.ptr(at + i).cast::<u8>()) };
         }
     }
 
@@ -245,15 +229,8 @@ impl Arena {
         for (i, b) in data.iter().enumerate() {
             // SAFETY: as in `load`, for PROT_WRITE pages; no Rust reference
             // points into the arena.
-            unsafe { std::ptr::write_volatile((self.base + at + i) as *mut u8, *b) };
+            unsafe { std::ptr::write_volatile(self.ptr(at + i).cast::<u8>(), *b) };
         }
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the arena, which this value owns.
-        unsafe { libc::munmap(self.base as *mut c_void, self.bytes()) };
     }
 }
 
@@ -326,4 +303,36 @@ pub fn pwrite(fd: RawFd, addr: usize, len: u64, offset: i64) -> SysResult {
 pub unsafe fn ioctl(fd: RawFd, cmd: u32, arg: usize) -> SysResult {
     // SAFETY: the caller's contract covers what the command may write.
     check(unsafe { libc::ioctl(fd, libc::c_ulong::from(cmd), arg) } as isize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No test here leaves a hole in the arena (munmap, a moving mremap):
+    /// another test thread could map something there, which the arena
+    /// would then unmap. The fuzzer runs single-threaded for that reason.
+    #[test]
+    fn the_arena_is_filled_and_mapped_over_in_place() {
+        let ps = crate::device::system_page_size().unwrap();
+        let arena = Arena::new(4, ps).unwrap();
+        assert_eq!(arena.bytes(), 4 * ps);
+        assert!(arena.all_present(0, 4));
+        // A placeholder over a placeholder is refused: nothing is replaced.
+        assert_eq!(arena.refill(1, 1), Err(Errno::EEXIST));
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+        assert_eq!(arena.mmap_at(1, ps, rw, flags, -1, 0), Ok(arena.addr(ps)));
+        arena.store(ps + 5, b"mapdrv");
+        assert_eq!(arena.load(ps + 4, 8), b"\0mapdrv\0");
+        assert_eq!(arena.mprotect(1, 1, libc::PROT_READ), Ok(0));
+        assert!(arena.all_present(0, 4));
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the arena")]
+    fn calls_outside_the_arena_are_caught() {
+        let ps = crate::device::system_page_size().unwrap();
+        let _ = Arena::new(2, ps).unwrap().munmap(1, 2);
+    }
 }

@@ -472,7 +472,7 @@ fn run_scenario(s: Scenario, t: &Target<'_>, args: &Args, seed: u64) -> Result<S
         // _exit (child::spawn).
         let proc = unsafe { child::spawn(|fd| scenario_process(s, &ctx, fd)) }?;
         let pid = proc.pid();
-        let ended = proc.collect(until + GRACE, |line| {
+        let ended = proc.collect(Some(until + GRACE), |line| {
             if line == "R" {
                 setup.get_or_insert_with(|| forked.elapsed());
             } else if let Some(p) = line.strip_prefix("P ") {

@@ -232,7 +232,7 @@ pub(super) fn fork(ctx: &Ctx<'_>) -> Result<(), String> {
                 };
                 let pid = proc.pid();
                 c.mutation();
-                match proc.collect(Instant::now() + CHILD_TIMEOUT, |_| {}) {
+                match proc.collect(Some(Instant::now() + CHILD_TIMEOUT), |_| {}) {
                     Ok(Ended::Exited(0)) => {}
                     // The handler already said where.
                     Ok(Ended::Exited(probe::FAULT_EXIT)) => {}

@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn every_order_is_a_permutation() {
-        for (threads, pages) in [(4, 10), (4, 1), (3, 2), (8, 262_144)] {
+        for (threads, pages) in [(4, 10), (4, 1), (3, 2), (8, crate::abi::MAX_PAGES as usize)] {
             for t in 0..threads {
                 let mut o = visit_order(t, threads, pages);
                 o.sort_unstable();

@@ -122,7 +122,9 @@ fn fork_check(ctx: &mut Ctx) -> Result<String> {
     drop(go_w);
 
     let mut answer = None;
-    let ended = kid.collect(deadline, |line| answer = line.trim().parse::<u8>().ok())?;
+    let ended = kid.collect(Some(deadline), |line| {
+        answer = line.trim().parse::<u8>().ok()
+    })?;
     sent.context("telling the child to go")?;
     match ended {
         Ended::Exited(0) => {}

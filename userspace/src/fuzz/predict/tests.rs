@@ -582,7 +582,7 @@ fn rw_changes_the_buffer_or_the_mapping() {
     assert_ne!(m.shadow[PS..PS + 4], ops::data(7, 4)[..], "private");
 }
 
-const INFO_CMD: u32 = 0x8018_4d01;
+const INFO_CMD: u32 = crate::abi::MAPDRV_IOC_INFO;
 
 #[test]
 fn ioctl_commands_of_the_vfs_are_skipped() {
@@ -628,10 +628,12 @@ fn ioctl_info_across_the_end_of_a_writable_page_lands_whole_fields() {
     let mut m = model();
     map(&mut m, 4, 1, 0, Prot::RW, true, 5);
     let end = 5 * PS;
+    // The whole struct just fits before the end.
+    let whole = UserBuf::Arena(end - MapdrvInfo::SIZE);
     let plan = ioctl(&m, true, INFO_CMD, INFO_CMD, UserBuf::Arena(end - 16)).unwrap();
     assert_eq!((plan.want, plan.written), (Err(Errno::EFAULT), 16));
-    let plan = ioctl(&m, true, INFO_CMD, INFO_CMD, UserBuf::Arena(end - 24)).unwrap();
-    assert_eq!((plan.want, plan.written), (Ok(()), 24));
+    let plan = ioctl(&m, true, INFO_CMD, INFO_CMD, whole).unwrap();
+    assert_eq!((plan.want, plan.written), (Ok(()), MapdrvInfo::SIZE));
     // Not at a field boundary: how much of the field lands is not said.
     assert_eq!(
         ioctl(&m, true, INFO_CMD, INFO_CMD, UserBuf::Arena(end - 12)),
@@ -639,7 +641,7 @@ fn ioctl_info_across_the_end_of_a_writable_page_lands_whole_fields() {
     );
     // Read-only: nothing lands.
     map(&mut m, 4, 1, 0, Prot::R, true, 5);
-    let plan = ioctl(&m, true, INFO_CMD, INFO_CMD, UserBuf::Arena(end - 24)).unwrap();
+    let plan = ioctl(&m, true, INFO_CMD, INFO_CMD, whole).unwrap();
     assert_eq!((plan.want, plan.written), (Err(Errno::EFAULT), 0));
     let past = UserBuf::Arena(ARENA_PAGES * PS - 8);
     assert_eq!(ioctl(&m, true, INFO_CMD, INFO_CMD, past), None);
