@@ -32,6 +32,10 @@ pub enum Share {
     Private,
 }
 
+/// The first address of the kernel half of a 64-bit address space (x86_64's
+/// canonical upper half), which `access_ok` refuses as a user pointer.
+pub const KERNEL_HALF_START: usize = 0xffff_8000_0000_0000;
+
 /// A user pointer the kernel must refuse, for the EFAULT checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadPointer {
@@ -45,7 +49,7 @@ impl BadPointer {
     fn addr(self) -> usize {
         match self {
             BadPointer::Null => 0,
-            BadPointer::KernelSpace => 0xffff_8000_0000_0000,
+            BadPointer::KernelSpace => KERNEL_HALF_START,
         }
     }
 }

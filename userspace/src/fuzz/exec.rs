@@ -22,9 +22,6 @@ use super::sys::{self, Arena, SysResult};
 use crate::abi::MapdrvInfo;
 use crate::child::{self, Ended};
 
-/// An address in the kernel half, which `access_ok` refuses.
-const KERNEL_ADDR: usize = 0xffff_8000_0000_0000;
-
 /// What an operation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -248,7 +245,7 @@ impl World {
             UserBuf::Heap => self.heap.as_mut_ptr() as usize,
             UserBuf::Arena(b) => self.arena.addr(b),
             UserBuf::Null => 0,
-            UserBuf::Kernel => KERNEL_ADDR,
+            UserBuf::Kernel => crate::device::KERNEL_HALF_START,
         }
     }
 

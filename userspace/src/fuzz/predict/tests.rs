@@ -492,7 +492,7 @@ fn rw_errno_order() {
     // The user range before the length and the position.
     let op = rw_op(Call::Write, 0, 1, UserBuf::Kernel);
     assert_eq!(
-        want(&op, rw_file, 0xffff_8000_0000_0000),
+        want(&op, rw_file, crate::device::KERNEL_HALF_START),
         Err(Errno::EFAULT)
     );
     let op = rw_op(Call::Read, 0, u64::MAX - 10, UserBuf::Heap);
