@@ -38,6 +38,30 @@ use crate::uapi::MAX_PAGES;
 /// (2 MiB of pages: tens of microseconds of work).
 pub(crate) const PAGES_PER_RESCHED: usize = 512;
 
+/// Counts the physically contiguous runs of a sequence of page frames, one
+/// frame at a time: a run starts wherever a frame does not follow the one
+/// before it.
+#[derive(Default)]
+pub(crate) struct PfnRuns {
+    runs: usize,
+    previous: Option<u64>,
+}
+
+impl PfnRuns {
+    /// The next frame of the sequence.
+    pub(crate) fn push(&mut self, pfn: u64) {
+        if self.previous.and_then(|p| p.checked_add(1)) != Some(pfn) {
+            self.runs += 1;
+        }
+        self.previous = Some(pfn);
+    }
+
+    /// The runs so far (0 for no frames).
+    pub(crate) fn runs(&self) -> usize {
+        self.runs
+    }
+}
+
 /// In a loop over every page (at load, where sleeping is allowed): lets the
 /// scheduler in after each [`PAGES_PER_RESCHED`] pages.
 pub(crate) fn resched_every(index: usize) {

@@ -178,20 +178,16 @@ fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
         );
         return Err(EIO);
     }
-    let mut runs = 0usize;
-    let mut previous: Option<u64> = None;
+    let mut runs = vmalloc_util::PfnRuns::default();
     for index in 0..buffer.pages() {
         let walk = buffer.walk_page(index).map_err(|m| {
             pr_err!("page {}: page-table walks disagree: {}\n", index, m);
             EIO
         })?;
-        if previous.map(|p| p + 1) != Some(walk.pfn) {
-            runs += 1;
-        }
-        previous = Some(walk.pfn);
+        runs.push(walk.pfn);
         vmalloc_util::resched_every(index);
     }
-    Ok(runs)
+    Ok(runs.runs())
 }
 
 /// Logs where the buffer's pages live: every page of a small buffer, else

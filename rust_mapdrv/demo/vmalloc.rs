@@ -17,6 +17,7 @@ use super::{
     report::Report,
 };
 use crate::arch::{pfn_phys, Layout, YesNo};
+use crate::vmalloc_util::PfnRuns;
 
 /// The `vmalloc` size: not a multiple of the page size, so that the
 /// rounding up to whole pages shows (15 pages).
@@ -34,15 +35,9 @@ impl<T: kernel::fmt::Display> fmt::Display for KernelDisplay<'_, T> {
 /// The number of runs of consecutive values in `pfns` (1 for a physically
 /// contiguous range, one per page when every page is elsewhere).
 pub(super) fn contiguous_runs(pfns: impl IntoIterator<Item = u64>) -> usize {
-    let mut runs = 0;
-    let mut previous: Option<u64> = None;
-    for pfn in pfns {
-        if previous.and_then(|p| p.checked_add(1)) != Some(pfn) {
-            runs += 1;
-        }
-        previous = Some(pfn);
-    }
-    runs
+    let mut runs = PfnRuns::default();
+    pfns.into_iter().for_each(|pfn| runs.push(pfn));
+    runs.runs()
 }
 
 /// `vmalloc(60000)`: 15 pages, virtually contiguous; each page found with
