@@ -237,10 +237,12 @@ pub(crate) unsafe fn walk(addr: usize) -> Result<PageWalk, NotMapped> {
     // CR3 holds the physical address of the top-level table; its low 12 bits
     // are the PCID and bit 63 the no-flush hint, neither part of the address.
     let mask = AddrMask::current();
-    // (With SME, CR3 carries the encryption bit too.)
-    let mut table_phys = mask.of(read_cr!("cr3"));
+    // (With SME, CR3 carries the encryption bit too.) Read once: the entry
+    // reported for the top level is the value the walk started from.
+    let cr3 = read_cr!("cr3");
+    let mut table_phys = mask.of(cr3);
     let mut steps = [None; MAX_LEVELS];
-    let mut entry = read_cr!("cr3");
+    let mut entry = cr3;
     for (depth, &level) in levels(five_level).iter().enumerate() {
         let index = level.index(addr, five_level);
         let Some(table) = direct_map.addr_of_phys(table_phys) else {
