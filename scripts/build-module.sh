@@ -62,8 +62,7 @@ src=$MAPDRV_ROOT
 if [ -n "$copy_to" ]; then
 	# The sources the tree's Kbuild compiles, with their times (so that make
 	# rebuilds only what changed), into a directory with its own objects.
-	mkdir -p "$copy_to"
-	module_sources | (cd "$MAPDRV_ROOT" && cpio -pdmu --quiet "$copy_to")
+	copy_module_sources "$copy_to"
 	src=$(cd "$copy_to" && pwd)
 fi
 

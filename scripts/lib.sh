@@ -81,11 +81,10 @@ kconfig_fragments() {
 	esac
 }
 
-# The make arguments that every kernel-side build uses.
 # module_sources: the files Kbuild compiles into rust_mapdrv.ko, one per line,
-# relative to the root (to build a copy elsewhere): Kbuild, the module's Rust
-# sources and headers, and the ABI header the module is generated from, which
-# lives with the tool's sources for C users.
+# relative to the root: Kbuild, the module's Rust sources and headers, and the
+# ABI header the module is generated from, which lives with the tool's
+# sources for C users.
 module_sources() {
 	(cd "$MAPDRV_ROOT" && {
 		git ls-files -co --exclude-standard -- Kbuild '*.rs' '*.h' ':!userspace'
@@ -93,6 +92,15 @@ module_sources() {
 	})
 }
 
+# copy_module_sources DIR: those files into DIR (made if missing), with their
+# times, to build the module there with objects of its own.
+copy_module_sources() {
+	local dest
+	dest=$(mkdir -p "$1" && cd "$1" && pwd)
+	module_sources | (cd "$MAPDRV_ROOT" && cpio -pdmu --quiet "$dest")
+}
+
+# The make arguments that every kernel-side build uses.
 kernel_make_args() {
 	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
 }

@@ -17,8 +17,8 @@ read -r -a kargs <<<"$(source scripts/lib.sh; kernel_make_args)"
 # variant NAME SED: a copy of the module's sources whose header is changed by
 # the sed script (none: unchanged), in $work/NAME.
 variant() {
-	rm -rf "${work:?}/$1" && mkdir -p "$work/$1"
-	(source scripts/lib.sh; module_sources) | cpio -pdm --quiet "$work/$1"
+	rm -rf "${work:?}/$1"
+	(source scripts/lib.sh; copy_module_sources "$work/$1")
 	[ -z "$2" ] || sed -i "$2" "$work/$1/$header"
 }
 # build NAME: the module from variant NAME; its output in $said, status in $st.

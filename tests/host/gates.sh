@@ -15,8 +15,8 @@ check "rustfmt: module and tool are formatted" bash scripts/check-style.sh
 # The module with CLIPPY=1 in a scratch copy, so that the build in the tree
 # (and its timestamps) is left alone; any warning fails the gate.
 work=${MAPDRV_TEST_WORK:-$(mktemp -d)}
-rm -rf "$work/clippy" && mkdir -p "$work/clippy"
-(source scripts/lib.sh; module_sources) | cpio -pdm --quiet "$work/clippy"
+rm -rf "$work/clippy"
+(source scripts/lib.sh; copy_module_sources "$work/clippy")
 kdir=$(bash scripts/build-module.sh --print-kdir 2>/dev/null)
 read -r -a kargs <<<"$(source scripts/lib.sh; kernel_make_args)"
 _run make --no-print-directory -C "$kdir" M="$work/clippy" "${kargs[@]}" CLIPPY=1 modules
@@ -51,8 +51,8 @@ fi
 # Unsafe code only in the named boundary files (scripts/check-unsafe.sh); a
 # copy with an unsafe block added to a file outside them shows the gate bites.
 check "unsafe appears only in the boundary files" bash scripts/check-unsafe.sh
-rm -rf "$work/unsafe" && mkdir -p "$work/unsafe"
-(source scripts/lib.sh; module_sources) | cpio -pdm --quiet "$work/unsafe"
+rm -rf "$work/unsafe"
+(source scripts/lib.sh; copy_module_sources "$work/unsafe")
 printf '\nfn f() {\n    unsafe { core::hint::unreachable_unchecked() }\n}\n' >>"$work/unsafe/rust_mapdrv/contract.rs"
 _run bash scripts/check-unsafe.sh "$work/unsafe"
 if [ "$_st" -ne 0 ] && printf '%s\n' "$_out" | grep -q '^rust_mapdrv/contract.rs:[0-9]*: '; then
