@@ -2,22 +2,42 @@
 #
 # rust-mapdrv: the two commands a newcomer needs are
 #   make run    set up everything, boot a VM, load the module, show it working
-#   make test   the same, plus the whole test suite (also on a debug kernel)
+#   make test   the same, plus the whole test suite (also on a debug kernel),
+#               on every architecture (x86_64, arm64)
 #   make bench  the module's modes against the kernel's own paths, as tables
 #   make soak   fuzz and stress on the debug kernel, long, with new seeds
 #
 # Everything downloaded or built outside this tree lives in the cache,
 # ${MAPDRV_CACHE:-~/.cache/rust-mapdrv} (make distclean removes it).
 # KDIR=/path/to/tree builds the module against your own Rust-enabled kernel.
+# ARCH=arm64 does it all for arm64 (qemu-system-aarch64 -M virt, TCG); the
+# default is x86_64; make test without ARCH tests both.
 
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export MAPDRV_CACHE ?= $(HOME)/.cache/rust-mapdrv
 
+# The architecture: ARCH as the kernel spells it (x86_64, x86, arm64...),
+# checked and named by scripts/lib.sh's mapdrv_arch.
+MAPDRV_ARCH := $(shell source $(ROOT)/scripts/lib.sh && mapdrv_arch $(ARCH))
+ifeq ($(MAPDRV_ARCH),)
+$(error ARCH=$(ARCH) is not an architecture this project builds (see above))
+endif
+export MAPDRV_ARCH
+# make test without ARCH tests every architecture; with it, that one.
+TEST_ARCHES := $(if $(ARCH),$(MAPDRV_ARCH),x86_64 arm64)
+
 KDIR_ARG = $(if $(KDIR),--kdir $(KDIR))
-MODULE := $(ROOT)/rust_mapdrv.ko
-TOOL_TARGET := x86_64-unknown-linux-gnu
-TOOL := $(ROOT)/userspace/target/$(TOOL_TARGET)/release/mapdrv
+# Per architecture: x86_64's module is built in the tree, another's in a
+# copy under build/ARCH (so that neither replaces the other's objects).
+MODULE_x86_64 := $(ROOT)/rust_mapdrv.ko
+MODULE_arm64 := $(ROOT)/build/arm64/rust_mapdrv.ko
+MODULE := $(MODULE_$(MAPDRV_ARCH))
+MODULE_COPY = $(if $(filter-out x86_64,$(MAPDRV_ARCH)),--copy-to $(ROOT)/build/$(MAPDRV_ARCH))
+# The statically linked tool for each architecture (scripts/build-tool.sh).
+TOOL_x86_64 := $(ROOT)/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
+TOOL_arm64 := $(ROOT)/userspace/target/arm64/aarch64-unknown-linux-gnu/release/mapdrv
+TOOL := $(TOOL_$(MAPDRV_ARCH))
 DEBUG_MODULE := $(ROOT)/build/debug/rust_mapdrv.ko
 SOAK_SECONDS ?= 600
 CARGO ?= cargo
@@ -34,30 +54,30 @@ help:
 setup:
 	@bash $(ROOT)/scripts/setup.sh
 
-## The VM kernel (tinyconfig + scripts/kconfig/vm.config), cached.
+## The VM kernel (tinyconfig + scripts/kconfig/vm.config + vm-ARCH.config), cached.
 kernel: setup
-	@bash $(ROOT)/scripts/build-kernel.sh vm >/dev/null
+	@bash $(ROOT)/scripts/build-kernel.sh vm $(MAPDRV_ARCH) >/dev/null
 
 ## The tree the module builds against.
 kdir:
-	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) --print-kdir
+	@bash $(ROOT)/scripts/build-module.sh --arch $(MAPDRV_ARCH) $(KDIR_ARG) --print-kdir
 
 ## The debug kernel: the VM kernel plus KASAN, KFENCE, lockdep, DEBUG_VM,
 ## page_table_check, kmemleak... (scripts/kconfig/debug.config), cached.
 debug-kernel: setup
-	@bash $(ROOT)/scripts/build-kernel.sh debug >/dev/null
+	@bash $(ROOT)/scripts/build-kernel.sh debug x86_64 >/dev/null
 
 ## rust_mapdrv.ko for the debug kernel, built from a copy in build/debug/.
 debug-module: debug-kernel
-	@bash $(ROOT)/scripts/build-module.sh --flavour debug --copy-to $(ROOT)/build/debug modules
+	@bash $(ROOT)/scripts/build-module.sh --arch x86_64 --flavour debug --copy-to $(ROOT)/build/debug modules
 
 ## rust_mapdrv.ko (CLIPPY=1 for clippy's lints).
 module:
-	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) modules $(if $(CLIPPY),CLIPPY=$(CLIPPY))
+	@bash $(ROOT)/scripts/build-module.sh --arch $(MAPDRV_ARCH) $(KDIR_ARG) $(MODULE_COPY) modules $(if $(CLIPPY),CLIPPY=$(CLIPPY))
 
 ## The statically linked userspace tool that runs in the VM.
 tool:
-	@cd $(ROOT)/userspace && $(CARGO) build --quiet --release --locked --target $(TOOL_TARGET)
+	@bash $(ROOT)/scripts/build-tool.sh $(MAPDRV_ARCH) >/dev/null
 
 ## The main job: set up, build, boot, load, exercise, unload. The demo's
 ## picture and JSON land in results/ (sent over a second serial port), and
@@ -66,18 +86,25 @@ tool:
 RESULTS := $(ROOT)/results
 CHECK_KERNEL_LOG := bash $(ROOT)/scripts/check-kernel-log.sh --dmesg
 run: module tool
-	@bash $(ROOT)/scripts/run-vm.sh --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
+	@bash $(ROOT)/scripts/run-vm.sh --arch $(MAPDRV_ARCH) --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		--add $(ROOT)/scripts/guest/demo.sh:/bin/mapdrv-demo \
 		--add $(ROOT)/scripts/guest/export-file:/bin/export-file \
 		--export $(RESULTS)/exports.txt --kernel-log $(RESULTS)/dmesg.txt -- mapdrv-demo; \
 		status=$$?; $(CHECK_KERNEL_LOG) $(RESULTS)/dmesg.txt && exit $$status
 	@bash $(ROOT)/scripts/extract-exports.sh $(RESULTS)/exports.txt $(RESULTS) | sed 's/^/written: /'
 
-## The test suite; ends with "N passed, M failed".
-test: module debug-module tool
-	@MAPDRV_MODULE=$(MODULE) MAPDRV_TOOL=$(TOOL) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
-		MAPDRV_DEBUG_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh debug)/arch/x86/boot/bzImage \
-		bash $(ROOT)/tests/run.sh
+## The test suite on TEST_ARCHES; ends with "N passed, M failed" (after a
+## line per architecture that counts skipped checks too).
+test:
+	@for a in $(TEST_ARCHES); do $(MAKE) --no-print-directory module tool ARCH=$$a || exit; done
+	@$(if $(filter x86_64,$(TEST_ARCHES)),$(MAKE) --no-print-directory debug-module ARCH=x86_64)
+	@$(if $(filter x86_64,$(TEST_ARCHES)), \
+		MAPDRV_MODULE=$(MODULE_x86_64) MAPDRV_TOOL=$(TOOL_x86_64) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
+		MAPDRV_DEBUG_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh debug x86_64)/arch/x86/boot/bzImage,) \
+	$(if $(filter arm64,$(TEST_ARCHES)), \
+		MAPDRV_ARM64_MODULE=$(MODULE_arm64) MAPDRV_ARM64_TOOL=$(TOOL_arm64) \
+		MAPDRV_ARM64_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh vm arm64)/arch/arm64/boot/Image,) \
+		bash $(ROOT)/tests/run.sh $(if $(filter x86_64,$(TEST_ARCHES)),,--only-arch $(MAPDRV_ARCH))
 
 ## Long runs are benchmarks, not tests: fuzz and stress on the debug kernel for
 ## SOAK_SECONDS each (default 600) with new random seeds (printed in the logs).
@@ -116,7 +143,7 @@ rust-analyzer:
 
 ## A shell in the VM with the module loaded and the tool on PATH.
 shell: module tool
-	@bash $(ROOT)/scripts/run-vm.sh --shell --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
+	@bash $(ROOT)/scripts/run-vm.sh --arch $(MAPDRV_ARCH) --shell --append quiet --add $(MODULE) --add $(TOOL):/bin/mapdrv \
 		--kernel-log $(MAPDRV_CACHE)/logs/shell-dmesg.txt \
 		-- 'insmod /lib/modules/rust_mapdrv.ko && echo "rust_mapdrv loaded; try: mapdrv dump, mapdrv verify, dmesg"'; \
 		status=$$?; $(CHECK_KERNEL_LOG) $(MAPDRV_CACHE)/logs/shell-dmesg.txt && exit $$status

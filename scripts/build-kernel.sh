@@ -3,13 +3,17 @@
 # Configure and build the VM kernel out of tree in the cache, once per
 # (kernel version, flavour, config fragments) and reused after that.
 #
-# Usage: scripts/build-kernel.sh [FLAVOUR]   (vm, the default, or debug)
+# Usage: scripts/build-kernel.sh [FLAVOUR [ARCH]]
+#   FLAVOUR  vm (the default), debug or gdb (the last two: x86_64 only)
+#   ARCH     x86_64 or arm64 (default: $MAPDRV_ARCH, else x86_64)
 # Prints the build directory (usable as KDIR) on standard output.
 source "$(dirname "$0")/lib.sh"
 
 flavour=${1:-vm}
+arch=$(mapdrv_arch "${2:-}")
 src=$(kernel_src_dir) || die "no kernel source: run scripts/setup.sh first"
-out=$(kernel_build_dir "$flavour")
+out=$(kernel_build_dir "$flavour" "$arch")
+image=$(kernel_image_path "$arch")
 stamp=$out/.mapdrv-built
 
 if [ -f "$stamp" ]; then
@@ -18,16 +22,16 @@ if [ -f "$stamp" ]; then
 fi
 
 ver=$(cat "$MAPDRV_CACHE/src/version")
-log=$MAPDRV_CACHE/logs/kernel-$flavour.log
-read -r -a make_args <<<"$(kernel_make_args)"
+log=$MAPDRV_CACHE/logs/kernel-$arch-$flavour.log
+read -r -a make_args <<<"$(kernel_make_args "$arch")"
 kmake() { make -C "$src" O="$out" "${make_args[@]}" "$@"; }
 
-stage "configuring Linux $ver ($flavour): tinyconfig + $(kconfig_fragments "$flavour" | xargs -n1 basename | xargs)"
+stage "configuring Linux $ver ($arch $flavour): tinyconfig + $(kconfig_fragments "$flavour" "$arch" | xargs -n1 basename | xargs)"
 mkdir -p "$out"
 : >"$log"
 run_logged "$log.config" kmake tinyconfig
 # shellcheck disable=SC2046
-run_logged "$log.merge" "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $(kconfig_fragments "$flavour")
+run_logged "$log.merge" "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" $(kconfig_fragments "$flavour" "$arch")
 run_logged "$log.olddefconfig" kmake olddefconfig
 
 # Kconfig drops an option silently when a dependency is missing (CONFIG_RUST
@@ -41,7 +45,7 @@ while IFS= read -r line; do
 		opt=${line#"# "}; opt=${opt%% *}
 		grep -q "^$opt=" "$out/.config" && lost+=("$line") ;;
 	esac
-done < <(kconfig_fragments "$flavour" | xargs cat)
+done < <(kconfig_fragments "$flavour" "$arch" | xargs cat)
 if [ ${#lost[@]} -gt 0 ]; then
 	if ! grep -qx CONFIG_RUST=y "$out/.config"; then
 		info "CONFIG_RUST did not survive; the kernel's own check says:"
@@ -51,7 +55,7 @@ if [ ${#lost[@]} -gt 0 ]; then
 fi
 
 jobs=$(nproc)
-stage "building Linux $ver ($flavour) with -j$jobs, about 7 minutes on 2 cores (log: $log)"
+stage "building Linux $ver ($arch $flavour) with -j$jobs, about 5 to 7 minutes on 2 cores (log: $log)"
 start=$(date +%s)
 # The build's own output goes to the log; a heartbeat line every minute shows
 # that it is alive and which file it is on.
@@ -66,7 +70,7 @@ if ! wait "$pid"; then
 	tail -n 40 "$log" >&2
 	die "kernel build failed (full log: $log)"
 fi
-[ -f "$out/arch/x86/boot/bzImage" ] || die "kernel build produced no bzImage (log: $log)"
-echo "$ver $flavour $(($(date +%s) - start))s" >"$stamp"
+[ -f "$out/$image" ] || die "kernel build produced no $image (log: $log)"
+echo "$ver $arch $flavour $(($(date +%s) - start))s" >"$stamp"
 stage "kernel built in $(($(date +%s) - start))s: $out"
 echo "$out"

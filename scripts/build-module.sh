@@ -8,6 +8,9 @@
 #                  kernel, set up and built first if missing)
 #   --flavour F    the project's kernel of flavour F (vm, debug, gdb; see
 #                  scripts/build-kernel.sh), built first if missing
+#   --arch ARCH    the architecture to build for (x86_64 or arm64; default
+#                  $MAPDRV_ARCH, the Makefile's ARCH=, else x86_64); a KDIR
+#                  configured for another architecture is refused
 #   --copy-to DIR  build a copy of the module's sources in DIR, so that the
 #                  objects for another kernel do not replace the tree's own
 #                  (the module is then DIR/rust_mapdrv.ko)
@@ -17,21 +20,24 @@ source "$(dirname "$0")/lib.sh"
 
 kdir=
 flavour=vm
+arch=
 copy_to=
 print_only=false
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kdir) kdir=${2:?--kdir needs a directory}; shift 2 ;;
 	--flavour) flavour=${2:?--flavour needs a name}; shift 2 ;;
+	--arch) arch=${2:?--arch needs a name}; shift 2 ;;
 	--copy-to) copy_to=${2:?--copy-to needs a directory}; shift 2 ;;
 	--print-kdir) print_only=true; shift ;;
 	*) break ;;
 	esac
 done
 
+arch=$(mapdrv_arch "$arch")
 if [ -z "$kdir" ]; then
 	bash "$MAPDRV_ROOT/scripts/setup.sh" >&2
-	kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" "$flavour")
+	kdir=$(bash "$MAPDRV_ROOT/scripts/build-kernel.sh" "$flavour" "$arch")
 fi
 
 # A user's tree must be one the module can build against: configured and
@@ -41,6 +47,11 @@ fi
 kdir=$(cd "$kdir" && pwd)
 [ -f "$kdir/Makefile" ] || die "KDIR=$kdir is not a kernel tree (no Makefile)"
 [ -f "$kdir/.config" ] || die "KDIR=$kdir is not configured (no .config): run 'make defconfig' or similar there"
+# The tree's architecture must be the one asked for: a module built by
+# ARCH=arm64 against an x86_64 tree (or the reverse) fails deep in Kbuild.
+tree_arch=$(kernel_config_arch "$kdir/.config")
+[ "$tree_arch" = "$arch" ] ||
+	die "KDIR=$kdir is configured for $tree_arch, but the module is being built for $arch (ARCH=$arch): pass a $arch tree, or ARCH=$tree_arch"
 grep -qx 'CONFIG_RUST=y' "$kdir/.config" ||
 	die "KDIR=$kdir is built without Rust (CONFIG_RUST is not set): enable CONFIG_RUST and rebuild it, or leave KDIR unset to use the project's kernel"
 grep -qx 'CONFIG_MODULES=y' "$kdir/.config" || die "KDIR=$kdir has no module support (CONFIG_MODULES is not set)"
@@ -66,6 +77,6 @@ if [ -n "$copy_to" ]; then
 	src=$(cd "$copy_to" && pwd)
 fi
 
-read -r -a make_args <<<"$(kernel_make_args)"
-stage "building rust_mapdrv.ko against $kdir${copy_to:+ in $copy_to}"
+read -r -a make_args <<<"$(kernel_make_args "$arch")"
+stage "building rust_mapdrv.ko for $arch against $kdir${copy_to:+ in $copy_to}"
 make --no-print-directory -C "$kdir" M="$src" "${make_args[@]}" "${@:-modules}"

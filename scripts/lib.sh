@@ -61,22 +61,150 @@ kernel_src_dir() {
 # The version of the unpacked kernel source, e.g. 7.3.4.
 kernel_version() { make -s -C "$1" kernelversion 2>/dev/null; }
 
-# Cache key of a kernel build: version + flavour + hash of the config fragments.
-# Usage: kernel_build_dir FLAVOUR
-kernel_build_dir() {
-	local flavour=$1 src ver hash
-	src=$(kernel_src_dir) || die "no kernel source yet: run scripts/setup.sh"
-	ver=$(cat "$MAPDRV_CACHE/src/version")
-	hash=$(kconfig_fragments "$flavour" | xargs cat | sha256sum | cut -c1-12)
-	echo "$MAPDRV_CACHE/build/linux-$ver-$flavour-$hash"
+# The architectures the project builds, boots and tests, in the order
+# `make test` runs them. MAPDRV_ARCH (the Makefile's ARCH=) picks one;
+# the kernel's own spellings are accepted too.
+MAPDRV_ARCHES="x86_64 arm64"
+
+# mapdrv_arch [NAME]: NAME (default $MAPDRV_ARCH, else x86_64) as one of
+# MAPDRV_ARCHES, or a one-line error naming those.
+mapdrv_arch() {
+	local a=${1:-${MAPDRV_ARCH:-x86_64}}
+	case $a in
+	x86_64 | x86 | amd64) echo x86_64 ;;
+	arm64 | aarch64) echo arm64 ;;
+	*) die "unknown architecture '$a' (known: $MAPDRV_ARCHES)" ;;
+	esac
 }
 
-# The config fragments of a flavour, in the order they are merged.
+# kernel_srcarch ARCH: the kernel's arch/ directory name (SRCARCH).
+kernel_srcarch() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo x86 ;;
+	arm64) echo arm64 ;;
+	esac
+}
+
+# kernel_image_path ARCH: the bootable image inside a built tree.
+kernel_image_path() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo arch/x86/boot/bzImage ;;
+	arm64) echo arch/arm64/boot/Image ;;
+	esac
+}
+
+# debian_arch ARCH: Debian's name for ARCH (amd64, arm64).
+debian_arch() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo amd64 ;;
+	arm64) echo arm64 ;;
+	esac
+}
+
+# host_arch: the architecture of this machine, as mapdrv_arch names it.
+host_arch() { mapdrv_arch "$(uname -m)"; }
+
+# foreign_dir ARCH: where scripts/setup.sh unpacks the Debian packages of an
+# architecture other than the host's (busybox-static, the Rust standard
+# library); see FOREIGN_PACKAGES there.
+foreign_dir() { echo "$MAPDRV_CACHE/foreign/$(debian_arch "$1")"; }
+
+# guest_busybox ARCH: the static busybox for ARCH's guest: the host's own
+# (Debian's busybox-static) or the unpacked one of setup.sh.
+guest_busybox() {
+	if [ "$(mapdrv_arch "$1")" = "$(host_arch)" ]; then
+		command -v busybox || echo /bin/busybox
+	else
+		echo "$(foreign_dir "$1")/bin/busybox"
+	fi
+}
+
+# rust_target ARCH: the Rust target triple the mapdrv tool is built for.
+rust_target() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo x86_64-unknown-linux-gnu ;;
+	arm64) echo aarch64-unknown-linux-gnu ;;
+	esac
+}
+
+# c_target ARCH: the GNU triple of ARCH's C library (clang --target, and
+# Debian's /usr/<triple> cross sysroot).
+c_target() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo x86_64-linux-gnu ;;
+	arm64) echo aarch64-linux-gnu ;;
+	esac
+}
+
+# qemu_system ARCH: the QEMU system emulator for ARCH.
+qemu_system() {
+	case $(mapdrv_arch "$1") in
+	x86_64) echo qemu-system-x86_64 ;;
+	arm64) echo qemu-system-aarch64 ;;
+	esac
+}
+
+# build_static_c ARCH OUT SRC [CFLAGS...]: a statically linked C program for
+# ARCH's guest: the host's cc for the host, clang-19 with Debian's cross C
+# library (libc6-dev-ARCH-cross) for another architecture.
+build_static_c() {
+	local arch out src triple
+	arch=$(mapdrv_arch "$1") out=$2 src=$3
+	shift 3
+	if [ "$arch" = "$(host_arch)" ]; then
+		cc -static "$@" -o "$out" "$src"
+	else
+		triple=$(c_target "$arch")
+		clang$KERNEL_LLVM_SUFFIX --target="$triple" -fuse-ld=lld --sysroot=/usr/"$triple" \
+			-static "$@" -o "$out" "$src"
+	fi
+}
+
+# kernel_config_arch CONFIG: the architecture a kernel .config is for
+# (x86_64, arm64, or the kernel's own name for others: i386, arm, riscv...).
+kernel_config_arch() {
+	local cfg=$1
+	if grep -qx CONFIG_X86_64=y "$cfg"; then echo x86_64
+	elif grep -qx CONFIG_X86_32=y "$cfg"; then echo i386
+	elif grep -qx CONFIG_ARM64=y "$cfg"; then echo arm64
+	elif grep -qx CONFIG_ARM=y "$cfg"; then echo arm
+	elif grep -qx CONFIG_RISCV=y "$cfg"; then echo riscv
+	else echo unknown
+	fi
+}
+
+# Cache key of a kernel build: version + architecture + flavour + hash of
+# the config fragments.
+# Usage: kernel_build_dir FLAVOUR [ARCH]
+kernel_build_dir() {
+	local flavour=$1 arch ver hash
+	arch=$(mapdrv_arch "${2:-}")
+	kernel_src_dir >/dev/null || die "no kernel source yet: run scripts/setup.sh"
+	ver=$(cat "$MAPDRV_CACHE/src/version")
+	hash=$(kconfig_fragments "$flavour" "$arch" | xargs cat | sha256sum | cut -c1-12)
+	echo "$MAPDRV_CACHE/build/linux-$ver-$arch-$flavour-$hash"
+}
+
+# kernel_image FLAVOUR [ARCH]: the cached kernel's bootable image (it may
+# not be built yet).
+kernel_image() {
+	echo "$(kernel_build_dir "$1" "${2:-}")/$(kernel_image_path "${2:-}")"
+}
+
+# The config fragments of a flavour, in the order they are merged: what
+# every VM kernel needs (vm.config), then the architecture's own
+# (vm-ARCH.config), then the flavour's. The debug and gdb flavours are
+# x86_64's: KASAN with Rust, and the gdb scripts, are only set up there.
+# Usage: kconfig_fragments FLAVOUR [ARCH]
 kconfig_fragments() {
+	local arch dir=$MAPDRV_ROOT/scripts/kconfig
+	arch=$(mapdrv_arch "${2:-}")
 	case $1 in
-	vm) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config" ;;
-	debug) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config $MAPDRV_ROOT/scripts/kconfig/debug.config" ;;
-	gdb) echo "$MAPDRV_ROOT/scripts/kconfig/vm.config $MAPDRV_ROOT/scripts/kconfig/gdb.config" ;;
+	vm) echo "$dir/vm.config $dir/vm-$arch.config" ;;
+	debug | gdb)
+		[ "$arch" = x86_64 ] || die "the $1 kernel is built for x86_64 only, not $arch"
+		echo "$dir/vm.config $dir/vm-$arch.config $dir/$1.config"
+		;;
 	*) die "unknown kernel flavour '$1' (known: vm, debug, gdb)" ;;
 	esac
 }
@@ -100,9 +228,11 @@ copy_module_sources() {
 	module_sources | (cd "$MAPDRV_ROOT" && cpio -pdmu --quiet "$dest")
 }
 
-# The make arguments that every kernel-side build uses.
+# The make arguments that every kernel-side build for ARCH (default
+# $MAPDRV_ARCH) uses. ARCH is always given: a `make ARCH=arm64` above us
+# passes its ARCH down to every make it starts, the x86_64 kernel's too.
 kernel_make_args() {
-	echo "LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
+	echo "ARCH=$(mapdrv_arch "${1:-}") LLVM=$KERNEL_LLVM_SUFFIX RUSTC=$KERNEL_RUSTC BINDGEN=$BINDGEN CLIPPY_DRIVER=$KERNEL_CLIPPY_DRIVER RUSTFMT=$KERNEL_RUSTFMT"
 }
 
 # kernel_reports LOG...: the lines of kernel logs (a VM's console, or a

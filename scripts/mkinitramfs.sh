@@ -4,7 +4,9 @@
 # (and a symlink per applet), /init from scripts/guest/init, a /dev/console
 # node, and the extra files given on the command line.
 #
-# Usage: scripts/mkinitramfs.sh [--cmd STRING] OUTPUT [SRC[:DEST]...]
+# Usage: scripts/mkinitramfs.sh [--arch ARCH] [--cmd STRING] OUTPUT [SRC[:DEST]...]
+#   --arch ARCH    the guest's architecture, whose busybox goes in (x86_64 or
+#                  arm64; default $MAPDRV_ARCH, else x86_64)
 #   --cmd STRING   put STRING into /etc/mapdrv-cmd: /init runs it with sh
 #   OUTPUT         the archive to write (its directory is created); it is
 #                  replaced only when its content changes
@@ -13,17 +15,20 @@
 #                  a DEST ending in / is a directory to put SRC into; a
 #                  directory SRC is added with everything below it.
 # The archive is deterministic (fixed timestamps, sorted entries, gzip -n): the
-# same inputs give the same bytes. Environment: BUSYBOX (default: the busybox
-# on PATH, which must be statically linked).
+# same inputs give the same bytes. Environment: BUSYBOX (default: the host's
+# busybox on PATH for the host's architecture, else the one scripts/setup.sh
+# unpacked for ARCH; it must be statically linked).
 source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '/^# Usage:/,/^# on PATH/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 cmd=
 have_cmd=false
+arch=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cmd) [ $# -ge 2 ] || usage; cmd=$2; have_cmd=true; shift 2 ;;
+	--arch) [ $# -ge 2 ] || usage; arch=$2; shift 2 ;;
 	-h | --help) usage ;;
 	--) shift; break ;;
 	-*) die "mkinitramfs.sh: unknown option '$1'" ;;
@@ -51,10 +56,16 @@ gen_init_cpio_tool() {
 	echo "$tool"
 }
 
-busybox=${BUSYBOX:-$(command -v busybox || true)}
+arch=$(mapdrv_arch "$arch")
+busybox=${BUSYBOX:-$(guest_busybox "$arch")}
 if [ -z "$busybox" ] || [ ! -x "$busybox" ]; then
-	die "no busybox found: install busybox-static (scripts/setup.sh)"
+	die "no busybox for $arch found${busybox:+ at $busybox}: run scripts/setup.sh (Debian's busybox-static:$(debian_arch "$arch"))"
 fi
+# The applet list comes from a busybox that runs here: the guest's own, or
+# for another architecture the host's (Debian builds busybox-static with one
+# configuration for every architecture).
+list_busybox=$busybox
+[ "$arch" = "$(host_arch)" ] || list_busybox=$(guest_busybox "$(host_arch)")
 if ! file -L "$busybox" | grep -q 'statically linked'; then
 	die "$busybox is not statically linked: install busybox-static or set BUSYBOX"
 fi
@@ -150,7 +161,7 @@ while IFS= read -r applet; do
 	[ -n "${taken[/$applet]:-}" ] && continue
 	add_dir "$(dirname "/$applet")"
 	printf '%s\tslink /%s /bin/busybox 0777 0 0\n' "/$applet" "$applet" >>"$entries"
-done < <("$busybox" --list-full)
+done < <("$list_busybox" --list-full)
 
 dups=$(cut -f1 "$entries" | LC_ALL=C sort | uniq -d | xargs)
 [ -z "$dups" ] || die "the initramfs would have these paths twice: $dups"

@@ -4,8 +4,11 @@
 # in it, or a shell.
 #
 # Usage: scripts/run-vm.sh [options] [-- COMMAND...]
-#   --kernel FILE     bzImage to boot (default: the cached vm kernel that
-#                     scripts/build-kernel.sh vm builds)
+#   --arch ARCH       the guest's architecture: x86_64 (qemu-system-x86_64,
+#                     PC machine) or arm64 (qemu-system-aarch64 -M virt);
+#                     default $MAPDRV_ARCH, else x86_64
+#   --kernel FILE     kernel image to boot (default: the cached vm kernel of
+#                     ARCH that scripts/build-kernel.sh vm ARCH builds)
 #   --add SRC[:DEST]  put a file or directory into the guest (repeatable);
 #                     without DEST: *.ko to /lib/modules/, *.sh to /tests/,
 #                     anything else to /bin/ (see scripts/mkinitramfs.sh)
@@ -20,9 +23,11 @@
 #   --shell           interactive: after COMMAND (if any), a shell on the
 #                     console; the VM ends when it exits
 #   --append ARGS     extra kernel command line arguments
-#   --export FILE     a second serial port, the guest's /dev/ttyS1, written to
-#                     FILE on the host; the guest gets mapdrv.export=1 on its
-#                     command line (see scripts/guest/export-file)
+#   --export FILE     a second serial port (the guest's /dev/ttyS1 on x86_64,
+#                     the virtio console /dev/hvc0 on arm64, whose virt
+#                     machine has one UART), written to FILE on the host; the
+#                     guest gets mapdrv.export=<its tty> on its command line
+#                     (see scripts/guest/export-file)
 #   --kernel-log FILE the guest's whole kernel log (dmesg: every level,
 #                     whatever `quiet` keeps off the console), written to
 #                     FILE by /init after the command (and the shell) over a
@@ -52,6 +57,7 @@ source "$(dirname "$0")/lib.sh"
 usage() { sed -n '/^# Usage:/,/^# one word/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 kernel=
+arch=
 adds=()
 mem=1G
 cpus=2
@@ -69,6 +75,7 @@ need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usa
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) need_arg "$1" $#; kernel=$2; shift 2 ;;
+	--arch) need_arg "$1" $#; arch=$2; shift 2 ;;
 	--add) need_arg "$1" $#; adds+=("$2"); shift 2 ;;
 	--mem) need_arg "$1" $#; mem=$2; shift 2 ;;
 	--cpus) need_arg "$1" $#; cpus=$2; shift 2 ;;
@@ -100,20 +107,27 @@ fi
 if $shell && [ ! -t 0 ]; then
 	die_status 2 "--shell needs a terminal on standard input"
 fi
-command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: install qemu-system-x86 (scripts/setup.sh)"
+arch=$(mapdrv_arch "$arch")
+qemu_bin=$(qemu_system "$arch")
+command -v "$qemu_bin" >/dev/null || die "$qemu_bin not found: run scripts/setup.sh"
 
 if [ -z "$kernel" ]; then
-	kernel=$(kernel_build_dir vm)/arch/x86/boot/bzImage
-	[ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
+	kernel=$(kernel_image vm "$arch")
+	[ -f "$kernel" ] || die "no $arch VM kernel at $kernel: build it with scripts/build-kernel.sh vm $arch, or pass --kernel"
 fi
 [ -f "$kernel" ] || die "no such kernel image: $kernel"
+# A kernel of another architecture would not boot at all, silently.
+case $arch:$(file -b "$kernel") in
+x86_64:*"x86 boot executable"* | arm64:*"ARM64 boot executable"* | arm64:*"ARM aarch64"*) ;;
+*) die "$kernel is not an $arch kernel image ($(file -b "$kernel" | cut -c1-60)); pass --arch or the right --kernel" ;;
+esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mapdrv-vm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 initrd=$work/initramfs.cpio.gz
 mk_args=()
 [ -n "$cmd" ] && mk_args+=(--cmd "$cmd")
-bash "$MAPDRV_ROOT/scripts/mkinitramfs.sh" "${mk_args[@]}" "$initrd" "${adds[@]}"
+bash "$MAPDRV_ROOT/scripts/mkinitramfs.sh" --arch "$arch" "${mk_args[@]}" "$initrd" "${adds[@]}"
 
 # Facts about this host that do not change until it reboots are cached per
 # boot (the KVM probe's result, the TSC frequency).
@@ -121,12 +135,22 @@ boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || uname -n)
 host_cache=$MAPDRV_CACHE/vm/host-$boot_id
 mkdir -p "$host_cache"
 
-qemu_base=(qemu-system-x86_64 -nodefaults -no-user-config -no-reboot -display none
+qemu_base=("$qemu_bin" -nodefaults -no-user-config -no-reboot -display none
 	-smp "$cpus" -m "$mem" -kernel "$kernel" -initrd "$initrd")
-# no_timer_check: under TCG on a busy host the emulated IO-APIC timer can
-# tick too slowly for the boot-time check, which then panics ("IO-APIC +
-# timer doesn't work"); the timer itself works, as in any VM.
-base_append="console=ttyS0 panic=-1 no_timer_check"
+case $arch in
+x86_64)
+	# no_timer_check: under TCG on a busy host the emulated IO-APIC timer
+	# can tick too slowly for the boot-time check, which then panics
+	# ("IO-APIC + timer doesn't work"); the timer itself works, as in any VM.
+	base_append="console=ttyS0 panic=-1 no_timer_check"
+	;;
+arm64)
+	# The virt machine: GIC, PL011 UART (ttyAMA0), virtio-mmio slots, RAM
+	# from 1 GiB physical; the kernel boots directly from its Image.
+	qemu_base+=(-M virt)
+	base_append="console=ttyAMA0 panic=-1"
+	;;
+esac
 
 # kvm_probe: boot this kernel under KVM with mapdrv.probe=1, within a few
 # seconds; the guest's /init prints MAPDRV-PROBE-OK at once. Prints "ok" or
@@ -151,6 +175,10 @@ choose_accel() {
 	off) accel_note="KVM off (--kvm off)"; return ;;
 	on) accel=kvm; return ;;
 	esac
+	if [ "$arch" != "$(host_arch)" ]; then
+		accel_note="an $arch guest on an $(host_arch) host"
+		return
+	fi
 	if [ ! -e /dev/kvm ]; then
 		accel_note="no /dev/kvm"
 		return
@@ -160,7 +188,7 @@ choose_accel() {
 		return
 	fi
 	local qver cache result
-	qver=$(qemu-system-x86_64 --version | awk 'NR == 1 { print $4 }')
+	qver=$("$qemu_bin" --version | awk 'NR == 1 { print $4 }')
 	cache=$host_cache/kvm-probe-qemu-$qver
 	if [ -f "$cache" ]; then
 		result=$(cat "$cache")
@@ -203,6 +231,11 @@ choose_accel
 if [ "$accel" = kvm ]; then
 	accel_args=(-accel kvm -cpu host)
 	clock_append=
+elif [ "$arch" != x86_64 ]; then
+	# arm64's generic timer is a fixed-frequency counter that TCG derives
+	# from the host's clock: nothing to calibrate.
+	accel_args=(-accel tcg -cpu max)
+	clock_append=
 else
 	accel_args=(-accel tcg -cpu max)
 	tsc_khz=$(host_tsc_khz)
@@ -215,26 +248,46 @@ else
 fi
 append="$base_append${clock_append:+ $clock_append}"
 $shell && append="$append mapdrv.shell=1"
-# More serial ports after the console (ttyS0): ttyS1, ttyS2 in this order.
+# More ports after the console, each written to a file on the host: on
+# x86_64 serial ports ttyS1, ttyS2 in this order; on arm64 (one UART) virtio
+# consoles hvc0, hvc1.
 serial_args=()
+extra_ports=0
+# add_port FILE: the next port, written to FILE; sets port to its guest tty.
+add_port() {
+	mkdir -p "$(dirname "$1")"
+	: >"$1"
+	case $arch in
+	x86_64)
+		serial_args+=(-serial "file:$1")
+		port=ttyS$((extra_ports + 1))
+		;;
+	*)
+		[ "$extra_ports" -gt 0 ] || serial_args+=(-device virtio-serial-device)
+		serial_args+=(-chardev "file,id=port$extra_ports,path=$1"
+			-device "virtconsole,chardev=port$extra_ports")
+		port=hvc$extra_ports
+		;;
+	esac
+	extra_ports=$((extra_ports + 1))
+}
 if [ -n "$export_file" ]; then
-	mkdir -p "$(dirname "$export_file")"
-	: >"$export_file"
-	serial_args+=(-serial "file:$export_file")
-	append="$append mapdrv.export=1"
+	add_port "$export_file"
+	append="$append mapdrv.export=$port"
 fi
 if [ -n "$kernel_log" ]; then
-	mkdir -p "$(dirname "$kernel_log")"
-	: >"$kernel_log"
-	append="$append mapdrv.kernel_log=ttyS$((${#serial_args[@]} / 2 + 1)) log_buf_len=8M"
-	serial_args+=(-serial "file:$kernel_log")
+	add_port "$kernel_log"
+	append="$append mapdrv.kernel_log=$port log_buf_len=8M"
 fi
 append="$append$extra_append"
-$gdb_stub && append="$append nokaslr"
+if $gdb_stub; then
+	[ "$arch" = x86_64 ] || die_status 2 "--gdb is set up for x86_64 only"
+	append="$append nokaslr"
+fi
 
 mkdir -p "$(dirname "$log")"
 : >"$log"
-stage "booting $(basename "$kernel") under ${accel^^} ($cpus CPUs, $mem)${accel_note:+ [$accel_note]}"
+stage "booting $(basename "$kernel") ($arch) under ${accel^^} ($cpus CPUs, $mem)${accel_note:+ [$accel_note]}"
 info "kernel: $kernel"
 info "console log: $log"
 

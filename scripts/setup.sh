@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# One-time set-up, safe to run again: Debian packages, bindgen, kernel source.
-# Every step checks first and does nothing when its result is already there.
+# One-time set-up, safe to run again: Debian packages, bindgen, kernel source,
+# and for the other architectures (arm64) their guest busybox and Rust
+# standard library. Every step checks first and does nothing when its result
+# is already there. The host's dpkg and apt configuration are never changed:
+# the kernel source and the other architectures' packages come through a
+# private apt configuration in the cache and are unpacked there, not
+# installed (make distclean removes them with the rest of the cache).
 #
 # Usage: scripts/setup.sh [--check]
 #   --check  only report what is missing (exit 1 if anything is)
@@ -13,6 +18,9 @@ PACKAGES=(
 	make gcc flex bison bc libelf-dev libssl-dev
 	cpio xz-utils gzip qemu-system-x86 busybox-static
 	python3 file
+	# arm64: the VM, and the C library and start files the static C test
+	# helpers link with (clang-19 --target=aarch64-linux-gnu).
+	qemu-system-arm libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
 )
 
 check_only=false
@@ -60,6 +68,76 @@ debian_mirror() {
 		awk '$1 !~ /security/ && $1 ~ /debian\/?$/ { print $1; exit }'
 }
 
+# private_apt_opts DIR: apt-get options for a private apt configuration in
+# DIR (its own sources list, lists, cache and state), so that the host's apt
+# sources, package lists and dpkg database are never touched.
+private_apt_opts() {
+	local apt_dir=$1
+	mkdir -p "$apt_dir"/{lists/partial,cache/archives/partial,parts,prefs}
+	printf '%s\n' \
+		-o "Dir::Etc::SourceList=$apt_dir/sources.list" \
+		-o "Dir::Etc::SourceParts=$apt_dir/parts" \
+		-o "Dir::Etc::Preferences=$apt_dir/prefs/none" \
+		-o "Dir::Etc::PreferencesParts=$apt_dir/prefs" \
+		-o "Dir::State::Lists=$apt_dir/lists" \
+		-o "Dir::Cache=$apt_dir/cache" \
+		-o "Dir::State::status=/dev/null" \
+		-o "APT::Get::List-Cleanup=false"
+}
+
+# The packages of another architecture that its VM and tool need, unpacked
+# (not installed) under $MAPDRV_CACHE/foreign/ARCH:
+#   busybox-static          the guest's userland;
+#   libstd-rust-web-dev     the standard library for the host's rustc-web, the
+#                           same version, to build the mapdrv tool for ARCH
+#                           (rustup targets cannot be downloaded here).
+FOREIGN_PACKAGES=(busybox-static libstd-rust-web-dev)
+
+# foreign_ready ARCH: the packages of ARCH are unpacked, for this rustc-web.
+foreign_ready() {
+	local dir stamp want
+	dir=$(foreign_dir "$1")
+	stamp=$dir/.mapdrv-unpacked
+	want="$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || echo none) ${FOREIGN_PACKAGES[*]}"
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]
+}
+
+# fetch_foreign ARCH: download FOREIGN_PACKAGES for the Debian architecture of
+# ARCH from the host's own Debian suites (as its apt configuration lists
+# them) and unpack them into foreign_dir ARCH.
+fetch_foreign() {
+	local arch=$1 debarch dir apt_dir rustc_version
+	foreign_ready "$arch" && return 0
+	debarch=$(debian_arch "$arch")
+	$check_only && { info "missing $debarch packages: ${FOREIGN_PACKAGES[*]}"; return 1; }
+	rustc_version=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) ||
+		die "rustc-web is not installed, so there is no version to match libstd-rust-web-dev:$debarch to"
+	dir=$(foreign_dir "$arch")
+	apt_dir=$MAPDRV_CACHE/apt-$debarch
+	local -a opts
+	mapfile -t opts < <(private_apt_opts "$apt_dir")
+	opts+=(-o "APT::Architecture=$debarch" -o "APT::Architectures=$debarch")
+	# The host's own suites and mirrors, for the other architecture.
+	apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
+		awk -v a="$debarch" 'NF == 3 && !seen[$0]++ {
+			print "deb [arch=" a " signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] " $1 " " $2 " " $3 }' \
+		>"$apt_dir/sources.list"
+	[ -s "$apt_dir/sources.list" ] || die "could not read the host's Debian suites (apt-get indextargets)"
+	stage "fetching $debarch packages (${FOREIGN_PACKAGES[*]}) through a private apt configuration"
+	run_logged "$MAPDRV_CACHE/logs/apt-$debarch-update.log" apt-get "${opts[@]}" update
+	local debs=$apt_dir/debs
+	rm -rf "$debs" && mkdir -p "$debs"
+	(cd "$debs" && run_logged "$MAPDRV_CACHE/logs/apt-$debarch-download.log" \
+		apt-get "${opts[@]}" download busybox-static "libstd-rust-web-dev=$rustc_version")
+	rm -rf "$dir" && mkdir -p "$dir"
+	local deb
+	for deb in "$debs"/*.deb; do
+		dpkg-deb -x "$deb" "$dir"
+		info "unpacked $(basename "$deb") into $dir"
+	done
+	echo "$rustc_version ${FOREIGN_PACKAGES[*]}" >"$dir/.mapdrv-unpacked"
+}
+
 fetch_kernel_source() {
 	if src=$(kernel_src_dir 2>/dev/null) && [ -f "$src/Makefile" ]; then
 		return 0
@@ -71,22 +149,13 @@ fetch_kernel_source() {
 	mirror=${mirror%/}
 	stage "fetching linux-source-$KERNEL_SERIES from $KERNEL_SUITE (private apt configuration, mirror $mirror)"
 
-	# A private apt: own sources list, lists, cache and state, so the host's
-	# apt sources and package lists are never touched.
+	# A private apt configuration, so the host's apt sources and package
+	# lists are never touched.
 	apt_dir=$MAPDRV_CACHE/apt
-	mkdir -p "$apt_dir"/{lists/partial,cache/archives/partial,parts,prefs}
+	local -a apt_opts
+	mapfile -t apt_opts < <(private_apt_opts "$apt_dir")
 	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main" \
 		>"$apt_dir/sources.list"
-	local apt_opts=(
-		-o "Dir::Etc::SourceList=$apt_dir/sources.list"
-		-o "Dir::Etc::SourceParts=$apt_dir/parts"
-		-o "Dir::Etc::Preferences=$apt_dir/prefs/none"
-		-o "Dir::Etc::PreferencesParts=$apt_dir/prefs"
-		-o "Dir::State::Lists=$apt_dir/lists"
-		-o "Dir::Cache=$apt_dir/cache"
-		-o "Dir::State::status=/dev/null"
-		-o "APT::Get::List-Cleanup=false"
-	)
 	run_logged "$MAPDRV_CACHE/logs/apt-kernel-update.log" apt-get "${apt_opts[@]}" update
 	pkg=linux-source-$KERNEL_SERIES
 	mkdir -p "$MAPDRV_CACHE/src"
@@ -122,6 +191,9 @@ status=0
 install_packages || status=1
 install_bindgen || status=1
 fetch_kernel_source || status=1
+for arch in $MAPDRV_ARCHES; do
+	[ "$arch" = "$(mapdrv_arch "$(uname -m)")" ] || fetch_foreign "$arch" || status=1
+done
 if [ $status = 0 ]; then
 	src=$(kernel_src_dir)
 	info "kernel source: $src (Linux $(cat "$MAPDRV_CACHE/src/version"), Debian linux-source-$KERNEL_SERIES $(cat "$MAPDRV_CACHE/src/debian-version"))"

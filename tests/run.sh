@@ -16,11 +16,18 @@
 #                  default: none, and the debug runs are left out with a note)
 #   --debug-module FILE  rust_mapdrv.ko built against it (env
 #                  MAPDRV_DEBUG_MODULE)
+#   --arm64-kernel FILE, --arm64-module FILE, --arm64-tool FILE
+#                  the arm64 VM's Image, rust_mapdrv.ko and mapdrv tool (env
+#                  MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE,
+#                  MAPDRV_ARM64_TOOL; default: no arm64 kernel, and the
+#                  arm64 runs are left out with a note)
 #   --soak SECONDS run only the suites marked "# soak: yes", on the debug
 #                  kernel, for about SECONDS each with new seeds (make soak;
 #                  a benchmark, not a test)
 #   --out DIR      logs and built helpers (env MAPDRV_TEST_OUT; default
 #                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start
+#   --only-arch A  only the runs on architecture A: arm64 (the arm64/NAME
+#                  runs) or x86_64 (host, guest and debug runs)
 #   --verbose      show each VM's console (on standard error)
 #   SUITE          only these suites: host/NAME, guest/NAME, debug/NAME or
 #                  NAME (all runs of it) (default: all of tests/host/*.sh
@@ -46,7 +53,15 @@
 #                        for it, 2 GiB and a 360 s timeout, then the options
 #                        of a "# run-vm-debug: OPTIONS" line; "# kernels:
 #                        debug" runs it there only (default: vm). The guest
-#                        sees mapdrv.debug=1 on its command line. After the
+#                        sees mapdrv.debug=1 on its command line. "arm64"
+#                        in that line runs it a third time, as arm64/NAME,
+#                        on the arm64 VM (qemu-system-aarch64 -M virt under
+#                        TCG) with the arm64 module, tool and helpers, then
+#                        the options of a "# run-vm-arm64: OPTIONS" line; a
+#                        suite that is not run there says why in a "# not on
+#                        arm64: REASON" line, which becomes the result
+#                        "SKIP arm64/NAME: REASON" (counted as skipped,
+#                        never as passed). After the
 #                        suite, the runner has kmemleak scan (echo scan >
 #                        /sys/kernel/debug/kmemleak) and adds "debug/NAME/
 #                        kmemleak finds no leak".
@@ -67,8 +82,13 @@
 # home instead (scripts/run-vm.sh --kernel-log) and check it with
 # scripts/check-kernel-log.sh.
 #
-# Output (standard output): one line per result, "PASS <suite>/<check>" or
-# "FAIL <suite>/<check>: <why>", and last "N passed, M failed". Progress and
+# A check that does not apply to the architecture it runs on prints "SKIP:
+# <check>: <why>" (lib.sh's skip), which becomes "SKIP <suite>/<check>: why".
+#
+# Output (standard output): one line per result, "PASS <suite>/<check>",
+# "FAIL <suite>/<check>: <why>" or "SKIP <suite>/<check>: <why>", then one
+# line per architecture "ARCH: N passed, M failed, K skipped" (host: the
+# checks on the host), and last "N passed, M failed". Progress and
 # the logs' places go to standard error. Exit status: 0 when all passed, 1
 # when something failed, 2 for a usage error.
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -82,11 +102,16 @@ kvm=${MAPDRV_KVM:-auto}
 out=${MAPDRV_TEST_OUT:-$MAPDRV_CACHE/tests}
 debug_kernel=${MAPDRV_DEBUG_KERNEL:-}
 debug_module=${MAPDRV_DEBUG_MODULE:-}
+arm64_kernel=${MAPDRV_ARM64_KERNEL:-}
+arm64_module=${MAPDRV_ARM64_MODULE:-}
+arm64_tool=${MAPDRV_ARM64_TOOL:-}
 soak=
+only_arch=
 verbose=false
 while [ $# -gt 0 ]; do
 	case $1 in
-	--kernel | --module | --tool | --kvm | --out | --debug-kernel | --debug-module | --soak)
+	--kernel | --module | --tool | --kvm | --out | --debug-kernel | --debug-module | --soak | \
+		--arm64-kernel | --arm64-module | --arm64-tool | --only-arch)
 		[ $# -ge 2 ] || { echo "tests/run.sh: $1 needs an argument" >&2; usage; }
 		opt=${1#--}
 		declare "${opt//-/_}=$2"
@@ -100,13 +125,16 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "$kernel" ]; then
-	kernel=$(kernel_build_dir vm)/arch/x86/boot/bzImage
+	kernel=$(kernel_image vm x86_64)
 fi
 [ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
 [ -f "$module" ] || info "note: no module at $module; the suites that load it will fail"
 [ -z "$tool" ] || [ -f "$tool" ] || die "no mapdrv tool at $tool"
 [ -z "$debug_kernel" ] || [ -f "$debug_kernel" ] || die "no debug kernel at $debug_kernel"
 [ -z "$debug_module" ] || [ -f "$debug_module" ] || die "no debug module at $debug_module"
+[ -z "$arm64_kernel" ] || [ -f "$arm64_kernel" ] || die "no arm64 kernel at $arm64_kernel"
+[ -z "$arm64_module" ] || [ -f "$arm64_module" ] || die "no arm64 module at $arm64_module"
+[ -z "$arm64_tool" ] || [ -f "$arm64_tool" ] || die "no arm64 mapdrv tool at $arm64_tool"
 if [ -n "$soak" ]; then
 	[[ $soak =~ ^[1-9][0-9]*$ ]] || die_status 2 "--soak takes a number of seconds, not '$soak'"
 	[ -n "$debug_kernel" ] || die_status 2 "--soak needs --debug-kernel"
@@ -118,8 +146,9 @@ suite_line() { sed -n "s/^# $2: *//p" "$1" | head -n1; }
 # The kernels a guest suite runs on ("# kernels:" line; default vm).
 suite_kernels() { local k; k=$(suite_line "$1" kernels); echo "${k:-vm}"; }
 
-# The suites to run, as host/NAME, guest/NAME (the VM kernel) and debug/NAME
-# (the debug kernel).
+# The suites to run, as host/NAME, guest/NAME (the VM kernel), debug/NAME
+# (the debug kernel) and arm64/NAME (the arm64 VM; a suite that does not
+# run there is still listed, and reported as skipped).
 all_suites() {
 	local f k
 	if [ -n "$soak" ]; then
@@ -139,6 +168,7 @@ all_suites() {
 			debug) echo "debug/$(basename "$f" .sh)" ;;
 			esac
 		done
+		echo "arm64/$(basename "$f" .sh)"
 	done
 }
 mapfile -t known < <(all_suites)
@@ -158,6 +188,14 @@ else
 		[ -n "$match" ] || die_status 2 "no suite '$want' (known: ${known[*]})"
 	done
 fi
+if [ -n "$only_arch" ]; then
+	only_arch=$(mapdrv_arch "$only_arch")
+	kept=()
+	for s in "${suites[@]}"; do
+		case $only_arch:$s in arm64:arm64/* | x86_64:host/* | x86_64:guest/* | x86_64:debug/*) kept+=("$s") ;; esac
+	done
+	suites=("${kept[@]}")
+fi
 # Without a debug kernel the debug runs are left out, with a note.
 if [ -z "$debug_kernel" ]; then
 	left_out=()
@@ -168,21 +206,54 @@ if [ -z "$debug_kernel" ]; then
 	[ ${#left_out[@]} -eq 0 ] || info "no debug kernel given (--debug-kernel, or make test): leaving out ${left_out[*]}"
 	suites=("${kept[@]}")
 fi
+# Likewise without an arm64 kernel.
+if [ -z "$arm64_kernel" ]; then
+	left_out=()
+	kept=()
+	for s in "${suites[@]}"; do
+		case $s in arm64/*) left_out+=("$s") ;; *) kept+=("$s") ;; esac
+	done
+	[ ${#left_out[@]} -eq 0 ] || info "no arm64 kernel given (--arm64-kernel, or make test): leaving out the arm64 runs"
+	suites=("${kept[@]}")
+fi
 
 logs=$out/logs
 rm -rf "$logs"
-mkdir -p "$logs"/{host,guest,debug} "$out/work" "$out/bin"
+mkdir -p "$logs"/{host,guest,debug,arm64,build} "$out/work" "$out/bin"
 
+# Counts per architecture ("host" for the checks on the host), in the order
+# they first report.
 passed=0
 failed=0
-result() { # result PASS|FAIL NAME [WHY]
-	if [ "$1" = PASS ]; then
-		passed=$((passed + 1))
+declare -A n_pass=() n_fail=() n_skip=()
+groups=()
+# result_group NAME: the group a result counts in, by its suite's prefix.
+result_group() {
+	case $1 in
+	host/*) echo host ;;
+	arm64/*) echo arm64 ;;
+	build/*) local rest=${1#build/}; echo "${rest%%/*}" ;;
+	*) echo x86_64 ;;
+	esac
+}
+result() { # result PASS|FAIL|SKIP NAME [WHY]
+	local g
+	g=$(result_group "$2")
+	[ -n "${n_pass[$g]+set}" ] || { groups+=("$g"); n_pass[$g]=0 n_fail[$g]=0 n_skip[$g]=0; }
+	case $1 in
+	PASS)
+		passed=$((passed + 1)) n_pass[$g]=$((n_pass[$g] + 1))
 		echo "PASS $2"
-	else
-		failed=$((failed + 1))
+		;;
+	SKIP)
+		n_skip[$g]=$((n_skip[$g] + 1))
+		echo "SKIP $2: $3"
+		;;
+	*)
+		failed=$((failed + 1)) n_fail[$g]=$((n_fail[$g] + 1))
 		echo "FAIL $2: $3"
-	fi
+		;;
+	esac
 }
 
 # collect SUITE OUTPUT STATUS: the suite's result lines, and whether it ran to
@@ -194,6 +265,11 @@ collect() {
 		rest=${line#*: }
 		if [ "${line%%: *}" = PASS ]; then
 			result PASS "$suite/$rest"
+		elif [ "${line%%: *}" = SKIP ] && [[ $rest == *": "* ]]; then
+			result SKIP "$suite/${rest%%: *}" "${rest#*: }"
+		elif [ "${line%%: *}" = SKIP ]; then
+			result FAIL "$suite/$rest" "skipped without saying why"
+			n_fail=$((n_fail + 1))
 		elif [[ $rest == *": "* ]]; then
 			result FAIL "$suite/${rest%%: *}" "${rest#*: }"
 			n_fail=$((n_fail + 1))
@@ -201,7 +277,7 @@ collect() {
 			result FAIL "$suite/$rest" "(no reason given)"
 			n_fail=$((n_fail + 1))
 		fi
-	done < <(grep -aE '^(PASS|FAIL): ' "$output")
+	done < <(grep -aE '^(PASS|FAIL|SKIP): ' "$output")
 	if [ "$rc" = 124 ]; then
 		result FAIL "$suite/ran to the end" "the VM timed out (log: $output)"
 	elif [ "$rc" = 125 ]; then
@@ -245,21 +321,25 @@ kunit_results() {
 			END { for (i = 1; i <= n; i++) print res[order[i]] " " order[i] }'
 }
 
-# Static helpers for the guest, from tests/helpers/*.c.
+# Static helpers for the guests of ARCH, from tests/helpers/*.c, into
+# $out/bin/ARCH/ (scripts/lib.sh's build_static_c: cc for the host, clang
+# with Debian's cross C library for another architecture).
 build_helpers() {
-	local c name bin
+	local arch=$1 c name bin log
+	mkdir -p "$out/bin/$arch"
 	for c in "$MAPDRV_ROOT"/tests/helpers/*.c; do
 		[ -e "$c" ] || continue
 		name=$(basename "$c" .c)
-		bin=$out/bin/$name
+		bin=$out/bin/$arch/$name
+		log=$logs/build/$arch-$name.log
 		if [ ! -x "$bin" ] || [ "$c" -nt "$bin" ]; then
-			if ! cc -static -O2 -Wall -Wextra -Werror -o "$bin" "$c" >"$logs/build-$name.log" 2>&1; then
+			if ! (build_static_c "$arch" "$bin" "$c" -O2 -Wall -Wextra -Werror) >"$log" 2>&1; then
 				rm -f "$bin"
-				result FAIL "build/$name" "cc -static failed: $(head -c 300 "$logs/build-$name.log" | tr '\n' ' ')"
+				result FAIL "build/$arch/$name" "static build failed: $(head -c 300 "$log" | tr '\n' ' ')"
 				continue
 			fi
 		fi
-		result PASS "build/$name"
+		result PASS "build/$arch/$name"
 	done
 }
 
@@ -268,17 +348,33 @@ run_host_suite() {
 	stage "$suite"
 	mkdir -p "$out/work/$suite"
 	MAPDRV_KERNEL=$kernel MAPDRV_MODULE=$module MAPDRV_TOOL=$tool MAPDRV_TEST_WORK=$out/work/$suite \
+		MAPDRV_ARM64_KERNEL=$arm64_kernel MAPDRV_ARM64_MODULE=$arm64_module MAPDRV_ARM64_TOOL=$arm64_tool \
 		bash "$MAPDRV_ROOT/tests/$suite.sh" </dev/null >"$log" 2>&1 || rc=$?
 	collect "$suite" "$log" "$rc"
 }
 
-# run_guest_suite guest/NAME | debug/NAME: one VM, on the VM kernel or on
-# the debug kernel.
+# run_guest_suite guest/NAME | debug/NAME | arm64/NAME: one VM, on the VM
+# kernel, the debug kernel or the arm64 VM kernel.
 run_guest_suite() {
 	local suite=$1 name=${1#*/} log=$logs/$1.log runlog=$logs/$1.run rc=0 opts=() more=() reports
 	local file=$MAPDRV_ROOT/tests/guest/$name.sh
-	local kern=$kernel mod=$module cmd="sh /tests/$name.sh" debug=false
+	local kern=$kernel mod=$module tl=$tool arch=x86_64 cmd="sh /tests/$name.sh" debug=false
 	read -r -a opts <<<"$(suite_line "$file" run-vm)"
+	if [ "${suite%%/*}" = arm64 ]; then
+		if [[ " $(suite_kernels "$file") " != *" arm64 "* ]]; then
+			local why
+			why=$(suite_line "$file" "not on arm64")
+			if [ -n "$why" ]; then
+				result SKIP "$suite" "$why"
+			else
+				result FAIL "$suite" "not run on arm64 and no '# not on arm64: REASON' line says why"
+			fi
+			return 0
+		fi
+		arch=arm64 kern=$arm64_kernel mod=$arm64_module tl=$arm64_tool
+		read -r -a more <<<"$(suite_line "$file" run-vm-arm64)"
+		opts+=("${more[@]}")
+	fi
 	if [ "${suite%%/*}" = debug ]; then
 		debug=true
 		kern=$debug_kernel mod=$debug_module
@@ -290,16 +386,16 @@ run_guest_suite() {
 		# Then a kmemleak scan, whatever the suite's status.
 		cmd="$cmd; s=\$?; . /tests/lib.sh; kmemleak_report; exit \$s"
 	fi
-	local args=(--kernel "$kern" --kvm "$kvm" --log "$log" --timeout 120
+	local args=(--arch "$arch" --kernel "$kern" --kvm "$kvm" --log "$log" --timeout 120
 		--add "$MAPDRV_ROOT/tests/guest:/tests")
 	[ -f "$mod" ] && args+=(--add "$mod:/lib/modules/rust_mapdrv.ko")
-	[ -n "$tool" ] && args+=(--add "$tool:/bin/mapdrv")
+	[ -n "$tl" ] && args+=(--add "$tl:/bin/mapdrv")
 	local h
-	for h in "$out"/bin/*; do
+	for h in "$out/bin/$arch"/*; do
 		[ -x "$h" ] && args+=(--add "$h:/bin/$(basename "$h")")
 	done
 	$verbose || args+=(--quiet)
-	stage "$suite (VM$($debug && echo ", debug kernel"))"
+	stage "$suite (VM$($debug && echo ", debug kernel")$([ "$arch" = x86_64 ] || echo ", $arch"))"
 	if $verbose; then
 		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "$cmd" 2>&1 |
 			tee "$runlog" >&2 || rc=${PIPESTATUS[0]}
@@ -345,17 +441,25 @@ run_guest_suite() {
 }
 
 accel_shown=
-build_helpers
+[ "$only_arch" = arm64 ] || build_helpers x86_64
+if [ -n "$arm64_kernel" ]; then
+	for s in "${suites[@]}"; do
+		case $s in arm64/*) build_helpers arm64; break ;; esac
+	done
+fi
 times=()
 for suite in "${suites[@]}"; do
 	t0=$(date +%s)
 	case $suite in
 	host/*) run_host_suite "$suite" ;;
-	guest/* | debug/*) run_guest_suite "$suite" ;;
+	guest/* | debug/* | arm64/*) run_guest_suite "$suite" ;;
 	esac
 	times+=("$suite $(($(date +%s) - t0))s")
 done
 info "time per suite: ${times[*]}"
 info "logs: $logs"
+for g in "${groups[@]}"; do
+	echo "$g: ${n_pass[$g]} passed, ${n_fail[$g]} failed, ${n_skip[$g]} skipped"
+done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

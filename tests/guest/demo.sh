@@ -4,7 +4,7 @@
 # demand, every claim it checks passing, its debugfs files and their bad
 # input, /proc/buddyinfo while a block is held, and the tool's views of it
 # (mapdrv layout table, --json, --svg, --self; mapdrv buddy).
-# kernels: vm debug
+# kernels: vm debug arm64
 # run-vm-debug: --timeout 900
 . /tests/lib.sh
 

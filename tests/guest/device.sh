@@ -7,7 +7,7 @@
 # and for buffers of 1, 10 and 65536 pages, plus map_driver.c's test.c
 # flow (mapdrv dump).
 # run-vm: --mem 1G --timeout 600
-# kernels: vm debug
+# kernels: vm debug arm64
 # run-vm-debug: --timeout 1500
 . /tests/lib.sh
 

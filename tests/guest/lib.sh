@@ -5,6 +5,7 @@
 # A suite prints one line per check, which tests/run.sh collects:
 #   PASS: <name>
 #   FAIL: <name>: <reason>
+#   SKIP: <name>: <why it does not apply here> (counted as skipped)
 # A name says what is checked, stays the same from run to run (put measured
 # values into the reason or into "# ..." lines) and has no colon in it.
 # A suite ends with `finish`, which exits non-zero when a check failed.
@@ -27,6 +28,26 @@ pass() {
 fail() {
 	T_FAILED=$((T_FAILED + 1))
 	echo "FAIL: $1: $2"
+}
+
+# skip NAME WHY: the check NAME does not apply on this machine (an x86_64
+# fact on arm64, say); tests/run.sh counts it as skipped, not passed.
+skip() { echo "SKIP: $1: $2"; }
+
+# guest_arch: the VM's architecture as the project names it (x86_64, arm64).
+guest_arch() {
+	case $(uname -m) in
+	aarch64) echo arm64 ;;
+	*) uname -m ;;
+	esac
+}
+
+# on_x86_64 NAME WHY: true on x86_64; elsewhere skips NAME ("x86_64 only:
+# WHY") and returns false. Usage: on_x86_64 "name" "why" && check "name" ...
+on_x86_64() {
+	[ "$(guest_arch)" = x86_64 ] && return 0
+	skip "$1" "x86_64 only: $2"
+	return 1
 }
 
 # note TEXT: an informational line, ignored by tests/run.sh.

@@ -4,7 +4,7 @@
 # open or mapped and works after; 200 load/unload cycles do not leak: not
 # vmalloc memory (VmallocUsed), and on the debug kernel nothing kmemleak
 # finds.
-# kernels: vm debug
+# kernels: vm debug arm64
 # run-vm-debug: --timeout 900
 . /tests/lib.sh
 

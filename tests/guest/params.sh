@@ -4,7 +4,7 @@
 # VM cannot hold), one distinct dmesg line saying why, and nothing left
 # behind: no module, no /dev/mapdrv, no warning in the kernel log.
 # run-vm: --mem 1G
-# kernels: vm debug
+# kernels: vm debug arm64
 # run-vm-debug: --mem 1G --timeout 600
 . /tests/lib.sh
 

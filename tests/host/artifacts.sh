@@ -1,50 +1,85 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# What `make test` boots and loads, checked on the host: the kernel image,
-# the module (built for that kernel, GPL) and the static mapdrv tool.
-# Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL.
+# What `make test` boots and loads, checked on the host for each
+# architecture: the kernel image, the module (built for that kernel and
+# architecture, GPL) and the static mapdrv tool.
+# Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL
+# (x86_64); MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE, MAPDRV_ARM64_TOOL
+# (arm64, when make test runs it).
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 
-kernel_info=$(file -b "$MAPDRV_KERNEL")
-case $kernel_info in
-*"Linux kernel x86 boot executable"*) pass "kernel image is an x86 bzImage" ;;
-*) fail "kernel image is an x86 bzImage" "$MAPDRV_KERNEL is: $kernel_info" ;;
-esac
-kernel_version=$(printf '%s\n' "$kernel_info" | sed -n 's/.*, version \([^ ]*\) .*/\1/p')
-note "kernel $kernel_version: $MAPDRV_KERNEL"
-
-# modinfo KEY: a field of the module's .modinfo section (key=value strings
-# separated by NUL bytes), without kmod's modinfo.
-# Every match, one per line (a module has one parm= line per parameter).
-modinfo() { tr '\0' '\n' <"$MAPDRV_MODULE" | sed -n "s/^$1=//p"; }
-
-if [ -f "$MAPDRV_MODULE" ]; then
-	pass "module file is there"
-	expect_match "module is an x86-64 ELF relocatable" 'ELF 64-bit LSB relocatable, x86-64' file -b "$MAPDRV_MODULE"
-	vermagic=$(modinfo vermagic)
-	note "module vermagic: $vermagic"
-	if [ -n "$kernel_version" ] && [ "${vermagic%% *}" = "$kernel_version" ]; then
-		pass "module is built for the VM kernel's version"
-	else
-		fail "module is built for the VM kernel's version" "vermagic '$vermagic', kernel '$kernel_version'"
+# check_artifacts ARCH KERNEL MODULE TOOL: the checks for one architecture,
+# named with an "ARCH " prefix but for x86_64's (their names predate arm64).
+check_artifacts() {
+	local arch=$1 kernel=$2 module=$3 tool=$4 p= image_re image_name elf_re elf_name
+	[ "$arch" = x86_64 ] || p="$arch "
+	case $arch in
+	x86_64)
+		image_re="Linux kernel x86 boot executable" image_name="an x86 bzImage"
+		elf_re="x86-64" elf_name="x86-64"
+		;;
+	arm64)
+		image_re="Linux kernel ARM64 boot executable Image" image_name="an ARM64 Image"
+		elf_re="ARM aarch64" elf_name="aarch64"
+		;;
+	esac
+	local kernel_info kernel_version
+	kernel_info=$(file -b "$kernel")
+	case $kernel_info in
+	*"$image_re"*) pass "${p}kernel image is $image_name" ;;
+	*) fail "${p}kernel image is $image_name" "$kernel is: $kernel_info" ;;
+	esac
+	# x86's file(1) names the version; an arm64 Image does not carry it in
+	# its header, so take it from the tree's include/config/kernel.release.
+	kernel_version=$(printf '%s\n' "$kernel_info" | sed -n 's/.*, version \([^ ]*\) .*/\1/p')
+	if [ -z "$kernel_version" ]; then
+		local release=${kernel%/arch/*}/include/config/kernel.release
+		[ -f "$release" ] && kernel_version=$(cat "$release")
 	fi
-	expect_match "module license is GPL" '^GPL' modinfo license
-	expect_match "module name is rust_mapdrv" '^rust_mapdrv$' modinfo name
-	expect_match "module has a description" '.{20,}' modinfo description
-	expect_match "module names its authors" '.+' modinfo author
-	for param in pages mode faultaround_pages; do
-		expect_match "modinfo documents parameter $param" "^$param:.{20,}" modinfo parm
-	done
-else
-	fail "module file is there" "no module at '$MAPDRV_MODULE' (tests/run.sh --module)"
-fi
+	note "$arch kernel $kernel_version: $kernel"
 
-if [ -n "$MAPDRV_TOOL" ] && [ -f "$MAPDRV_TOOL" ]; then
-	pass "mapdrv tool is there"
-	expect_match "mapdrv tool is a static x86-64 executable" \
-		'ELF 64-bit LSB .*x86-64.*(statically linked|static-pie linked)' file -b "$MAPDRV_TOOL"
+	# modinfo KEY: a field of the module's .modinfo section (key=value
+	# strings separated by NUL bytes), without kmod's modinfo. Every match,
+	# one per line (a module has one parm= line per parameter).
+	modinfo() { tr '\0' '\n' <"$module" | sed -n "s/^$1=//p"; }
+
+	if [ -f "$module" ]; then
+		pass "${p}module file is there"
+		expect_match "${p}module is an $elf_name ELF relocatable" "ELF 64-bit LSB relocatable, $elf_re" file -b "$module"
+		local vermagic
+		vermagic=$(modinfo vermagic)
+		note "$arch module vermagic: $vermagic"
+		if [ -n "$kernel_version" ] && [ "${vermagic%% *}" = "$kernel_version" ]; then
+			pass "${p}module is built for the VM kernel's version"
+		else
+			fail "${p}module is built for the VM kernel's version" "vermagic '$vermagic', kernel '$kernel_version'"
+		fi
+		expect_match "${p}module license is GPL" '^GPL' modinfo license
+		expect_match "${p}module name is rust_mapdrv" '^rust_mapdrv$' modinfo name
+		expect_match "${p}module has a description" '.{20,}' modinfo description
+		expect_match "${p}module names its authors" '.+' modinfo author
+		local param
+		for param in pages mode faultaround_pages; do
+			expect_match "${p}modinfo documents parameter $param" "^$param:.{20,}" modinfo parm
+		done
+	else
+		fail "${p}module file is there" "no module at '$module' (tests/run.sh --${p:+$arch-}module)"
+	fi
+
+	if [ -n "$tool" ] && [ -f "$tool" ]; then
+		pass "${p}mapdrv tool is there"
+		expect_match "${p}mapdrv tool is a static $elf_name executable" \
+			"ELF 64-bit LSB .*$elf_re.*(statically linked|static-pie linked)" file -b "$tool"
+	else
+		fail "${p}mapdrv tool is there" "no mapdrv tool given (tests/run.sh --${p:+$arch-}tool)"
+	fi
+}
+
+check_artifacts x86_64 "$MAPDRV_KERNEL" "$MAPDRV_MODULE" "${MAPDRV_TOOL:-}"
+if [ -n "${MAPDRV_ARM64_KERNEL:-}" ]; then
+	check_artifacts arm64 "$MAPDRV_ARM64_KERNEL" "${MAPDRV_ARM64_MODULE:-}" "${MAPDRV_ARM64_TOOL:-}"
 else
-	fail "mapdrv tool is there" "no mapdrv tool given (tests/run.sh --tool)"
+	skip "arm64 artifacts" "no arm64 kernel given (make test without ARCH gives it)"
 fi
 finish

@@ -33,5 +33,21 @@ touch "$fake/rust/libkernel.rmeta"
 sed 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT="rustc 1.78.0 (9b00956e5 2024-04-29)"/' "$kdir/.config" >"$fake/.config"
 expect_match "KDIR built by another rustc: names both compilers" "built with 'rustc 1.78.0.*' but the module would be built with 'rustc" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$fake' 2>&1; test \$? -ne 0"
+# A tree of the other architecture: one line that names both, and nothing
+# built. A copy of the x86_64 tree's files is enough for the check, with
+# its .config saying arm64 for the second case.
+expect_match "ARCH=arm64 with an x86_64 KDIR: names both architectures" \
+	"KDIR=$kdir is configured for x86_64, but the module is being built for arm64" \
+	bash -c "make -C '$root' --no-print-directory module ARCH=arm64 KDIR='$kdir' 2>&1; test \$? -ne 0"
+armfake=$work/arm64tree
+rm -rf "$armfake" && mkdir -p "$armfake/rust"
+cp "$kdir/Makefile" "$kdir/Module.symvers" "$armfake/"
+touch "$armfake/rust/libkernel.rmeta"
+sed 's/^CONFIG_X86_64=y$/CONFIG_ARM64=y/' "$kdir/.config" >"$armfake/.config"
+expect_match "an arm64 KDIR without ARCH: names both architectures" \
+	"KDIR=$armfake is configured for arm64, but the module is being built for x86_64" \
+	bash -c "make -C '$root' --no-print-directory module KDIR='$armfake' 2>&1; test \$? -ne 0"
+expect_match "an unknown ARCH: says which are known" "unknown architecture 'sparc' \(known: x86_64 arm64\)" \
+	bash -c "make -C '$root' --no-print-directory module ARCH=sparc 2>&1; test \$? -ne 0"
 check "make kdir prints the tree in use" bash -c "make -C '$root' --no-print-directory kdir 2>/dev/null | grep -qx '$kdir'"
 finish
