@@ -186,7 +186,8 @@ impl VmallocBuffer {
     }
 
     /// Our own page-table walk for page `index`, checked against the
-    /// kernel's `vmalloc_to_pfn()` and `lookup_address()`.
+    /// kernel's `vmalloc_to_pfn()` and the architecture's second opinion
+    /// ([`arch::kernel_lookup_pfn`]).
     ///
     /// A disagreement is reported with the three answers, so that the caller
     /// can name the page; it is `EIO` for the errno.
@@ -246,7 +247,9 @@ impl VmallocBuffer {
 }
 
 /// Our walk for the vmalloc address `addr`, checked against the kernel's
-/// `vmalloc_to_pfn()` and `lookup_address()`.
+/// `vmalloc_to_pfn()` and the architecture's second opinion
+/// ([`arch::kernel_lookup_pfn`]; not `vmalloc_to_page()`, which is the same
+/// lookup as `vmalloc_to_pfn()` under another name).
 ///
 /// # Safety
 ///
@@ -265,7 +268,7 @@ unsafe fn walk_checked(addr: usize) -> Result<PageWalk, WalkMismatch> {
         _ => Err(WalkMismatch {
             walked: walked.map(|w| w.pfn),
             vmalloc_to_pfn: kernel_pfn,
-            lookup_address: lookup_pfn,
+            kernel_lookup: lookup_pfn,
         }),
     }
 }
@@ -303,7 +306,7 @@ pub(crate) struct WalkMismatch {
     pub(crate) vmalloc_to_pfn: u64,
     /// The kernel's own lookup of the leaf entry
     /// ([`arch::kernel_lookup_pfn`]), decoded.
-    pub(crate) lookup_address: Option<u64>,
+    pub(crate) kernel_lookup: Option<u64>,
 }
 
 impl WalkMismatch {
@@ -314,7 +317,7 @@ impl WalkMismatch {
             entry: 0,
         }),
         vmalloc_to_pfn: 0,
-        lookup_address: None,
+        kernel_lookup: None,
     };
 }
 
@@ -330,7 +333,7 @@ impl kernel::fmt::Display for WalkMismatch {
             )?,
         }
         write!(f, ", vmalloc_to_pfn says {:#x}", self.vmalloc_to_pfn)?;
-        match self.lookup_address {
+        match self.kernel_lookup {
             Some(pfn) => write!(f, ", {} says pfn {pfn:#x}", arch::KERNEL_LOOKUP),
             None => write!(f, ", {} found no page", arch::KERNEL_LOOKUP),
         }

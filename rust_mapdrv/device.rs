@@ -89,7 +89,8 @@ pub(crate) struct LoadTiming {
     /// Writing each page's line.
     pub(crate) fill_ns: u64,
     /// Our page-table walk of every page and its cross-check against
-    /// `vmalloc_to_pfn` and `lookup_address` (without the logging).
+    /// `vmalloc_to_pfn` and the architecture's second opinion
+    /// (`arch::KERNEL_LOOKUP`), without the logging.
     pub(crate) walk_ns: u64,
 }
 
@@ -133,6 +134,12 @@ impl Mapdrv {
             contract::fill_page(index, page);
         });
         let fill_ns = ns_since(start);
+        // Our walk reads the tables as the CPU does; if the CPU's paging mode
+        // is not the one the kernel set up its tables for, no walk can agree.
+        let paging = arch::paging().map_err(|mismatch| {
+            pr_err!("{}\n", mismatch);
+            EIO
+        })?;
         let start = Instant::<Monotonic>::now();
         let runs = check_pages(&buffer)?;
         let load = LoadTiming {
@@ -140,7 +147,7 @@ impl Mapdrv {
             fill_ns,
             walk_ns: ns_since(start),
         };
-        log_pages(&buffer, runs);
+        log_pages(&buffer, paging, runs);
         pr_info!(
             "load timing: {} pages: alloc {} ns, fill {} ns, walk+check {} ns ({} ns/page in all)\n",
             pages,
@@ -169,15 +176,6 @@ impl Mapdrv {
 /// against the kernel's answers. Fails on the first disagreement; returns the
 /// number of physically contiguous runs of pages.
 fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
-    let five_level = arch::five_level_paging();
-    if arch::Level::Pgd.shift(five_level) != arch::kernel_pgdir_shift() {
-        pr_err!(
-            "CR4.LA57 says {}-level paging but the kernel's pgdir_shift is {}\n",
-            if five_level { 5 } else { 4 },
-            arch::kernel_pgdir_shift()
-        );
-        return Err(EIO);
-    }
     let mut runs = vmalloc_util::PfnRuns::default();
     for index in 0..buffer.pages() {
         let walk = buffer.walk_page(index).map_err(|m| {
@@ -192,18 +190,18 @@ fn check_pages(buffer: &VmallocBuffer) -> Result<usize> {
 
 /// Logs where the buffer's pages live: every page of a small buffer, else
 /// the first and last few (walked again; [`check_pages`] checked them all).
-fn log_pages(buffer: &VmallocBuffer, runs: usize) {
+fn log_pages(buffer: &VmallocBuffer, paging: arch::Paging, runs: usize) {
     const SHOW_ALL_UP_TO: usize = 64;
     const SHOW_EACH_END: usize = 8;
     let pages = buffer.pages();
-    let five_level = arch::five_level_paging();
+    let direct_map = arch::DirectMap::current();
     pr_info!(
         "buffer: vaddr {:#x}, {} pages ({} bytes), {}-level paging, direct map at {:#x}\n",
         buffer.vaddr(),
         pages,
         buffer.size(),
-        if five_level { 5 } else { 4 },
-        arch::page_offset_base()
+        paging.levels,
+        direct_map.base
     );
     let shown = |index: usize| {
         pages <= SHOW_ALL_UP_TO || index < SHOW_EACH_END || index >= pages - SHOW_EACH_END
@@ -216,10 +214,11 @@ fn log_pages(buffer: &VmallocBuffer, runs: usize) {
             // The whole walk once, level by level, as map_driver.c did it by hand.
             for step in walk.steps.iter().flatten() {
                 pr_info!(
-                    "page 0 walk: {}[{}] = {:#018x}\n",
+                    "page 0 walk: {}[{}] = {:#018x}{}\n",
                     step.level.name(),
                     step.index,
-                    step.entry
+                    step.entry,
+                    arch::entry_bits(step)
                 );
             }
         }
@@ -232,15 +231,16 @@ fn log_pages(buffer: &VmallocBuffer, runs: usize) {
             walk.steps.iter().flatten().last().map_or(0, |s| s.entry),
             walk.pfn,
             phys,
-            arch::DirectMap::current().addr_of_pfn(walk.pfn)
+            direct_map.addr_of_pfn(walk.pfn)
         );
         if pages > SHOW_ALL_UP_TO && index == SHOW_EACH_END - 1 {
             pr_info!("... ({} more pages)\n", pages - 2 * SHOW_EACH_END);
         }
     }
     pr_info!(
-        "{} pages walked, all agree with vmalloc_to_pfn and lookup_address; {} physically contiguous runs\n",
+        "{} pages walked, all agree with vmalloc_to_pfn and {}; {} physically contiguous runs\n",
         pages,
+        arch::KERNEL_LOOKUP,
         runs
     );
 }

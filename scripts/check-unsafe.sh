@@ -17,8 +17,12 @@ boundaries=(
 	rust_mapdrv/owned_debugfs.rs    # debugfs files whose fops pin the module
 	rust_mapdrv/sched.rs            # cond_resched
 	rust_mapdrv/demo/alloc.rs       # the raw page, slab and kmalloc allocators of the demo
-	'rust_mapdrv/arch/*/pgtable.rs' # an architecture's page tables and control registers
-	'rust_mapdrv/arch/*/globals.rs' # an architecture's kernel globals (layout bases, masks)
+	# An architecture's page tables and control registers (x86_64: CR3, CR4;
+	# arm64: TCR_EL1, TTBR1_EL1, the MMU's AT S1E1R), and its kernel globals
+	# (x86_64: the layout bases and physical mask; arm64: memstart_addr,
+	# kimage_voffset, high_memory): arch/x86_64/ and arch/arm64/ alike.
+	'rust_mapdrv/arch/*/pgtable.rs'
+	'rust_mapdrv/arch/*/globals.rs'
 )
 
 cd "$dir"

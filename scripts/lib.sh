@@ -146,7 +146,8 @@ qemu_system() {
 
 # build_static_c ARCH OUT SRC [CFLAGS...]: a statically linked C program for
 # ARCH's guest: the host's cc for the host, clang-19 with Debian's cross C
-# library (libc6-dev-ARCH-cross) for another architecture.
+# library (libc6-dev-ARCH-cross) for another architecture (clang finds it,
+# and the cross libgcc, under /usr/TRIPLE and /usr/lib/gcc-cross by itself).
 build_static_c() {
 	local arch out src triple
 	arch=$(mapdrv_arch "$1") out=$2 src=$3
@@ -155,8 +156,7 @@ build_static_c() {
 		cc -static "$@" -o "$out" "$src"
 	else
 		triple=$(c_target "$arch")
-		clang$KERNEL_LLVM_SUFFIX --target="$triple" -fuse-ld=lld --sysroot=/usr/"$triple" \
-			-static "$@" -o "$out" "$src"
+		clang$KERNEL_LLVM_SUFFIX --target="$triple" -fuse-ld=lld -static "$@" -o "$out" "$src"
 	fi
 }
 

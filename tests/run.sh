@@ -127,7 +127,8 @@ done
 if [ -z "$kernel" ]; then
 	kernel=$(kernel_image vm x86_64)
 fi
-[ -f "$kernel" ] || die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
+[ -n "$only_arch" ] && [ "$(mapdrv_arch "$only_arch")" != x86_64 ] || [ -f "$kernel" ] ||
+	die "no VM kernel at $kernel: build it with scripts/build-kernel.sh vm, or pass --kernel"
 [ -f "$module" ] || info "note: no module at $module; the suites that load it will fail"
 [ -z "$tool" ] || [ -f "$tool" ] || die "no mapdrv tool at $tool"
 [ -z "$debug_kernel" ] || [ -f "$debug_kernel" ] || die "no debug kernel at $debug_kernel"
@@ -225,7 +226,7 @@ mkdir -p "$logs"/{host,guest,debug,arm64,build} "$out/work" "$out/bin"
 # they first report.
 passed=0
 failed=0
-declare -A n_pass=() n_fail=() n_skip=()
+declare -A count_pass=() count_fail=() count_skip=()
 groups=()
 # result_group NAME: the group a result counts in, by its suite's prefix.
 result_group() {
@@ -239,18 +240,18 @@ result_group() {
 result() { # result PASS|FAIL|SKIP NAME [WHY]
 	local g
 	g=$(result_group "$2")
-	[ -n "${n_pass[$g]+set}" ] || { groups+=("$g"); n_pass[$g]=0 n_fail[$g]=0 n_skip[$g]=0; }
+	[ -n "${count_pass[$g]+set}" ] || { groups+=("$g"); count_pass[$g]=0 count_fail[$g]=0 count_skip[$g]=0; }
 	case $1 in
 	PASS)
-		passed=$((passed + 1)) n_pass[$g]=$((n_pass[$g] + 1))
+		passed=$((passed + 1)) count_pass[$g]=$((count_pass[$g] + 1))
 		echo "PASS $2"
 		;;
 	SKIP)
-		n_skip[$g]=$((n_skip[$g] + 1))
+		count_skip[$g]=$((count_skip[$g] + 1))
 		echo "SKIP $2: $3"
 		;;
 	*)
-		failed=$((failed + 1)) n_fail[$g]=$((n_fail[$g] + 1))
+		failed=$((failed + 1)) count_fail[$g]=$((count_fail[$g] + 1))
 		echo "FAIL $2: $3"
 		;;
 	esac
@@ -459,7 +460,7 @@ done
 info "time per suite: ${times[*]}"
 info "logs: $logs"
 for g in "${groups[@]}"; do
-	echo "$g: ${n_pass[$g]} passed, ${n_fail[$g]} failed, ${n_skip[$g]} skipped"
+	echo "$g: ${count_pass[$g]} passed, ${count_fail[$g]} failed, ${count_skip[$g]} skipped"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

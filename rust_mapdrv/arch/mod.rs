@@ -6,10 +6,12 @@
 //! `crate::arch::...`, never an architecture's own module.
 //!
 //! What is the same on every architecture lives here and in the neutral
-//! files beside this one: the shape of a walk's result (`walk.rs`) and how a
-//! layout is written as `key value` lines (`layout.rs`). An architecture's
-//! directory (`x86_64/`) holds only what is its own: entry bits, level names,
-//! the registers and kernel globals it reads, the constants of its layout.
+//! files beside this one: the shape of a walk's result (`walk.rs`), the
+//! paging facts (`paging.rs`) and how a layout is written as `key value`
+//! lines (`layout.rs`). An architecture's
+//! directory (`x86_64/`, `arm64/`) holds only what is its own: entry bits,
+//! level names, the registers and kernel globals it reads, the constants of
+//! its layout.
 //!
 //! Each architecture provides:
 //!
@@ -17,17 +19,22 @@
 //!   in place) returns a [`PageWalk`] of [`Step`]s or a [`NotMapped`]; a
 //!   `Level` type with `name()` (the kernel's name for the level) and `TOP`
 //!   (the table the walk starts from), and `MAX_LEVELS`, the most steps a
-//!   walk takes; entries decode to a [`Decoded`];
+//!   walk takes; entries decode to a [`Decoded`]; [`entry_bits`] names the
+//!   bits of an entry read (empty where the raw value says enough);
 //! - a second opinion for the load-time cross-check: [`kernel_lookup_pfn`],
-//!   the kernel's own lookup of the leaf entry, named in messages as
-//!   [`KERNEL_LOOKUP`];
-//! - the paging facts the load checks and logs: [`five_level_paging`] and
-//!   [`kernel_pgdir_shift`] (x86_64's; another architecture names its own);
+//!   a lookup other than `vmalloc_to_pfn()` (which the check always asks),
+//!   named in messages as [`KERNEL_LOOKUP`]: x86_64's is the kernel's
+//!   `lookup_address()`, arm64's the MMU's own translation (`AT S1E1R`);
+//! - the paging facts the load checks and logs: [`paging()`], a [`Paging`]
+//!   or, when what the CPU runs with and what the kernel was set up for
+//!   disagree, a `PagingMismatch` that says how (a `Display`);
 //! - the direct map: [`DirectMap`] (its base and end, whether an address is
-//!   in it, `__va()` of a physical address or a page frame) and
-//!   [`page_offset_base`]; [`page_to_pfn`] of a `struct page`;
+//!   in it, `__va()` of a physical address or a page frame);
+//!   [`page_to_pfn`] of a `struct page`;
 //! - the layout: [`Layout`] (the regions, [`Region`], and the checks on an
-//!   address the demo makes), [`Extra`] (facts that are not region bounds)
+//!   address the demo makes; regions are disjoint, except that arm64's
+//!   `kernel_image` lies inside its `vmalloc`, and `region_of` names the
+//!   innermost), [`Extra`] (facts that are not region bounds)
 //!   and [`write_layout`], which writes both with the neutral
 //!   [`KeyValues`] writer (and [`YesNo`] for flags).
 
@@ -35,18 +42,24 @@
 #[path = "x86_64/mod.rs"]
 mod imp;
 
-#[cfg(not(CONFIG_X86_64))]
+#[cfg(CONFIG_ARM64)]
+#[path = "arm64/mod.rs"]
+mod imp;
+
+#[cfg(not(any(CONFIG_X86_64, CONFIG_ARM64)))]
 compile_error!(
     "rust_mapdrv has no page-table walk and address-space layout for this \
      architecture yet: add rust_mapdrv/arch/<arch>/ (see rust_mapdrv/arch/mod.rs)"
 );
 
 mod layout;
+mod paging;
 mod walk;
 
 pub(crate) use imp::{
-    five_level_paging, kernel_lookup_pfn, kernel_pgdir_shift, page_offset_base, page_to_pfn, walk,
-    write_layout, DirectMap, Extra, Layout, Level, KERNEL_LOOKUP,
+    entry_bits, kernel_lookup_pfn, page_to_pfn, paging, walk, write_layout, DirectMap, Extra,
+    Layout, Level, KERNEL_LOOKUP,
 };
 pub(crate) use layout::{KeyValues, Region, YesNo};
+pub(crate) use paging::Paging;
 pub(crate) use walk::{pfn_phys, Decoded, NotMapped, PageWalk, Step};

@@ -77,8 +77,8 @@ impl<'a> Held<'a> {
 
     /// The page `page`, through its direct-map address.
     pub(crate) fn page(page: &'a Page) -> Self {
-        // INVARIANT: One page of RAM, in the direct map on x86_64, kept
-        // allocated by the borrow of `page`.
+        // INVARIANT: One page of RAM, in the direct map (a 64-bit kernel has
+        // no highmem), kept allocated by the borrow of `page`.
         Self {
             vaddr: direct_map_addr(page_pfn(page)),
             size: PAGE_SIZE,
@@ -158,8 +158,9 @@ impl PageBlock {
 
     /// The block's memory, through its direct-map address.
     pub(crate) fn held(&self) -> Held<'_> {
-        // INVARIANT: The block is RAM, in the direct map on x86_64, and ours
-        // until dropped, which the borrow of `self` prevents.
+        // INVARIANT: The block is RAM, in the direct map (a 64-bit kernel has
+        // no highmem), and ours until dropped, which the borrow of `self`
+        // prevents.
         Held {
             vaddr: self.vaddr(),
             size: PAGE_SIZE << self.order,
@@ -325,10 +326,10 @@ pub(crate) fn read_through_alias(
     let alias = direct_map_addr(walk.pfn);
     // SAFETY: `alias` is the direct-map address of page `index` of `v` (PFN
     // from the checked walk, which found the page in the allocation; all RAM
-    // is in the direct map on x86_64); vmalloc allocates whole pages, and the
-    // borrow of `v` keeps them allocated. It is page aligned, so aligned for
-    // a u64, and nothing writes the page meanwhile (`v` is not borrowed
-    // mutably).
+    // is in the direct map of a 64-bit kernel, which has no highmem); vmalloc
+    // allocates whole pages, and the borrow of `v` keeps them allocated. It
+    // is page aligned, so aligned for a u64, and nothing writes the page
+    // meanwhile (`v` is not borrowed mutably).
     let seen = unsafe { core::ptr::read_volatile(alias as *const u64) };
     Ok((walk, seen))
 }

@@ -14,11 +14,12 @@
 //! summary (`demo: done ...`), then frees everything before it returns.
 //!
 //! The physical addresses are not taken on trust: for direct-map memory the
-//! demo computes `virt - PAGE_OFFSET` (what `virt_to_phys` does on x86_64)
+//! demo computes `__pa(virt)` (`virt - PAGE_OFFSET` on x86_64, plus
+//! `memstart_addr` on arm64: what `virt_to_phys` does for the direct map)
 //! and compares it with our own walk of the page tables the CPU uses; for
 //! vmalloc memory it walks every page (cross-checked against
-//! `vmalloc_to_pfn` and `lookup_address`) and reads each page back through
-//! its direct-map alias.
+//! `vmalloc_to_pfn` and the architecture's second opinion) and reads each
+//! page back through its direct-map alias.
 //!
 //! It runs at load (parameter `demo`, default on) and on each write of
 //! `run` to debugfs `mapdrv/demo`; reading that file gives the last report.

@@ -134,9 +134,10 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
         "vmalloc",
         "page-walk",
         format_args!(
-            "{} of {} pages: our walk agrees with vmalloc_to_pfn and lookup_address",
+            "{} of {} pages: our walk agrees with vmalloc_to_pfn and {}",
             pages - walk_errors,
-            pages
+            pages,
+            crate::arch::KERNEL_LOOKUP
         ),
     );
     r.check(

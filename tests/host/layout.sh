@@ -9,42 +9,53 @@
 # (scripts/run-vm.sh --export, scripts/guest/export-file,
 # scripts/extract-exports.sh). The VM boots `quiet`, so its whole kernel log
 # comes home too (run-vm.sh --kernel-log) and must be clean.
+# On x86_64, and on arm64 when make test gives its VM (the arm64 checks'
+# names start with "arm64 ").
 # Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL,
+# MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE, MAPDRV_ARM64_TOOL,
 # MAPDRV_TEST_WORK.
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
-work=${MAPDRV_TEST_WORK:-$(mktemp -d)}/layout
-rm -rf "$work" && mkdir -p "$work"
-
-if [ -z "$MAPDRV_TOOL" ] || [ ! -f "$MAPDRV_MODULE" ]; then
-	fail "module and tool are given" "need MAPDRV_MODULE and MAPDRV_TOOL"
-	finish
-fi
 command -v python3 >/dev/null || { fail "python3 is there" "install python3 (scripts/setup.sh does)"; finish; }
 
-_run bash "$root/scripts/run-vm.sh" --quiet --kernel "$MAPDRV_KERNEL" --timeout 120 \
-	--log "$work/console.log" --export "$work/exports.txt" --kernel-log "$work/dmesg.txt" \
-	--add "$MAPDRV_MODULE" --add "$MAPDRV_TOOL:/bin/mapdrv" \
-	--add "$root/scripts/guest/export-file:/bin/export-file" -- \
-	'insmod /lib/modules/rust_mapdrv.ko &&
-	 mapdrv layout --json >/tmp/layout.json && mapdrv layout --svg /tmp/layout.svg >/dev/null &&
-	 export-file layout.json /tmp/layout.json && export-file layout.svg /tmp/layout.svg'
-vm_st=$_st vm_said=$(_said)
-check "the VM's whole kernel log is clean" bash "$root/scripts/check-kernel-log.sh" \
-	--dmesg "$work/dmesg.txt" "$work/console.log"
-if [ "$vm_st" -ne 0 ]; then
-	fail "the VM ran mapdrv layout --json and --svg" "status $vm_st$vm_said (console: $work/console.log)"
-	finish
-fi
-pass "the VM ran mapdrv layout --json and --svg"
-check "the files came back over the export port" bash "$root/scripts/extract-exports.sh" "$work/exports.txt" "$work"
+# check_layout ARCH KERNEL MODULE TOOL: one VM of ARCH, its files checked.
+check_layout() {
+	local arch=$1 kernel=$2 module=$3 tool=$4 p=
+	[ "$arch" = x86_64 ] || p="$arch "
+	local work=${MAPDRV_TEST_WORK:-$(mktemp -d)}/layout-$arch
+	rm -rf "$work" && mkdir -p "$work"
+	if [ -z "$tool" ] || [ ! -f "$module" ]; then
+		fail "${p}module and tool are given" "need the $arch module and tool"
+		return
+	fi
 
-py_out=$(python3 - "$work/layout.json" "$work/layout.svg" 2>&1 <<'EOF'
+	_run bash "$root/scripts/run-vm.sh" --arch "$arch" --quiet --kernel "$kernel" --timeout 180 \
+		--log "$work/console.log" --export "$work/exports.txt" --kernel-log "$work/dmesg.txt" \
+		--add "$module" --add "$tool:/bin/mapdrv" \
+		--add "$root/scripts/guest/export-file:/bin/export-file" -- \
+		'insmod /lib/modules/rust_mapdrv.ko &&
+		 mapdrv layout --json >/tmp/layout.json && mapdrv layout --svg /tmp/layout.svg >/dev/null &&
+		 export-file layout.json /tmp/layout.json && export-file layout.svg /tmp/layout.svg'
+	local vm_st=$_st vm_said
+	vm_said=$(_said)
+	check "${p}the VM's whole kernel log is clean" bash "$root/scripts/check-kernel-log.sh" \
+		--dmesg "$work/dmesg.txt" "$work/console.log"
+	if [ "$vm_st" -ne 0 ]; then
+		fail "${p}the VM ran mapdrv layout --json and --svg" "status $vm_st$vm_said (console: $work/console.log)"
+		return
+	fi
+	pass "${p}the VM ran mapdrv layout --json and --svg"
+	check "${p}the files came back over the export port" bash "$root/scripts/extract-exports.sh" "$work/exports.txt" "$work"
+
+	local py_out line rest
+	py_out=$(python3 - "$work/layout.json" "$work/layout.svg" "$p" 2>&1 <<'EOF'
 import json, sys
 import xml.etree.ElementTree as ET
 
+prefix = sys.argv[3]
 def result(ok, name, why=""):
+    name = prefix + name
     print(f"PASS: {name}" if ok else f"FAIL: {name}: {why}")
 
 try:
@@ -66,6 +77,9 @@ for want in ["direct_map", "vmalloc", "vmemmap", "kernel_image", "modules", "fix
 layout = j["layout"]
 po = int(layout["page_offset"], 16)
 result(dict((n, s) for n, s, _ in regions)["direct_map"] == po, "direct_map starts at PAGE_OFFSET")
+# The physical address of PAGE_OFFSET: 0 on x86_64, the start of RAM
+# (memstart_addr, PHYS_OFFSET) on arm64.
+phys_offset = int(layout.get("phys_offset", "0x0"), 16)
 
 allocs = j["demo"]["allocations"]
 result(len(allocs) == 9, "the JSON has the demo's 9 allocations", len(allocs))
@@ -75,8 +89,8 @@ wrong = [(a["name"], a["region"], region_of(int(a["vaddr"], 16))) for a in alloc
          if region_of(int(a["vaddr"], 16)) != a["region"]]
 result(not wrong, "every allocation lies in the region it names", wrong)
 direct = [a for a in allocs if a["region"] == "direct_map"]
-wrong = [a["name"] for a in direct if int(a["vaddr"], 16) - po != int(a["phys"], 16)]
-result(direct and not wrong, "direct-map allocations: phys == vaddr - PAGE_OFFSET", wrong)
+wrong = [a["name"] for a in direct if int(a["vaddr"], 16) - po + phys_offset != int(a["phys"], 16)]
+result(direct and not wrong, "direct-map allocations: phys == vaddr - PAGE_OFFSET + PHYS_OFFSET", wrong)
 pages = j["demo"]["vmalloc_pages"]
 result(len(pages) == 15, "the JSON has the 15 vmalloc pages", len(pages))
 result(j["checks_failed"] == 0 and j["checks_passed"] >= 25, "the JSON counts the checks, none failed",
@@ -97,13 +111,21 @@ for want in ["direct_map", "vmalloc (", "kernel_image", "modules", "kmalloc", "/
 circles = sum(1 for t in svg.iter() if local(t.tag) == "circle")
 result(circles >= 15 + 10, "the picture plots the vmalloc pages and the buffer's pages", f"{circles} circles")
 EOF
-)
-# The checker's lines through the helpers, so that they count.
-while IFS= read -r line; do
-	case $line in
-	"PASS: "*) pass "${line#PASS: }" ;;
-	"FAIL: "*) rest=${line#FAIL: }; fail "${rest%%: *}" "${rest#*: }" ;;
-	*) [ -n "$line" ] && fail "the JSON and SVG checker runs" "$line" ;;
-	esac
-done <<<"$py_out"
+	)
+	# The checker's lines through the helpers, so that they count.
+	while IFS= read -r line; do
+		case $line in
+		"PASS: "*) pass "${line#PASS: }" ;;
+		"FAIL: "*) rest=${line#FAIL: }; fail "${rest%%: *}" "${rest#*: }" ;;
+		*) [ -n "$line" ] && fail "${p}the JSON and SVG checker runs" "$line" ;;
+		esac
+	done <<<"$py_out"
+}
+
+check_layout x86_64 "$MAPDRV_KERNEL" "$MAPDRV_MODULE" "$MAPDRV_TOOL"
+if [ -n "${MAPDRV_ARM64_KERNEL:-}" ]; then
+	check_layout arm64 "$MAPDRV_ARM64_KERNEL" "${MAPDRV_ARM64_MODULE:-}" "${MAPDRV_ARM64_TOOL:-}"
+else
+	skip "arm64 layout" "no arm64 kernel given (make test without ARCH gives it)"
+fi
 finish

@@ -10,7 +10,7 @@
 use kernel::bindings;
 
 /// The kernel's base of the direct map (`PAGE_OFFSET`, randomised by KASLR).
-pub(crate) fn page_offset_base() -> usize {
+pub(super) fn page_offset_base() -> usize {
     // SAFETY: `page_offset_base` is written once during early boot, before
     // any module can be loaded, and only read afterwards.
     unsafe { bindings::page_offset_base }
@@ -24,7 +24,7 @@ pub(crate) fn direct_map_end() -> usize {
 }
 
 /// The PGD shift the kernel chose at boot (39 for 4-level, 48 for 5-level).
-pub(crate) fn kernel_pgdir_shift() -> u32 {
+pub(super) fn kernel_pgdir_shift() -> u32 {
     // SAFETY: `pgdir_shift` is written once during early boot.
     unsafe { bindings::pgdir_shift }
 }

@@ -10,8 +10,9 @@
 //! against the kernel's `vmalloc_to_pfn()` and, through
 //! [`kernel_lookup_pfn`], `lookup_address()`.
 
-use super::globals::{direct_map_end, page_offset_base, physical_mask};
-use crate::arch::{pfn_phys, Decoded, NotMapped, PageWalk, Step};
+use super::globals::{direct_map_end, kernel_pgdir_shift, page_offset_base, physical_mask};
+use crate::arch::{pfn_phys, Decoded, NotMapped, PageWalk, Paging, Step};
+use kernel::fmt;
 use kernel::{bindings, page::PAGE_SHIFT};
 
 /// Bits 12..=51 of an x86_64 page-table entry: the physical address of the
@@ -164,6 +165,48 @@ macro_rules! read_cr {
 /// Whether the CPU runs with 5-level paging (CR4.LA57).
 pub(crate) fn five_level_paging() -> bool {
     read_cr!("cr4") & CR4_LA57 != 0
+}
+
+/// The paging mode for the load's check and log: 4 or 5 levels, as CR4.LA57
+/// says the CPU walks them, which must be what the kernel set up at boot
+/// (its `pgdir_shift`) for our walk's PGD index to be the kernel's.
+pub(crate) fn paging() -> Result<Paging, PagingMismatch> {
+    let five_level = five_level_paging();
+    let pgdir_shift = kernel_pgdir_shift();
+    if Level::Pgd.shift(five_level) != pgdir_shift {
+        return Err(PagingMismatch {
+            five_level,
+            pgdir_shift,
+        });
+    }
+    Ok(Paging {
+        levels: levels(five_level).len(),
+        va_bits: if five_level { 57 } else { 48 },
+    })
+}
+
+/// CR4.LA57 and the kernel's `pgdir_shift` disagree.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PagingMismatch {
+    five_level: bool,
+    pgdir_shift: u32,
+}
+
+impl fmt::Display for PagingMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CR4.LA57 says {}-level paging but the kernel's pgdir_shift is {}",
+            if self.five_level { 5 } else { 4 },
+            self.pgdir_shift
+        )
+    }
+}
+
+/// The names of an entry's bits for the log of a walk: none on x86_64,
+/// whose raw entries the log has always shown alone.
+pub(crate) fn entry_bits(_step: &Step) -> impl fmt::Display {
+    ""
 }
 
 /// The direct map of RAM: every physical page of RAM at `base + phys`
