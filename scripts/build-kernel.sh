@@ -20,6 +20,19 @@ if [ -f "$stamp" ]; then
 	echo "$out"
 	exit 0
 fi
+# One build of a tree at a time: a second make (make run while make test
+# builds, say) waits for the first and then finds it built, instead of
+# building into the same directory and log at once.
+mkdir -p "$(dirname "$out")"
+exec 9>"$out.lock"
+if ! flock -n 9; then
+	stage "waiting for another build of $(basename "$out") to finish"
+	flock 9
+fi
+if [ -f "$stamp" ]; then
+	echo "$out"
+	exit 0
+fi
 
 ver=$(cat "$MAPDRV_CACHE/src/version")
 log=$MAPDRV_CACHE/logs/kernel-$arch-$flavour.log
