@@ -28,6 +28,13 @@
 #include "../../userspace/include/mapdrv.h"
 
 #define DEVICE "/dev/mapdrv"
+#if defined(__aarch64__)
+#define USER_VA_BITS 48
+#define COPY_FAULT_SLACK 64
+#else
+#define USER_VA_BITS 47
+#define COPY_FAULT_SLACK 0
+#endif
 #define KERNEL_ADDR ((void *)0xffff800000000000UL)
 
 static const char *prefix = "";
@@ -136,6 +143,21 @@ static void expect(const char *name, struct outcome o, int want_errno, long want
 	report(name, NULL);
 }
 
+/*
+ * A call that must return between want_ret - slack and want_ret: a copy
+ * from user memory that faults part-way stops at the fault on x86_64, but
+ * arm64's copy routines copy in blocks and may stop up to 64 bytes before
+ * it (the short count they return is still exact for what was copied).
+ */
+static void expect_short(const char *name, struct outcome o, long want_ret, long slack)
+{
+	if (o.ret < want_ret - slack || o.ret > want_ret || o.ret <= 0)
+		return report(name, "returned %ld (%s), expected %ld%s", o.ret,
+			      o.ret < 0 ? strerrorname_np(o.err) : "no error", want_ret,
+			      slack ? " or up to that many bytes fewer" : "");
+	expect(name, o, 0, o.ret);
+}
+
 /* An mmap that must fail with `want`; unmaps it if it did not. */
 static void mmap_refused(const char *name, size_t len, int prot, int flags, int fd, off_t off,
 			 int want)
@@ -194,8 +216,12 @@ static void mmap_cases(void)
 		     EINVAL);
 	mmap_refused("mmap of length SIZE_MAX (page rounding overflows) is refused with ENOMEM",
 		     SIZE_MAX, PROT_READ, MAP_SHARED, fd_rw, 0, ENOMEM);
-	mmap_refused("mmap of length 2^47 is refused with ENOMEM", 1UL << 47, PROT_READ,
-		     MAP_SHARED, fd_rw, 0, ENOMEM);
+	/* The whole user address space: 2^47 bytes on x86_64 (4-level paging;
+	 * 5-level keeps mmap below 2^47 unless asked), 2^48 on arm64 (its
+	 * default mmap window whatever the kernel's VA size). The core refuses
+	 * it before the driver is asked. */
+	mmap_refused("mmap of the whole user address space is refused with ENOMEM",
+		     1UL << USER_VA_BITS, PROT_READ, MAP_SHARED, fd_rw, 0, ENOMEM);
 	mmap_refused("mmap PROT_EXEC shared is refused with EPERM", ps, PROT_READ | PROT_EXEC,
 		     MAP_SHARED, fd_rw, 0, EPERM);
 	mmap_refused("mmap PROT_EXEC private is refused with EPERM", ps, PROT_READ | PROT_EXEC,
@@ -319,8 +345,8 @@ static void rw_cases(void)
 	       result(raw_pwrite(fd_rw, big, SIZE_MAX, 0)), EFAULT, 0);
 	/* The source: page 0 as it is, then an inaccessible page. */
 	memcpy(edge, snapshot, ps);
-	expect("pwrite from memory that ends in an inaccessible page writes what it can",
-	       result(raw_pwrite(fd_rw, edge, 2 * ps, 0)), 0, (long)ps);
+	expect_short("pwrite from memory that ends in an inaccessible page writes what it can",
+		     result(raw_pwrite(fd_rw, edge, 2 * ps, 0)), (long)ps, COPY_FAULT_SLACK);
 	munmap(edge, 2 * ps);
 
 	struct iovec iov[2] = { { b, 8 }, { NULL, 8 } };
