@@ -36,7 +36,7 @@ MODULE := $(MODULE_$(MAPDRV_ARCH))
 MODULE_COPY = $(if $(filter-out x86_64,$(MAPDRV_ARCH)),--copy-to $(ROOT)/build/$(MAPDRV_ARCH))
 # The statically linked tool for each architecture (scripts/build-tool.sh).
 TOOL_x86_64 := $(ROOT)/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
-TOOL_arm64 := $(ROOT)/userspace/target/arm64/aarch64-unknown-linux-gnu/release/mapdrv
+TOOL_arm64 := $(ROOT)/userspace/target/aarch64-unknown-linux-gnu/release/mapdrv
 TOOL := $(TOOL_$(MAPDRV_ARCH))
 DEBUG_MODULE := $(ROOT)/build/debug/rust_mapdrv.ko
 SOAK_SECONDS ?= 600
@@ -118,7 +118,8 @@ soak: debug-module tool
 ## Markdown and SVG under results/bench-<date>-<time>/. BENCH_ARGS adds
 ## `mapdrv bench` options (e.g. BENCH_ARGS="--rounds 7").
 bench: module tool
-	@bash $(ROOT)/scripts/bench.sh $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
+	@$(if $(filter-out x86_64,$(MAPDRV_ARCH)),$(MAKE) --no-print-directory tool ARCH=x86_64)
+	@bash $(ROOT)/scripts/bench.sh --arch $(MAPDRV_ARCH) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 ## Style gates without a VM: rustfmt and clippy, module and tool.
 check: fmt-check clippy

@@ -17,10 +17,16 @@
 #   --timeout SECS  stop the VM after SECS (default 3600)
 #   --smoke         a quick run: one small size, 2 rounds, load timing at
 #                   one size (what `make test` runs), 1G of guest memory
-#   --module FILE   rust_mapdrv.ko (default: the one in the project root)
-#   --tool FILE     the static mapdrv tool (default: the release build)
+#   --arch ARCH     the VM's architecture (x86_64 or arm64; default
+#                   $MAPDRV_ARCH, else x86_64). On arm64 the VM is emulated
+#                   (TCG): its ratios compare paths under emulation
+#   --module FILE   rust_mapdrv.ko (default: the one make module builds for
+#                   ARCH)
+#   --tool FILE     the static mapdrv tool for ARCH (default: the release
+#                   build); the tables and the picture are made on the host
+#                   by the host's own build of the tool
 #   --kvm MODE      auto, on or off (scripts/run-vm.sh)
-#   --kernel FILE   the VM's bzImage (default: the cached vm kernel)
+#   --kernel FILE   the VM's kernel image (default: the cached vm kernel of ARCH)
 #   ARGS            more `mapdrv bench` options, e.g. --rounds 7 --sizes 64,4096
 # Exit status: 0 when the guest's bench succeeded, its JSON was saved and
 # the guest's kernel log is clean; 3 when all was saved but the kernel log
@@ -33,19 +39,21 @@ out=
 mem=5G
 timeout_secs=3600
 smoke=false
-module=$MAPDRV_ROOT/rust_mapdrv.ko
-tool=$MAPDRV_ROOT/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
+arch=
+module=
+tool=
 kvm=auto
 kernel_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	--out | --mem | --timeout | --module | --tool | --kvm | --kernel)
+	--out | --mem | --timeout | --module | --tool | --kvm | --kernel | --arch)
 		[ $# -ge 2 ] || { echo "bench.sh: $1 needs an argument" >&2; usage; }
 		v=$2
 		case $1 in
 		--out) out=$v ;; --mem) mem=$v ;; --timeout) timeout_secs=$v ;;
 		--module) module=$v ;; --tool) tool=$v ;; --kvm) kvm=$v ;;
 		--kernel) kernel_args=(--kernel "$v") ;;
+		--arch) arch=$v ;;
 		esac
 		shift 2
 		;;
@@ -55,8 +63,18 @@ while [ $# -gt 0 ]; do
 	*) echo "bench.sh: unknown argument '$1' (mapdrv bench options go after --)" >&2; usage ;;
 	esac
 done
-[ -f "$module" ] || die "no module at $module: run make module"
-[ -f "$tool" ] || die "no mapdrv tool at $tool: run make tool"
+arch=$(mapdrv_arch "$arch")
+if [ -z "$module" ]; then
+	module=$MAPDRV_ROOT/rust_mapdrv.ko
+	[ "$arch" = x86_64 ] || module=$MAPDRV_ROOT/build/$arch/rust_mapdrv.ko
+fi
+[ -n "$tool" ] || tool=$MAPDRV_ROOT/userspace/target/$(rust_target "$arch")/release/mapdrv
+# The host's tool reads the JSON back into tables and a picture.
+host_tool=$tool
+[ "$arch" = "$(host_arch)" ] || host_tool=$MAPDRV_ROOT/userspace/target/$(rust_target "$(host_arch)")/release/mapdrv
+[ -f "$module" ] || die "no module at $module: run make module ARCH=$arch"
+[ -f "$tool" ] || die "no mapdrv tool at $tool: run make tool ARCH=$arch"
+[ -f "$host_tool" ] || die "no mapdrv tool for this host at $host_tool: run make tool"
 
 bench_args=(--module /lib/modules/rust_mapdrv.ko)
 if $smoke; then
@@ -78,7 +96,7 @@ export-file bench.json /tmp/bench.json"
 stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
 rc=0
 : >"$log"
-bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
+bash "$MAPDRV_ROOT/scripts/run-vm.sh" --arch "$arch" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
 	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
 	--add "$MAPDRV_ROOT/scripts/guest/export-file:/bin/export-file" --export "$out/exports.txt" \
 	--kernel-log "$out/dmesg.txt" -- "$guest_cmd" &
@@ -105,9 +123,9 @@ if [ "$rc" != 0 ] || [ ! -s "$out/bench.json" ]; then
 	[ -z "$kernel_problems" ] || { info "the guest's kernel log:"; show_kernel_problems; }
 	die "the bench failed in the VM (status $rc; console log: $log)"
 fi
-"$tool" bench --from-json "$out/bench.json" --svg "$out/bench.svg" >"$out/bench.txt" ||
+"$host_tool" bench --from-json "$out/bench.json" --svg "$out/bench.svg" >"$out/bench.txt" ||
 	die "the guest's JSON does not read back: $out/bench.json"
-"$tool" bench --from-json "$out/bench.json" --markdown >"$out/bench.md"
+"$host_tool" bench --from-json "$out/bench.json" --markdown >"$out/bench.md"
 cat "$out/bench.txt"
 stage "saved: $out/{bench.json,bench.txt,bench.md,bench.svg,console.log,dmesg.txt}"
 if [ -n "$kernel_problems" ]; then

@@ -32,8 +32,15 @@ pub enum Share {
     Private,
 }
 
-/// The first address of the kernel half of a 64-bit address space (x86_64's
-/// canonical upper half), which `access_ok` refuses as a user pointer.
+/// The first address of the kernel half of the address space for 48-bit
+/// virtual addresses, which `access_ok` refuses as a user pointer. Where
+/// the halves split is the instruction set's: x86_64's canonical upper half
+/// (with 5-level paging it starts lower, at `0xff00_0000_0000_0000`, so this
+/// address is in it too); on arm64 the half that TTBR1 translates, bit 55
+/// set (a 52-bit kernel's starts at `0xfff0_0000_0000_0000`, below this).
+#[cfg(target_arch = "aarch64")]
+pub const KERNEL_HALF_START: usize = 0xffff_0000_0000_0000;
+#[cfg(not(target_arch = "aarch64"))]
 pub const KERNEL_HALF_START: usize = 0xffff_8000_0000_0000;
 
 /// A user pointer the kernel must refuse, for the EFAULT checks.

@@ -613,8 +613,8 @@ fn environment(page_size: usize, device_pages: usize, mode: &str) -> Env {
     }
 }
 
-/// The hypervisor CPUID leaf's vendor: "TCG" under QEMU's emulator, "KVM",
-/// another vendor's name, or "none" without a hypervisor.
+/// x86_64: the hypervisor CPUID leaf's vendor: "TCG" under QEMU's emulator,
+/// "KVM", another vendor's name, or "none" without a hypervisor.
 #[cfg(target_arch = "x86_64")]
 fn accelerator() -> String {
     use std::arch::x86_64::__cpuid;
@@ -643,7 +643,57 @@ fn accelerator() -> String {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+/// arm64 has no CPUID hypervisor leaf for user space. What it can read:
+/// QEMU's virt machine names itself in the device tree
+/// (`linux,dummy-virt`), and the CPU QEMU's emulator runs there for
+/// `-cpu max` (how scripts/run-vm.sh boots a TCG guest) is QEMU's own, with
+/// MIDR implementer 0x00 ("reserved for software use"), which KVM never
+/// shows: with `-cpu host` the guest sees the host CPU's MIDR. So "TCG",
+/// "KVM" on a virt machine with a real CPU, or "unknown" elsewhere (bare
+/// metal looks like any other machine).
+#[cfg(target_arch = "aarch64")]
+fn accelerator() -> String {
+    let compatible = std::fs::read("/proc/device-tree/compatible").unwrap_or_default();
+    let qemu_virt = compatible
+        .split(|&b| b == 0)
+        .any(|c| c == b"linux,dummy-virt");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    aarch64_accelerator(qemu_virt, &cpuinfo).into()
+}
+
+/// The accelerator of an arm64 machine from whether it is QEMU's virt
+/// machine and its /proc/cpuinfo.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+fn aarch64_accelerator(qemu_virt: bool, cpuinfo: &str) -> &'static str {
+    let implementer = cpuinfo.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "CPU implementer").then(|| value.trim())
+    });
+    match (qemu_virt, implementer) {
+        (true, Some("0x00")) => "TCG",
+        (true, Some(_)) => "KVM",
+        _ => "unknown",
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn accelerator() -> String {
     "unknown".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm64_accelerator_from_the_machine_and_cpu() {
+        // QEMU's `-cpu max` under TCG, a host CPU under KVM (Neoverse N1).
+        let tcg =
+            "processor\t: 0\nBogoMIPS\t: 125.00\nCPU implementer\t: 0x00\nCPU part\t: 0x051\n";
+        let kvm = "processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n";
+        assert_eq!(aarch64_accelerator(true, tcg), "TCG");
+        assert_eq!(aarch64_accelerator(true, kvm), "KVM");
+        assert_eq!(aarch64_accelerator(false, kvm), "unknown");
+        assert_eq!(aarch64_accelerator(true, ""), "unknown");
+    }
 }

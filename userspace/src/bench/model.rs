@@ -213,8 +213,9 @@ pub struct Env {
     pub clocksource: String,
     pub clock: String,
     pub clock_resolution_ns: Option<u64>,
-    /// From the CPUID hypervisor leaf: "TCG", "KVM", another name, or
-    /// "none" on bare metal.
+    /// "TCG", "KVM", another name, "none" on bare metal, or "unknown"
+    /// (x86_64: from the CPUID hypervisor leaf; arm64: from the device tree
+    /// and the CPU's MIDR).
     pub accelerator: String,
     pub kernel: String,
     pub cpus: usize,

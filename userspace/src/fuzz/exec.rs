@@ -45,6 +45,12 @@ pub struct Env {
     pub swap: bool,
     /// The highest user address `access_ok` accepts.
     pub user_ptr_max: usize,
+    /// The top of the default mmap window (see [`Model::map_window`]).
+    pub map_window: u64,
+    /// The kernel's user copies stop exactly at the first byte they cannot
+    /// access (x86_64), not up to a store's width before it (arm64); see
+    /// [`predict::RwPlan::allows`].
+    pub exact_uaccess: bool,
     /// The debugfs `mode` file, if there is one.
     pub mode_file: Option<PathBuf>,
     pub info_cmd: u32,
@@ -137,7 +143,7 @@ impl World {
             .map_err(|e| anyhow::anyhow!("reserving the arena: {e}"))?;
         let heap = vec![0u8; shadow.len() + 2 * page_size];
         Ok(World {
-            model: Model::new(shadow, page_size, arena_pages),
+            model: Model::new(shadow, page_size, arena_pages, env.map_window),
             env,
             arena,
             slots: (0..SLOTS).map(|_| None).collect(),
@@ -172,6 +178,21 @@ impl World {
         if range.is_empty() {
             return Ok(());
         }
+        let got = self.read_buffer(what, range.clone())?;
+        compare(
+            &format!("{what}: buffer (pread)"),
+            range.start,
+            &got,
+            &self.model.shadow[range],
+        )
+    }
+
+    /// Buffer bytes `range`, by pread.
+    fn read_buffer(
+        &self,
+        what: &str,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<u8>, Divergence> {
         let mut got = vec![0u8; range.len()];
         let fd = self.checker.as_raw_fd();
         let mut done = 0;
@@ -186,12 +207,65 @@ impl World {
             }
             done += n;
         }
-        compare(
-            &format!("{what}: buffer (pread)"),
-            range.start,
-            &got,
-            &self.model.shadow[range],
-        )
+        Ok(got)
+    }
+
+    /// After a transfer between buffer bytes from `pos` and arena bytes
+    /// from `at` that reported `n` bytes where the model allowed `full`
+    /// (cut short by user memory it cannot access, on an architecture whose
+    /// user copies are not exact: see [`predict::RwPlan::allows`]), the
+    /// `full - n` bytes after the reported ones in the destination: each
+    /// must hold its old value or the source's (arm64 stores 16 bytes as two
+    /// 8-byte halves, and the half before the page it cannot write lands
+    /// unreported). What they hold goes into the model; returns how many
+    /// there are.
+    fn settle_tail(
+        &mut self,
+        what: &str,
+        fills: bool,
+        (pos, at): (usize, usize),
+        n: usize,
+        full: usize,
+    ) -> Result<usize, Divergence> {
+        let len = full - n;
+        if len == 0 {
+            return Ok(0);
+        }
+        let (src, dst) = ((pos + n)..(pos + full), (at + n)..(at + full));
+        let arena_old: Vec<u8> = dst.clone().filter_map(|a| self.model.byte(a)).collect();
+        if arena_old.len() != len {
+            return Err(format!("{what}: the unreported bytes are not all mapped"));
+        }
+        let (got, old, new) = if fills {
+            let got = self.arena.load(dst.start, len);
+            (got, arena_old, self.model.shadow[src.clone()].to_vec())
+        } else {
+            let got = self.read_buffer(what, src.clone())?;
+            (got, self.model.shadow[src.clone()].to_vec(), arena_old)
+        };
+        if let Some(i) = (0..len).find(|&i| got[i] != old[i] && got[i] != new[i]) {
+            return Err(format!(
+                "{what}: byte {i} after the {n} reported is {:#04x}, neither the old {:#04x} nor the copied {:#04x}",
+                got[i], old[i], new[i]
+            ));
+        }
+        if !fills {
+            self.model.shadow[src].copy_from_slice(&got);
+            return Ok(len);
+        }
+        // Only pages that were written to: a store into a private page
+        // gives the process its own copy, so a page whose bytes all kept
+        // their value stays as the model has it.
+        let ps = self.ps();
+        let mut i = 0;
+        while i < len {
+            let chunk = (ps - (dst.start + i) % ps).min(len - i);
+            if (i..i + chunk).any(|j| got[j] != old[j]) {
+                self.model.store(dst.start + i, &got[i..i + chunk]);
+            }
+            i += chunk;
+        }
+        Ok(len)
     }
 
     /// Loads arena bytes `at..at + len` (readable, per the model) and
@@ -525,12 +599,14 @@ impl World {
         if plan.want.is_err() {
             return Ok(Applied::Done);
         }
-        if n != plan.moved {
+        if !plan.allows(n, self.env.exact_uaccess) {
             return Err(format!(
                 "{what}: moved {n} bytes, the model says {}",
                 plan.moved
             ));
         }
+        let full = plan.moved;
+        let plan = plan.with_moved(n);
         if matches!(op.call, Call::Read | Call::Write) {
             if let Some(s) = self.slots[op.slot as usize].as_mut() {
                 s.pos += n as i64;
@@ -539,15 +615,79 @@ impl World {
         if n == 0 {
             return Ok(Applied::Done);
         }
+        let fills = op.call.fills_user();
+        // Private arena pages this read may give their own copy, and the
+        // buffer before it, for `settle_cow_snapshots`.
+        let uncopied = match op.buf {
+            UserBuf::Arena(b) if fills && !self.env.exact_uaccess => {
+                let ps = self.ps();
+                let pages = (b / ps + 1)..(b + full).div_ceil(ps);
+                let fresh: Vec<usize> = pages
+                    .filter(|&q| {
+                        self.model.arena[q]
+                            .as_ref()
+                            .is_some_and(|m| !m.shared && m.cow.is_none())
+                    })
+                    .collect();
+                (!fresh.is_empty()).then(|| (fresh, self.model.shadow.clone()))
+            }
+            _ => None,
+        };
         let brought = plan.apply(&mut self.model, op);
         let p = plan.pos as usize;
+        // The copies first: the bytes after the reported ones may be in
+        // one, and hold what it was taken with.
+        if let Some((fresh, before)) = uncopied {
+            self.settle_cow_snapshots(&fresh, &before);
+        }
+        let tail = match op.buf {
+            UserBuf::Arena(b) => self.settle_tail(&what, fills, (p, b), n, full)?,
+            _ => 0,
+        };
         match op.buf {
-            _ if !op.call.fills_user() => self.check_buffer(&what, p..p + n)?,
+            _ if !fills => self.check_buffer(&what, p..p + n + tail)?,
             UserBuf::Heap => compare(&what, p, &self.heap[..n], &brought)?,
-            UserBuf::Arena(b) => self.check_after_store(&what, b, n)?,
+            UserBuf::Arena(b) => self.check_after_store(&what, b, n + tail)?,
             _ => {}
         }
         Ok(Applied::Done)
+    }
+
+    /// After a read into the arena that crossed into private pages `fresh`
+    /// (no copy of their own before it), with the buffer `before` it. Where
+    /// the page before such a page is a shared mapping of the same buffer
+    /// page, the read wrote the end of that buffer page through it just
+    /// before it got to the private page, which copies the buffer page at
+    /// its first write. On x86_64 the bytes before the private page land
+    /// first, so the copy has them; arm64 stores up to 16 bytes at a time,
+    /// and a store across the page boundary faults whole, so its bytes
+    /// before the boundary land after the copy was taken, and the copy has
+    /// their old values. Where the arena page shows an old value there, the
+    /// model's copy takes it.
+    fn settle_cow_snapshots(&mut self, fresh: &[usize], before: &[u8]) {
+        const STORE: usize = 16;
+        let ps = self.ps();
+        for &q in fresh {
+            let prev = self.model.arena[q - 1]
+                .as_ref()
+                .map(|m| (m.shared, m.buf_page));
+            let Some(m) = self.model.arena[q].as_ref() else {
+                continue;
+            };
+            if m.shared || m.cow.is_none() || prev != Some((true, m.buf_page)) {
+                continue;
+            }
+            let base = m.buf_page * ps;
+            let got = self.arena.load(q * ps + ps - STORE, STORE);
+            if let Some(copy) = self.model.arena[q].as_mut().and_then(|m| m.cow.as_mut()) {
+                for (i, &g) in got.iter().enumerate() {
+                    let off = ps - STORE + i;
+                    if g != copy[off] && g == before[base + off] {
+                        copy[off] = g;
+                    }
+                }
+            }
+        }
     }
 
     fn ioctl(&mut self, slot: u8, cmd: u32, arg: UserBuf) -> Result<Applied, Divergence> {

@@ -283,21 +283,54 @@ fn random_seed() -> u64 {
     u64::from_ne_bytes(b) >> 1
 }
 
-/// The highest user address: 47-bit user space, or 56-bit with 5-level
-/// paging (the CPU flag la57; the kernel uses it when the CPU has it).
+/// The sizes of user address spaces the kernels we know give a process, in
+/// bits, largest first: x86_64 with 5-level paging (56) or 4 (47); arm64
+/// with 52-bit, 48-bit, 47-bit (16 KiB pages), 42-bit (64 KiB pages, 2
+/// levels) or 39-bit addresses.
+const USER_SPACE_BITS: [u32; 6] = [56, 52, 48, 47, 42, 39];
+
+/// The top of this process's user address space (`TASK_SIZE`), as the
+/// running kernel has it: the largest of [`USER_SPACE_BITS`] whose last
+/// pages below the top it lets us map. (x86_64 keeps the very last page
+/// unmapped, so the page below it is the one asked for.)
+fn user_space_top(page_size: usize) -> usize {
+    USER_SPACE_BITS
+        .iter()
+        .map(|&bits| 1usize << bits)
+        .find(|&top| sys::is_user_page(top - 2 * page_size, page_size))
+        .unwrap_or(1 << 47)
+}
+
+/// The highest address `access_ok` accepts as the end of a user range
+/// (`TASK_SIZE_MAX`): x86_64's is a page below the top of user space (the
+/// last page stays unmapped, a guard for SYSRET's canonical-address fault),
+/// arm64's is the top itself.
 fn user_ptr_max(page_size: usize) -> usize {
-    let la57 = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
-        c.lines()
-            .find(|l| l.starts_with("flags"))
-            .is_some_and(|l| l.split_whitespace().any(|f| f == "la57"))
-    });
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let bits = if la57 && !cmdline.split_whitespace().any(|w| w == "no5lvl") {
-        56
+    let top = user_space_top(page_size);
+    if cfg!(target_arch = "x86_64") {
+        top - page_size
     } else {
-        47
-    };
-    (1usize << bits) - page_size
+        top
+    }
+}
+
+/// The top of the default mmap window (`DEFAULT_MAP_WINDOW`), below which
+/// mmap places a mapping without an address hint above it: 128 TiB on
+/// x86_64 even with 5-level paging, 256 TiB on arm64 even with 52-bit
+/// addresses, less with smaller address spaces. The main thread's stack
+/// starts at its top, less a random gap of a few GiB at most (or just
+/// below it: x86_64's top page stays unmapped), so the window is the power
+/// of two at or above the end of the stack.
+fn map_window(maps: &str, user_top: usize) -> u64 {
+    maps.lines()
+        .filter(|l| l.ends_with("[stack]"))
+        .find_map(|l| {
+            let (_, end) = l.split_whitespace().next()?.split_once('-')?;
+            u64::from_str_radix(end, 16).ok()
+        })
+        .map_or(user_top as u64, |end| {
+            end.next_power_of_two().min(user_top as u64)
+        })
 }
 
 /// The worker's end of the pipe to the parent.
@@ -606,11 +639,14 @@ impl Target {
         let mode_file = debugfs.as_ref().map(|_| args.debugfs.join("mode"));
         let noexec = nix::sys::statvfs::statvfs(device)
             .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC));
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         let env = Env {
             device: device.to_path_buf(),
             noexec,
             swap: Path::new("/proc/swaps").exists(),
             user_ptr_max: user_ptr_max(page_size),
+            map_window: map_window(&maps, user_space_top(page_size)),
+            exact_uaccess: cfg!(target_arch = "x86_64"),
             mode_file,
             info_cmd: abi::MAPDRV_IOC_INFO,
             info,
@@ -894,6 +930,33 @@ mod tests {
     #[test]
     fn user_space_ends_below_the_kernel_half() {
         let max = user_ptr_max(4096);
+        assert!(max < crate::device::KERNEL_HALF_START);
+        #[cfg(target_arch = "x86_64")]
         assert!(max == (1 << 47) - 4096 || max == (1 << 56) - 4096);
+        #[cfg(target_arch = "aarch64")]
+        assert!([52, 48, 47, 42, 39].iter().any(|&bits| max == 1 << bits));
+        // Our own stack is in user space, and below the top.
+        let local = 0u8;
+        assert!((std::ptr::from_ref(&local) as usize) < max);
+    }
+
+    #[test]
+    fn the_mmap_window_is_read_from_the_stack() {
+        let maps = "00400000-00401000 r-xp 00000000 00:03 9 /bin/mapdrv\n\
+                    7ffd7239e000-7ffd723bf000 rw-p 00000000 00:00 0   [stack]\n";
+        assert_eq!(map_window(maps, 1 << 47), 1 << 47);
+        assert_eq!(map_window(maps, 1 << 56), 1 << 47);
+        let arm64 = "ffffd5a1c000-ffffd5a3d000 rw-p 00000000 00:00 0  [stack]\n";
+        assert_eq!(map_window(arm64, 1 << 48), 1 << 48);
+        assert_eq!(map_window(arm64, 1 << 52), 1 << 48);
+        // Not randomised: x86_64's stack ends a page below the window.
+        let top = "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 [stack]\n";
+        assert_eq!(map_window(top, 1 << 47), 1 << 47);
+        assert_eq!(map_window("", 1 << 47), 1 << 47);
+        // And this process's own.
+        let own = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let top = user_space_top(4096);
+        let w = map_window(&own, top);
+        assert!(w.is_power_of_two() && w <= top as u64, "{w:#x}");
     }
 }

@@ -44,8 +44,11 @@ impl Prot {
             | (if self.x { libc::PROT_EXEC } else { 0 })
     }
 
-    /// Whether the kernel can read the page for a copy from user space (on
-    /// x86 a writable page is readable too).
+    /// Whether the kernel can read the page for a copy from user space: a
+    /// writable page is readable too, on x86_64 and on arm64 alike. (An
+    /// execute-only page would be readable on x86_64 but not on an arm64
+    /// CPU with EPAN; the generator never asks for one: PROT_EXEC comes
+    /// with PROT_READ.)
     pub fn kernel_readable(self) -> bool {
         self.r || self.w || self.x
     }
@@ -81,6 +84,10 @@ pub struct Mapped {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub page_size: usize,
+    /// The top of the default mmap window (`DEFAULT_MAP_WINDOW`): a
+    /// mapping without an address hint lies below it, so none can be
+    /// longer.
+    pub map_window: u64,
     /// The whole buffer.
     pub shadow: Vec<u8>,
     /// One entry per arena page: `None` is a placeholder.
@@ -89,9 +96,10 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(shadow: Vec<u8>, page_size: usize, arena_pages: usize) -> Model {
+    pub fn new(shadow: Vec<u8>, page_size: usize, arena_pages: usize, map_window: u64) -> Model {
         Model {
             page_size,
+            map_window,
             shadow,
             arena: vec![None; arena_pages],
             next_vma: 1,
@@ -307,7 +315,7 @@ mod tests {
     }
 
     fn model() -> Model {
-        let mut m = Model::new((0..4 * 16).map(|i| i as u8).collect(), 16, 8);
+        let mut m = Model::new((0..4 * 16).map(|i| i as u8).collect(), 16, 8, 1 << 47);
         m.arena[1] = mapped(5, 0, true);
         m.arena[2] = mapped(5, 1, true);
         m.arena[3] = mapped(6, 1, false);

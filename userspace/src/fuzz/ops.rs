@@ -521,7 +521,7 @@ fn mmap_edge(
         5 => (anywhere, 0, offset),
         6 => (anywhere, u64::MAX - rng.random_range(0..ps), offset),
         7 => (anywhere, size + ps, offset),
-        8 => (anywhere, 1 << 47, offset),
+        8 => (anywhere, aim.st.model.map_window, offset),
         _ => (place, len, offset),
     }
 }
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn generation_is_reproducible() {
-        let model = Model::new(vec![0; 16 * 4096], 4096, 40);
+        let model = Model::new(vec![0; 16 * 4096], 4096, 40, 1 << 47);
         let st = GenState {
             model: &model,
             open: [true, false, true, false],
@@ -695,7 +695,7 @@ mod tests {
 
     #[test]
     fn ops_round_trip_through_json() {
-        let model = Model::new(vec![0; 4 * 4096], 4096, 16);
+        let model = Model::new(vec![0; 4 * 4096], 4096, 16, 1 << 47);
         let st = GenState {
             model: &model,
             open: [true; 4],

@@ -34,6 +34,38 @@ fn check_ptr(ret: *mut c_void) -> SysResult {
     }
 }
 
+/// Whether the page at `addr` lies in this process's user address space:
+/// asking for it with `MAP_FIXED_NOREPLACE` either gets it (given back at
+/// once) or finds something there already (`EEXIST`); above the top of the
+/// user address space the kernel refuses with `ENOMEM`.
+pub fn is_user_page(addr: usize, page_size: usize) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so nothing that
+    // the program uses changes; a new mapping is unmapped below.
+    let ret = check_ptr(unsafe {
+        libc::mmap(
+            addr as *mut c_void,
+            page_size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    });
+    match ret {
+        Ok(got) => {
+            // SAFETY: `got` is the page this call just mapped (elsewhere
+            // than `addr` on a kernel that takes the flag for a hint), which
+            // nothing else knows about.
+            unsafe { libc::munmap(got as *mut c_void, page_size) };
+            got == addr
+        }
+        Err(e) => e == Errno::EEXIST,
+    }
+}
+
 /// The fuzzer's reserved address range: `pages` pages, each either a
 /// placeholder (anonymous `PROT_NONE`) or a mapping of the device. The
 /// range is a [`Mapping`] reservation, which unmaps all of it when dropped;

@@ -169,9 +169,18 @@ pub fn runs(pfns: &[u64]) -> String {
 pub fn text(layout: &Layout, report: &Report) -> String {
     let mut s = String::new();
     let v = |k: &str| layout.values.get(k).map_or("?", String::as_str);
+    // Facts that only some architectures report (arm64's va_bits,
+    // memstart_addr...; x86_64's vsyscall_page, phys_base...) are shown
+    // where they are there.
+    let has = |k: &str| layout.values.contains_key(k);
+    let va_bits = if has("va_bits") {
+        format!(", {}-bit addresses", v("va_bits"))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "Kernel address space ({}-level paging; KASLR: image {}, memory {})",
+        "Kernel address space ({}-level paging{va_bits}; KASLR: image {}, memory {})",
         v("paging_levels"),
         v("kaslr_text"),
         v("kaslr_memory")
@@ -193,23 +202,35 @@ pub fn text(layout: &Layout, report: &Report) -> String {
         );
     }
     if let (Ok(po), Ok(hm)) = (layout.num("page_offset"), layout.num("high_memory")) {
+        let randomised = if has("page_offset_randomized") {
+            format!(" (randomised: {})", v("page_offset_randomized"))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "  PAGE_OFFSET {} (randomised: {}); high_memory {}: {} of RAM in the direct map",
+            "  PAGE_OFFSET {}{randomised}; high_memory {}: {} of RAM in the direct map",
             hex(po),
-            v("page_offset_randomized"),
             hex(hm),
-            svg::human(hm - po)
+            svg::human(hm.saturating_sub(po))
         );
     }
-    let _ = writeln!(
-        s,
-        "  kfree (kernel text) {}; this module's data {}; vsyscall page {}; phys_base {}",
-        v("kernel_text_kfree"),
-        v("module_data"),
-        v("vsyscall_page"),
-        v("phys_base")
-    );
+    let mut facts = vec![
+        format!("kfree (kernel text) {}", v("kernel_text_kfree")),
+        format!("this module's data {}", v("module_data")),
+    ];
+    for (key, what) in [
+        ("vsyscall_page", "vsyscall page"),
+        ("phys_base", "phys_base"),
+        ("kimage_voffset", "kimage_voffset"),
+        ("memstart_addr", "memstart_addr (PHYS_OFFSET)"),
+        ("phys_offset", "PHYS_OFFSET"),
+    ] {
+        if has(key) {
+            facts.push(format!("{what} {}", v(key)));
+        }
+    }
+    let _ = writeln!(s, "  {}", facts.join("; "));
     let _ = writeln!(s);
     match report.run {
         None => {
@@ -266,7 +287,10 @@ pub fn text(layout: &Layout, report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::model::{parse_layout, parse_report, tests::LAYOUT, tests::REPORT};
+    use super::model::{
+        parse_report,
+        tests::{ARM64_REPORT, REPORT, arm64_layout, x86_layout},
+    };
     use super::*;
 
     #[test]
@@ -281,10 +305,7 @@ mod tests {
 
     #[test]
     fn table_has_regions_allocations_and_checks() {
-        let t = text(
-            &parse_layout(LAYOUT).unwrap(),
-            &parse_report(REPORT).unwrap(),
-        );
+        let t = text(&x86_layout(), &parse_report(REPORT).unwrap());
         assert!(t.contains("5-level paging"), "{t}");
         assert!(
             t.contains("  direct_map      0xff11000000000000   0xff91000000000000       32 PiB"),
@@ -300,22 +321,52 @@ mod tests {
             "check ok kmalloc virt-to-phys",
             "check FAIL kmalloc virt-to-phys",
         );
-        let t = text(
-            &parse_layout(LAYOUT).unwrap(),
-            &parse_report(&failing).unwrap(),
-        );
+        let t = text(&x86_layout(), &parse_report(&failing).unwrap());
         assert!(
             t.contains("FAIL kmalloc virt-to-phys: virt - PAGE_OFFSET"),
             "{t}"
         );
         assert!(t.contains("Checks: 4 passed, 1 failed"), "{t}");
-        let t = text(&parse_layout(LAYOUT).unwrap(), &Report::default());
+        let t = text(&x86_layout(), &Report::default());
         assert!(t.contains("No demo report yet"), "{t}");
     }
 
     #[test]
+    fn arm64_table_shows_its_own_facts() {
+        let t = text(&arm64_layout(), &parse_report(ARM64_REPORT).unwrap());
+        assert!(
+            t.contains("(4-level paging, 48-bit addresses; KASLR: image no, memory no)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  kernel_image    0xffff800080000000   0xffff800082a00000       42 MiB  kernel image (KIMAGE_VADDR, inside vmalloc)"),
+            "{t}"
+        );
+        assert!(t.contains("  pci_io          0xffffffffc0800000"), "{t}");
+        assert!(
+            t.contains(
+                "PAGE_OFFSET 0xffff000000000000; high_memory 0xffff000040000000: 1 GiB of RAM"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("kimage_voffset 0xffff80003fe00000; memstart_addr (PHYS_OFFSET) 0x40000000"),
+            "{t}"
+        );
+        assert!(!t.contains("vsyscall") && !t.contains("randomised"), "{t}");
+        assert!(t.contains("Checks: 2 passed, 0 failed"), "{t}");
+        // x86_64's facts stay where they were.
+        let t = text(&x86_layout(), &Report::default());
+        assert!(
+            t.contains("; vsyscall page 0xffffffffff600000; phys_base 0x0\n"),
+            "{t}"
+        );
+        assert!(t.contains("(randomised: no)"), "{t}");
+    }
+
+    #[test]
     fn json_regions_serialise_as_hex() {
-        let layout = parse_layout(LAYOUT).unwrap();
+        let layout = x86_layout();
         let report = parse_report(REPORT).unwrap();
         let j = LayoutJson {
             layout: &layout.values,

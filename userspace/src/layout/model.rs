@@ -24,19 +24,41 @@ pub fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
-/// What each region of debugfs `layout` is, for people.
-pub fn describe(region: &str) -> &'static str {
-    match region {
-        "user" => "user space (per process)",
-        "ldt_remap" => "LDT remap for PTI",
-        "direct_map" => "direct map of all RAM (PAGE_OFFSET)",
-        "vmalloc" => "vmalloc/ioremap area",
-        "vmemmap" => "struct page array (vmemmap)",
-        "cpu_entry_area" => "cpu_entry_area",
-        "espfix" => "%esp fixup stacks",
-        "kernel_image" => "kernel image (__START_KERNEL_map)",
-        "modules" => "modules",
-        "fixmap" => "fixmap (incl. vsyscall page)",
+/// The running kernel's architecture, as the project names it (`x86_64`,
+/// `arm64`; another machine's `uname -m` as it is).
+pub fn running_arch() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| arch_name(&u.machine().to_string_lossy()))
+        .unwrap_or_else(|_| arch_name(std::env::consts::ARCH))
+}
+
+/// `uname -m`'s or Rust's name of an architecture as the project names it.
+pub fn arch_name(machine: &str) -> String {
+    match machine {
+        "aarch64" | "arm64" => "arm64".into(),
+        other => other.into(),
+    }
+}
+
+/// What each region of debugfs `layout` is, for people: the regions every
+/// architecture has, then each one's own.
+pub fn describe(arch: &str, region: &str) -> &'static str {
+    match (arch, region) {
+        (_, "user") => "user space (per process)",
+        (_, "vmalloc") => "vmalloc/ioremap area",
+        (_, "vmemmap") => "struct page array (vmemmap)",
+        (_, "modules") => "modules",
+        (_, "kasan_shadow") => "KASAN shadow memory",
+        ("arm64", "direct_map") => "linear map of all RAM (PAGE_OFFSET)",
+        ("arm64", "kernel_image") => "kernel image (KIMAGE_VADDR, inside vmalloc)",
+        ("arm64", "pci_io") => "PCI I/O space window",
+        ("arm64", "fixmap") => "fixmap",
+        (_, "direct_map") => "direct map of all RAM (PAGE_OFFSET)",
+        (_, "ldt_remap") => "LDT remap for PTI",
+        (_, "cpu_entry_area") => "cpu_entry_area",
+        (_, "espfix") => "%esp fixup stacks",
+        (_, "kernel_image") => "kernel image (__START_KERNEL_map)",
+        (_, "fixmap") => "fixmap (incl. vsyscall page)",
         _ => "",
     }
 }
@@ -58,9 +80,14 @@ fn ser_hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// debugfs `layout`: every `key value` line, and the regions made of the
-/// `<name>_start` / `<name>_end` pairs, in address order.
+/// `<name>_start` / `<name>_end` pairs, in address order (a region inside
+/// another right after it, like arm64's kernel image inside vmalloc).
+/// Which regions and facts there are is the architecture's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// The architecture: the file's `arch` value if it has one, else the
+    /// running kernel's.
+    pub arch: String,
     pub values: BTreeMap<String, String>,
     pub regions: Vec<Region>,
 }
@@ -80,17 +107,44 @@ impl Layout {
         self.values.get(key).is_some_and(|v| v == "yes")
     }
 
-    /// The region `addr` lies in.
+    /// The page size (`page_size`; 4 KiB if the file does not say).
+    pub fn page_size(&self) -> u64 {
+        self.num("page_size")
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    }
+
+    /// The physical address of `PAGE_OFFSET` (`memstart_addr`, arm64's
+    /// `PHYS_OFFSET`, or `phys_offset`): 0 where the file has neither, as
+    /// on x86_64, whose direct map starts at physical 0.
+    pub fn phys_offset(&self) -> u64 {
+        ["phys_offset", "memstart_addr"]
+            .iter()
+            .find_map(|k| self.num(k).ok())
+            .unwrap_or(0)
+    }
+
+    /// The innermost region `addr` lies in (arm64's `kernel_image` rather
+    /// than the `vmalloc` around it).
     pub fn region_of(&self, addr: u64) -> Option<&Region> {
         self.regions
             .iter()
-            .find(|r| (r.start..r.end).contains(&addr))
+            .filter(|r| (r.start..r.end).contains(&addr))
+            .min_by_key(|r| r.size)
     }
 }
 
-/// Parses debugfs `layout`. Every line is `key value`; `_end` values are
-/// exclusive; the regions must be ordered and must not overlap.
+/// Parses debugfs `layout` of the running kernel. Every line is `key
+/// value`; `_end` values are exclusive; two regions either do not overlap
+/// or one lies inside the other.
 pub fn parse_layout(text: &str) -> Result<Layout> {
+    parse_layout_as(text, &running_arch())
+}
+
+/// [`parse_layout`] for a kernel of `arch`, unless the text names its own
+/// (`arch` line).
+pub fn parse_layout_as(text: &str, arch: &str) -> Result<Layout> {
     let mut values = BTreeMap::new();
     let mut order = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -111,6 +165,9 @@ pub fn parse_layout(text: &str) -> Result<Layout> {
             n + 1
         );
     }
+    let arch = values
+        .get("arch")
+        .map_or_else(|| arch_name(arch), |a| arch_name(a));
     let mut regions = Vec::new();
     for name in order {
         let get = |suffix: &str| -> Result<u64> {
@@ -126,23 +183,32 @@ pub fn parse_layout(text: &str) -> Result<Layout> {
             "layout region {name}: start {start:#x} is not below end {end:#x}"
         );
         regions.push(Region {
-            description: describe(&name),
+            description: describe(&arch, &name),
             name,
             start,
             end,
             size: end - start,
         });
     }
-    regions.sort_by_key(|r| r.start);
-    for pair in regions.windows(2) {
-        ensure!(
-            pair[0].end <= pair[1].start,
-            "layout regions {} and {} overlap",
-            pair[0].name,
-            pair[1].name
-        );
+    // By start; of two with the same start, the outer one first.
+    regions.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    for (i, a) in regions.iter().enumerate() {
+        for b in &regions[i + 1..] {
+            let disjoint = a.end <= b.start;
+            let nested = b.end <= a.end;
+            ensure!(
+                disjoint || nested,
+                "layout regions {} and {} overlap",
+                a.name,
+                b.name
+            );
+        }
     }
-    let layout = Layout { values, regions };
+    let layout = Layout {
+        arch,
+        values,
+        regions,
+    };
     for key in ["page_offset", "high_memory", "vmalloc_start", "vmalloc_end"] {
         layout.num(key)?;
     }
@@ -421,6 +487,69 @@ kaslr_memory no
 page_offset_randomized no
 ";
 
+    /// The x86_64 [`LAYOUT`], parsed.
+    pub fn x86_layout() -> Layout {
+        parse_layout_as(LAYOUT, "x86_64").unwrap()
+    }
+
+    /// debugfs `layout` of an arm64 kernel (48-bit addresses, 4 levels, 1
+    /// GiB of RAM at physical 1 GiB on QEMU's virt machine, no KASLR): the
+    /// kernel image at the start of vmalloc, inside it.
+    pub const ARM64_LAYOUT: &str = "\
+paging_levels 4
+va_bits 48
+page_size 4096
+page_offset 0xffff000000000000
+page_end 0xffff800000000000
+high_memory 0xffff000040000000
+user_start 0x0
+user_end 0x1000000000000
+direct_map_start 0xffff000000000000
+direct_map_end 0xffff800000000000
+modules_start 0xffff800000000000
+modules_end 0xffff800080000000
+vmalloc_start 0xffff800080000000
+vmalloc_end 0xfffffdffbf800000
+kernel_image_start 0xffff800080000000
+kernel_image_end 0xffff800082a00000
+vmemmap_start 0xfffffdffc0000000
+vmemmap_end 0xffffffffc0000000
+pci_io_start 0xffffffffc0800000
+pci_io_end 0xffffffffc1800000
+fixmap_start 0xffffffffff42f000
+fixmap_end 0xffffffffff800000
+fixaddr_top 0xffffffffff800000
+kernel_text_kfree 0xffff8000802f1a40
+module_data 0xffff80007a0d2e15
+kimage_voffset 0xffff80003fe00000
+memstart_addr 0x40000000
+ram_pages 251231
+struct_page_size 64
+max_page_order 10
+kaslr_text no
+kaslr_memory no
+";
+
+    /// The arm64 [`ARM64_LAYOUT`], parsed.
+    pub fn arm64_layout() -> Layout {
+        parse_layout_as(ARM64_LAYOUT, "arm64").unwrap()
+    }
+
+    /// A demo report on that arm64 kernel, shortened like [`REPORT`]: the
+    /// linear map's phys is virt - PAGE_OFFSET + PHYS_OFFSET, and vmalloc
+    /// hands out addresses above the kernel image.
+    pub const ARM64_REPORT: &str = "\
+demo: run 1 trigger=load
+demo: alloc kmalloc api=kmalloc via=KBox size=100 vaddr=0xffff00000125f980 region=direct_map phys=0x4125f980 pages=1 contiguous=yes gfp=GFP_KERNEL gfp_raw=0xcc0
+demo: check ok kmalloc direct-map: 0xffff00000125f980 is in [PAGE_OFFSET 0xffff000000000000, high_memory 0xffff000040000000)
+demo: alloc vmalloc api=vmalloc via=VVec size=60000 vaddr=0xffff800082b33000 region=vmalloc phys=0x7e8000 pages=15 contiguous=no runs=4 gfp=GFP_KERNEL gfp_raw=0xcc0
+demo: page vmalloc index=0 vaddr=0xffff800082b33000 pfn=0x47e8 phys=0x47e8000
+demo: page vmalloc index=1 vaddr=0xffff800082b34000 pfn=0x47e9 phys=0x47e9000
+demo: check ok vmalloc vmalloc-range: [0xffff800082b33000, 0xffff800082b42000) is in [VMALLOC_START 0xffff800080000000, VMALLOC_END 0xfffffdffbf800000)
+demo: buffer vaddr=0xffff800082b28000 region=vmalloc pages=10 (the /dev/mapdrv buffer, for comparison)
+demo: done run=1 allocations=2 checks=2 failed=0 freed=yes
+";
+
     /// A demo report from the same run, shortened (3 of 15 vmalloc pages).
     pub const REPORT: &str = "\
 demo: run 1 trigger=load
@@ -442,7 +571,14 @@ demo: done run=1 allocations=4 checks=5 failed=0 freed=yes
 
     #[test]
     fn layout_parses_into_ordered_regions() {
-        let l = parse_layout(LAYOUT).unwrap();
+        let l = x86_layout();
+        assert_eq!(l.arch, "x86_64");
+        assert_eq!(
+            l.regions[2].description,
+            "direct map of all RAM (PAGE_OFFSET)"
+        );
+        assert_eq!(l.page_size(), 4096);
+        assert_eq!(l.phys_offset(), 0);
         let names: Vec<&str> = l.regions.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
@@ -468,6 +604,77 @@ demo: done run=1 allocations=4 checks=5 failed=0 freed=yes
             "kernel_image"
         );
         assert!(l.region_of(0x8000_0000_0000_0000).is_none());
+    }
+
+    #[test]
+    fn arm64_layout_nests_the_kernel_image_in_vmalloc() {
+        let l = arm64_layout();
+        assert_eq!(l.arch, "arm64");
+        let names: Vec<&str> = l.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "user",
+                "direct_map",
+                "modules",
+                "vmalloc",
+                "kernel_image",
+                "vmemmap",
+                "pci_io",
+                "fixmap"
+            ]
+        );
+        assert_eq!(l.num("va_bits").unwrap(), 48);
+        assert_eq!(l.phys_offset(), 0x4000_0000);
+        assert_eq!(
+            l.region_of(0xffff_8000_802f_1a40).unwrap().name,
+            "kernel_image"
+        );
+        assert_eq!(l.region_of(0xffff_8000_82b3_3000).unwrap().name, "vmalloc");
+        assert_eq!(l.region_of(0xffff_8000_7a0d_2e15).unwrap().name, "modules");
+        assert_eq!(l.region_of(0xffff_ffff_c080_0000).unwrap().name, "pci_io");
+        assert_eq!(l.region_of(0xaaaa_0000_0000).unwrap().name, "user");
+        assert!(l.region_of(0x8000_0000_0000_0000).is_none());
+        let fixmap = l.regions.iter().find(|r| r.name == "fixmap").unwrap();
+        assert_eq!(fixmap.description, "fixmap");
+        // The same image at the very start of vmalloc, and the outer one
+        // first, whatever the order of the lines.
+        let swapped = ARM64_LAYOUT
+            .replace("kernel_image_start 0xffff800080000000\n", "")
+            .replace(
+                "vmalloc_start 0xffff800080000000\n",
+                "kernel_image_start 0xffff800080000000\nvmalloc_start 0xffff800080000000\n",
+            );
+        let s = parse_layout_as(&swapped, "arm64").unwrap();
+        assert_eq!(s.regions, l.regions);
+        // Inside is fine, across the edge is not.
+        let across = ARM64_LAYOUT.replace(
+            "kernel_image_start 0xffff800080000000",
+            "kernel_image_start 0xffff80007f000000",
+        );
+        let err = parse_layout_as(&across, "arm64").unwrap_err();
+        assert!(format!("{err:#}").contains("overlap"), "{err:#}");
+        // An `arch` line names the architecture whoever reads it.
+        let named = format!("arch aarch64\n{ARM64_LAYOUT}");
+        assert_eq!(parse_layout_as(&named, "x86_64").unwrap().arch, "arm64");
+        let r = parse_report(ARM64_REPORT).unwrap();
+        r.complete_and_clean().unwrap();
+        for a in &r.allocations {
+            assert_eq!(l.region_of(a.vaddr).unwrap().name, a.region);
+        }
+        assert_eq!(
+            r.allocations[0].vaddr - l.num("page_offset").unwrap() + l.phys_offset(),
+            r.allocations[0].phys
+        );
+    }
+
+    #[test]
+    fn architecture_names() {
+        assert_eq!(arch_name("aarch64"), "arm64");
+        assert_eq!(arch_name("x86_64"), "x86_64");
+        assert_eq!(arch_name("riscv64"), "riscv64");
+        let running = running_arch();
+        assert_eq!(running, arch_name(std::env::consts::ARCH));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 //! `mapdrv layout --self`: the user-space counterpart of the kernel's
 //! layout (its report opens "below are addresses of types of process's
-//! mem"): where this process's code, data, bss, heap and stack are, plus a
+//! mem"): where this process's code, data, bss, heap and stack are, what
+//! the kernel maps into every process (the vDSO and its data; on x86_64
+//! the legacy vsyscall page too, which arm64 does not have), plus a
 //! mapping of /dev/mapdrv, each address
 //! looked up in /proc/self/maps; and, as root, the PFN behind each page of
 //! the mapping next to the kernel's view of the same page (debugfs pages).
@@ -116,7 +118,7 @@ pub fn run(device: &Path, debugfs_dir: &Path, json: bool, out: &mut dyn Write) -
         &std::fs::read_to_string("/proc/self/maps").context("cannot read /proc/self/maps")?,
     );
 
-    let items_raw: [(&'static str, &'static str, u64); 8] = [
+    let mut items_raw: Vec<(&'static str, &'static str, u64)> = vec![
         (
             "text",
             "address of main (code segment)",
@@ -146,6 +148,7 @@ pub fn run(device: &Path, debugfs_dir: &Path, json: bool, out: &mut dyn Write) -
         ),
         ("stack", "a local variable one call deeper", stack_address()),
     ];
+    items_raw.extend(kernel_provided(&maps));
     let mut items: Vec<Item> = items_raw
         .iter()
         .map(|&(segment, what, addr)| Item {
@@ -245,6 +248,28 @@ pub fn run(device: &Path, debugfs_dir: &Path, json: bool, out: &mut dyn Write) -
     Ok(true)
 }
 
+/// What the kernel maps into every process, as far as this one has it: the
+/// vDSO (the auxiliary vector says where), its data pages, and the legacy
+/// vsyscall page, which only x86_64 has (at a fixed address in the kernel
+/// half); by /proc/self/maps, so whatever the architecture.
+fn kernel_provided(maps: &[MapsLine]) -> Vec<(&'static str, &'static str, u64)> {
+    let mut items = Vec::new();
+    // SAFETY: getauxval only reads this process's auxiliary vector.
+    let vdso = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    if vdso != 0 {
+        items.push(("vdso", "the vDSO (AT_SYSINFO_EHDR)", vdso as u64));
+    }
+    for (name, what) in [
+        ("[vvar]", "the vDSO's data ([vvar])"),
+        ("[vsyscall]", "the legacy vsyscall page"),
+    ] {
+        if let Some(m) = maps.iter().find(|m| m.name == name) {
+            items.push(("vdso", what, m.start));
+        }
+    }
+    items
+}
+
 fn title(segment: &str) -> &'static str {
     match segment {
         "text" => "Text",
@@ -252,6 +277,7 @@ fn title(segment: &str) -> &'static str {
         "bss" => "BSS",
         "heap" => "Heap",
         "stack" => "Stack",
+        "vdso" => "Kernel-provided",
         _ => "Mapping",
     }
 }
@@ -286,5 +312,28 @@ mod tests {
         );
         assert!(!where_is(&maps, std::ptr::from_ref(&DATA_VAR) as u64).contains("not mapped"));
         assert!(where_is(&maps, run as *const () as u64).starts_with("r-x"));
+    }
+
+    #[test]
+    fn the_vdso_is_where_maps_says() {
+        let maps = parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap());
+        let items = kernel_provided(&maps);
+        // A vDSO unless the kernel has none (vdso=0) or an emulator none.
+        let vdso = items.iter().find(|i| i.1.starts_with("the vDSO ("));
+        assert_eq!(
+            vdso.is_some(),
+            maps.iter().any(|m| m.name == "[vdso]"),
+            "{items:?}"
+        );
+        if let Some(&(_, _, addr)) = vdso {
+            assert!(where_is(&maps, addr).ends_with("[vdso]"), "{items:?}");
+        }
+        // vsyscall only where maps lists it, which only x86_64 can.
+        let vsyscall = items.iter().find(|i| i.1.contains("vsyscall"));
+        if cfg!(target_arch = "x86_64") {
+            assert!(vsyscall.is_none_or(|v| v.2 == 0xffff_ffff_ff60_0000));
+        } else {
+            assert!(vsyscall.is_none(), "{vsyscall:?}");
+        }
     }
 }

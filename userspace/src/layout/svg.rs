@@ -10,12 +10,18 @@
 //!
 //! 1. the kernel half of the address space, from the lowest kernel region
 //!    to the top (linear);
-//! 2. the top 4 GiB: kernel image, modules, fixmap (linear);
+//! 2. the top 4 GiB (linear): on x86_64 the kernel image, modules and
+//!    fixmap; on arm64 the end of vmemmap, the PCI I/O window and the fixmap
+//!    (its kernel image and modules are at the middle of the kernel half);
 //! 3. the RAM part of the direct map, `[PAGE_OFFSET, high_memory)`, with
 //!    the demo's direct-map allocations (linear);
 //! 4. the start of the vmalloc area with the demo's vmalloc allocation and
-//!    the /dev/mapdrv buffer (linear);
+//!    the /dev/mapdrv buffer, and what lies inside the area there (arm64's
+//!    kernel image, without KASLR) (linear);
 //! 5. every region's size on a log scale.
+//!
+//! Which regions there are is the architecture's: each is drawn by its
+//! name, a region inside another (arm64's kernel image in vmalloc) over it.
 //!
 //! Below, a second panel plots the pages of the vmalloc allocations against
 //! their page frame numbers: virtually contiguous pages, physically
@@ -97,7 +103,17 @@ fn colour(region: &str) -> RGBColor {
         "kernel_image" => RGBColor(240, 110, 90),
         "modules" => RGBColor(250, 220, 90),
         "fixmap" => RGBColor(100, 200, 200),
+        "pci_io" => RGBColor(200, 170, 120),
+        "kasan_shadow" => RGBColor(160, 160, 210),
         _ => RGBColor(170, 170, 170),
+    }
+}
+
+/// A region's name in a sentence: `kernel image`, `PCI I/O`.
+fn spoken(region: &str) -> String {
+    match region {
+        "pci_io" => "PCI I/O".into(),
+        _ => region.replace('_', " "),
     }
 }
 
@@ -223,23 +239,42 @@ fn axis_ends(area: &Area<'_>, axis: Axis, y: i32) -> Result<()> {
     )
 }
 
-/// A band zooming into `[lo, hi)` of one region, with `marks` (name,
-/// address, size) drawn as ticks or spans, labelled in staggered rows.
+/// A band zooming into `[lo, hi)` of region `zoomed`, with the regions
+/// inside it there drawn in their colours, and `marks` (name, address,
+/// size) drawn as ticks or spans, labelled in staggered rows.
 fn zoom_band(
     area: &Area<'_>,
     y: i32,
     title: &str,
     axis: Axis,
-    fill: RGBColor,
+    (layout, zoomed): (&Layout, &str),
     marks: &[(String, u64, u64)],
 ) -> Result<()> {
     text(area, title, (LEFT, y), 15, top_left())?;
     let top = y + 20;
     area.draw(&Rectangle::new(
         [(LEFT, top), (RIGHT, top + BAR_HEIGHT)],
-        ShapeStyle::from(&fill).filled(),
+        ShapeStyle::from(&colour(zoomed)).filled(),
     ))
     .map_err(err)?;
+    let outer = layout.regions.iter().find(|r| r.name == zoomed);
+    let inner = layout.regions.iter().filter(|r| {
+        outer.is_some_and(|o| r.name != o.name && o.start <= r.start && r.end <= o.end)
+            && r.start < axis.hi
+            && r.end > axis.lo
+    });
+    for r in inner {
+        let (x0, x1) = (axis.x(r.start), axis.x(r.end).max(axis.x(r.start) + 3));
+        area.draw(&Rectangle::new(
+            [(x0, top), (x1, top + BAR_HEIGHT)],
+            ShapeStyle::from(&colour(&r.name)).filled(),
+        ))
+        .map_err(err)?;
+        let label = format!("{} ({})", r.name, human(r.size));
+        if x1 - x0 > label_width(&label) {
+            text(area, &label, ((x0 + x1) / 2, top + 7), 12, top_center())?;
+        }
+    }
     area.draw(&Rectangle::new(
         [(LEFT, top), (RIGHT, top + BAR_HEIGHT)],
         BLACK.stroke_width(1),
@@ -330,10 +365,15 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             .values
             .get("paging_levels")
             .map_or("?", String::as_str);
+        let va_bits = layout
+            .values
+            .get("va_bits")
+            .map_or(String::new(), |b| format!(", {b}-bit addresses"));
         text(
             &bands,
             &format!(
-                "x86_64 kernel address space ({levels}-level paging, KASLR: image {}, memory {}); to scale within each band",
+                "{} kernel address space ({levels}-level paging{va_bits}, KASLR: image {}, memory {}); to scale within each band",
+                layout.arch,
                 if layout.flag("kaslr_text") {
                     "on"
                 } else {
@@ -367,14 +407,21 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             layout,
             true,
         )?;
+        let top4g = Axis {
+            lo: 0xffff_ffff_0000_0000,
+            hi: u64::MAX,
+        };
+        let in_top4g: Vec<String> = layout
+            .regions
+            .iter()
+            .filter(|r| r.end > top4g.lo)
+            .map(|r| spoken(&r.name))
+            .collect();
         band(
             &bands,
             170,
-            "2. Top 4 GiB: kernel image, modules, fixmap",
-            Axis {
-                lo: 0xffff_ffff_0000_0000,
-                hi: u64::MAX,
-            },
+            &format!("2. Top 4 GiB: {}", in_top4g.join(", ")),
+            top4g,
             layout,
             false,
         )?;
@@ -397,11 +444,15 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
                     .unwrap_or(ram),
             )
             .min(ram);
+        let phys_offset = match layout.phys_offset() {
+            0 => String::new(),
+            p => format!(" + PHYS_OFFSET ({})", hex(p)),
+        };
         zoom_band(
             &bands,
             300,
             &format!(
-                "3. Direct map: first {} of the {} of RAM [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET",
+                "3. Direct map: first {} of the {} of RAM [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET{phys_offset}",
                 human(direct_hi - page_offset),
                 human(ram)
             ),
@@ -409,17 +460,18 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
                 lo: page_offset,
                 hi: direct_hi,
             },
-            colour("direct_map"),
+            (layout, "direct_map"),
             &direct,
         )?;
         let vmalloc_start = layout.num("vmalloc_start")?;
+        let page_size = layout.page_size();
         let mut vm: Vec<(String, u64, u64)> = report
             .allocations
             .iter()
             .filter(|a| a.region == "vmalloc")
-            .map(|a| (a.name.clone(), a.vaddr, a.pages * 4096))
+            .map(|a| (a.name.clone(), a.vaddr, a.pages * page_size))
             .collect();
-        if let Some(first) = layout_buffer(report) {
+        if let Some(first) = layout_buffer(report, page_size) {
             vm.push(first);
         }
         vm.sort_by_key(|m| m.1);
@@ -442,20 +494,24 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
                 lo: vmalloc_start,
                 hi: vm_hi,
             },
-            colour("vmalloc"),
+            (layout, "vmalloc"),
             &vm,
         )?;
         log_band(&bands, 580, layout)?;
-        pages_panel(&pages, report, buffer_pages)?;
+        pages_panel(&pages, report, buffer_pages, page_size)?;
         root.present().map_err(err)?;
     }
     Ok(out)
 }
 
 /// The /dev/mapdrv buffer from the report's `buffer` line, if any.
-fn layout_buffer(report: &Report) -> Option<(String, u64, u64)> {
+fn layout_buffer(report: &Report, page_size: u64) -> Option<(String, u64, u64)> {
     let b = report.buffer?;
-    Some(("/dev/mapdrv buffer".to_string(), b.vaddr, b.pages * 4096))
+    Some((
+        "/dev/mapdrv buffer".to_string(),
+        b.vaddr,
+        b.pages * page_size,
+    ))
 }
 
 /// A round bound at or above `v` (at least 4 KiB): `v` rounded up to an
@@ -468,7 +524,12 @@ fn nice_bound(v: u64) -> u64 {
 
 /// Page index (virtual order) against PFN for the demo's vmalloc
 /// allocation and the /dev/mapdrv buffer.
-fn pages_panel(area: &Area<'_>, report: &Report, buffer_pages: &[u64]) -> Result<()> {
+fn pages_panel(
+    area: &Area<'_>,
+    report: &Report,
+    buffer_pages: &[u64],
+    page_size: u64,
+) -> Result<()> {
     let demo: Vec<(u64, u64)> = report
         .vmalloc_pages
         .iter()
@@ -498,10 +559,15 @@ fn pages_panel(area: &Area<'_>, report: &Report, buffer_pages: &[u64]) -> Result
         .y_label_area_size(90)
         .build_cartesian_2d(0u64..max_index, min_pfn.saturating_sub(pad)..max_pfn + pad)
         .map_err(err)?;
+    let x_desc = format!(
+        "page index in the allocation (virtual address order, {} apart)",
+        human(page_size)
+    );
+    let y_desc = format!("page frame number (phys >> {})", page_size.trailing_zeros());
     chart
         .configure_mesh()
-        .x_desc("page index in the allocation (virtual address order, 4 KiB apart)")
-        .y_desc("page frame number (phys >> 12)")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .y_label_formatter(&|v| format!("{v:#x}"))
         .draw()
         .map_err(err)?;
@@ -534,8 +600,20 @@ fn pages_panel(area: &Area<'_>, report: &Report, buffer_pages: &[u64]) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{parse_layout, parse_report, tests::LAYOUT, tests::REPORT};
+    use super::super::model::{
+        parse_report,
+        tests::{ARM64_REPORT, REPORT, arm64_layout, x86_layout},
+    };
     use super::*;
+
+    /// The texts of an SVG document.
+    fn texts(svg: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
+        doc.descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+            .collect()
+    }
 
     #[test]
     fn sizes_read_well() {
@@ -568,7 +646,7 @@ mod tests {
 
     #[test]
     fn svg_is_well_formed_and_labelled() {
-        let layout = parse_layout(LAYOUT).unwrap();
+        let layout = x86_layout();
         let report = parse_report(REPORT).unwrap();
         let svg = render(&layout, &report, &[0x2d8, 0x2d9, 0x4ec]).unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
@@ -602,8 +680,45 @@ mod tests {
     }
 
     #[test]
+    fn svg_names_the_architecture() {
+        let x86 = texts(&render(&x86_layout(), &Report::default(), &[]).unwrap());
+        for want in [
+            "x86_64 kernel address space (5-level paging, KASLR: image off, memory off); to scale within each band",
+            "2. Top 4 GiB: kernel image, modules, fixmap",
+            "page frame number (phys >> 12)",
+        ] {
+            assert!(x86.iter().any(|t| t == want), "no {want:?} in {x86:?}");
+        }
+        assert!(!x86.iter().any(|t| t.contains("PHYS_OFFSET (")), "{x86:?}");
+        let report = parse_report(ARM64_REPORT).unwrap();
+        let arm64 = texts(&render(&arm64_layout(), &report, &[0x4100, 0x4101]).unwrap());
+        for want in [
+            "arm64 kernel address space (4-level paging, 48-bit addresses, KASLR: image off, memory off); to scale within each band",
+            "2. Top 4 GiB: vmemmap, PCI I/O, fixmap",
+        ] {
+            assert!(arm64.iter().any(|t| t == want), "no {want:?} in {arm64:?}");
+        }
+        for want in [
+            "kernel_image (42 MiB)",
+            "modules (2 GiB)",
+            "vmalloc (",
+            "pci_io",
+            "here phys = virt - PAGE_OFFSET + PHYS_OFFSET (0x40000000)",
+            "kmalloc 0xffff00000125f980",
+            "vmalloc 0xffff800082b33000",
+            "/dev/mapdrv buffer 0xffff800082b28000",
+        ] {
+            assert!(
+                arm64.iter().any(|t| t.contains(want)),
+                "no text with {want:?} in {arm64:?}"
+            );
+        }
+        assert!(!arm64.iter().any(|t| t.contains("x86")), "{arm64:?}");
+    }
+
+    #[test]
     fn svg_without_demo_report() {
-        let layout = parse_layout(LAYOUT).unwrap();
+        let layout = x86_layout();
         let svg = render(&layout, &Report::default(), &[]).unwrap();
         roxmltree::Document::parse(&svg).expect("well-formed XML");
     }

@@ -20,8 +20,6 @@ use crate::abi::MapdrvInfo;
 
 /// `MAX_RW_COUNT`: the most one read or write moves (INT_MAX & PAGE_MASK).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
-/// The top of the default mmap window (47 bits; above it only by hint).
-const MAP_WINDOW: u64 = 1 << 47;
 
 /// The `_IOC_TYPE` bytes of the ioctls the VFS handles itself for any file
 /// (FIOCLEX, FIFREEZE, FS_IOC_*, FICLONE, FIGETBSZ...): a random command of
@@ -110,9 +108,10 @@ fn mmap_errno(model: &Model, op: &Mmap, access: Option<Access>, noexec: bool) ->
     if pgoff.checked_add(pages).is_none() {
         return pre(Errno::EOVERFLOW);
     }
-    // Without an address hint above it, mmap stays below 128 TiB even
-    // with 5-level paging (DEFAULT_MAP_WINDOW).
-    if rounded > MAP_WINDOW - ps {
+    // Without an address hint above it, mmap stays below the default
+    // window (DEFAULT_MAP_WINDOW: 128 TiB on x86_64 even with 5-level
+    // paging, 256 TiB on arm64 even with 52-bit addresses).
+    if rounded > model.map_window - ps {
         return pre(Errno::ENOMEM);
     }
     if matches!(op.place, Place::NoReplace(_)) {
@@ -414,6 +413,11 @@ pub struct RwPlan {
     pub pos: i64,
     /// The bytes that move.
     pub moved: usize,
+    /// The user memory ends before the transfer would: the copy stops at a
+    /// page it cannot access, after `moved` bytes, or before on an
+    /// architecture whose copies are not exact to the byte (see
+    /// [`RwPlan::allows`]).
+    pub cut_short: bool,
     /// The source of a write as the model sees it (for a write from the
     /// heap, what to put there first: as many bytes as the driver takes).
     pub src: Vec<u8>,
@@ -466,6 +470,7 @@ pub fn rw(
         want,
         pos,
         moved,
+        cut_short: moved < k,
         src,
     })
 }
@@ -531,6 +536,28 @@ fn rw_errno(
 }
 
 impl RwPlan {
+    /// Whether `n` bytes moved is a right answer. Exactly [`RwPlan::moved`],
+    /// with `exact_uaccess` (x86_64's user copies stop at the first byte
+    /// they cannot access). Without it, a copy cut short by user memory
+    /// it cannot access may stop before that byte, as the kernel's contract
+    /// for `raw_copy_{to,from}_user` allows (include/linux/uaccess.h: the
+    /// bytes past the reported ones are left alone, and nothing is copied
+    /// only when nothing could be): arm64's copies store 16 bytes at a
+    /// time, and the store that crosses into the page it cannot write is
+    /// not reported at all.
+    pub fn allows(&self, n: usize, exact_uaccess: bool) -> bool {
+        n == self.moved || (!exact_uaccess && self.cut_short && (1..self.moved).contains(&n))
+    }
+
+    /// The plan for a transfer that moved `n` bytes ([`RwPlan::allows`]).
+    pub fn with_moved(&self, n: usize) -> RwPlan {
+        RwPlan {
+            moved: n,
+            src: self.src[..n.min(self.src.len())].to_vec(),
+            ..self.clone()
+        }
+    }
+
     /// Applies a successful transfer to the model: a write changes the
     /// buffer, a read into the arena stores there. Returns the bytes a read
     /// brings (empty for a write).

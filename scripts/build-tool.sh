@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the mapdrv tool (userspace/) for ARCH's guest, a statically linked
+# release binary, and print its path on stdout.
+#
+# Usage: scripts/build-tool.sh [ARCH]
+#   ARCH  x86_64 or arm64 (default $MAPDRV_ARCH, the Makefile's ARCH=, else
+#         x86_64)
+#
+# The binary is userspace/target/<rust_target ARCH>/release/mapdrv.
+#
+# The host's own architecture is built as `cargo build` in userspace/ does:
+# the cargo and rustc first on PATH (rustup's), with the static linking of
+# userspace/.cargo/config.toml.
+#
+# arm64 on an x86_64 host is cross-built: there is no rustup target for
+# aarch64 here, so Debian's rustc (rustc-web, /usr/bin/rustc) builds it
+# against its own aarch64 standard library (libstd-rust-web-dev:arm64, the
+# same version, which scripts/setup.sh unpacks into the cache), and clang-19
+# links it with lld against Debian's cross C library (libc6-dev-arm64-cross,
+# libgcc-12-dev-arm64-cross). The --sysroot that finds that standard
+# library is passed through CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which applies
+# to the tool's crates only: proc macros and build scripts are built for
+# the host, by the same rustc, with its default sysroot. The units of one
+# rustc never replace the other's (cargo keys them by the rustc version),
+# so the x86_64 and arm64 builds share userspace/target/ and neither
+# rebuilds because of the other.
+source "$(dirname "$0")/lib.sh"
+
+[ $# -le 1 ] || die "usage: scripts/build-tool.sh [x86_64|arm64]"
+arch=$(mapdrv_arch "${1:-}")
+host=$(host_arch)
+target=$(rust_target "$arch")
+cargo=${CARGO:-cargo}
+userspace=$MAPDRV_ROOT/userspace
+binary=$userspace/target/$target/release/mapdrv
+
+command -v "$cargo" >/dev/null ||
+	die "no $cargo on PATH: install Rust (rustup) to build the mapdrv tool"
+
+if [ "$arch" = "$host" ]; then
+	(cd "$userspace" && "$cargo" build --quiet --release --locked --target "$target") >&2 ||
+		die "building the mapdrv tool for $arch failed (cargo's errors are above)"
+elif [ "$arch" = arm64 ] && [ "$host" = x86_64 ]; then
+	triple=$(c_target "$arch")
+	sysroot=$(foreign_dir "$arch")/usr
+	stamp=$(foreign_dir "$arch")/.mapdrv-unpacked
+	clang=clang$KERNEL_LLVM_SUFFIX
+	rustc_version=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) ||
+		die "Debian's rustc-web is not installed ($KERNEL_RUSTC): run scripts/setup.sh"
+	[ -x "$KERNEL_RUSTC" ] || die "no $KERNEL_RUSTC (Debian's rustc-web): run scripts/setup.sh"
+	[ -f "$stamp" ] && [ -d "$sysroot/lib/rustlib/$target/lib" ] ||
+		die "no $arch Rust standard library in $sysroot: run scripts/setup.sh"
+	[ "$(cut -d' ' -f1 "$stamp")" = "$rustc_version" ] ||
+		die "the $arch Rust standard library in $sysroot is for rustc-web $(cut -d' ' -f1 "$stamp"), not the installed $rustc_version: run scripts/setup.sh"
+	command -v "$clang" >/dev/null || die "no $clang: run scripts/setup.sh"
+	command -v "ld.lld$KERNEL_LLVM_SUFFIX" >/dev/null || die "no ld.lld$KERNEL_LLVM_SUFFIX (package lld-19): run scripts/setup.sh"
+	[ -f "/usr/$triple/lib/libc.a" ] ||
+		die "no /usr/$triple/lib/libc.a (package libc6-dev-$(debian_arch "$arch")-cross): run scripts/setup.sh"
+	compgen -G "/usr/lib/gcc-cross/$triple/*/libgcc_eh.a" >/dev/null ||
+		die "no libgcc_eh.a in /usr/lib/gcc-cross/$triple (package libgcc-12-dev-$(debian_arch "$arch")-cross): run scripts/setup.sh"
+	# clang finds Debian's cross C library (/usr/$triple) and the GCC start
+	# files and libgcc_eh (/usr/lib/gcc-cross/$triple) by itself from
+	# --target; a --sysroot=/usr/$triple would hide the latter.
+	env_name=CARGO_TARGET_$(echo "$target" | tr a-z- A-Z_)
+	(cd "$userspace" &&
+		env RUSTC="$KERNEL_RUSTC" \
+			"${env_name}_LINKER=$clang" \
+			"${env_name}_RUSTFLAGS=--sysroot=$sysroot -C link-arg=--target=$triple -C link-arg=-fuse-ld=lld" \
+			"$cargo" build --quiet --release --locked --target "$target") >&2 ||
+		die "cross-building the mapdrv tool for $arch failed (cargo's errors are above)"
+else
+	die "building the mapdrv tool for $arch on a $host host is not set up (only the host's own architecture, and arm64 on x86_64)"
+fi
+
+[ -x "$binary" ] || die "cargo succeeded but there is no $binary"
+# The guest has no shared libraries: the binary must be static, and for ARCH.
+if command -v file >/dev/null; then
+	case $arch in
+	x86_64) machine=x86-64 ;;
+	arm64) machine=aarch64 ;;
+	esac
+	desc=$(file -b "$binary")
+	[[ $desc == *"$machine"* && $desc == *"statically linked"* ]] ||
+		die "$binary is not a statically linked $arch executable: $desc"
+fi
+echo "$binary"
