@@ -50,8 +50,13 @@ kdir=$(cd "$kdir" && pwd)
 # The tree's architecture must be the one asked for: a module built by
 # ARCH=arm64 against an x86_64 tree (or the reverse) fails deep in Kbuild.
 tree_arch=$(kernel_config_arch "$kdir/.config")
-[ "$tree_arch" = "$arch" ] ||
-	die "KDIR=$kdir is configured for $tree_arch, but the module is being built for $arch (ARCH=$arch): pass a KDIR built for $arch, or ARCH=$tree_arch"
+if [ "$tree_arch" != "$arch" ]; then
+	case " $MAPDRV_ARCHES " in
+	*" $tree_arch "*) hint="pass a KDIR built for $arch, or ARCH=$tree_arch" ;;
+	*) hint="pass a KDIR built for $arch (this project builds for $MAPDRV_ARCHES)" ;;
+	esac
+	die "KDIR=$kdir is configured for $tree_arch, but the module is being built for $arch (ARCH=$arch): $hint"
+fi
 grep -qx 'CONFIG_RUST=y' "$kdir/.config" ||
 	die "KDIR=$kdir is built without Rust (CONFIG_RUST is not set): enable CONFIG_RUST and rebuild it, or leave KDIR unset to use the project's kernel"
 grep -qx 'CONFIG_MODULES=y' "$kdir/.config" || die "KDIR=$kdir has no module support (CONFIG_MODULES is not set)"

@@ -12,12 +12,13 @@ expect_match "KDIR=/nonexistent: says there is no such directory" 'KDIR=/nonexis
 expect_match "KDIR that is not a kernel tree: says so" 'is not a kernel tree' \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$work' 2>&1; test \$? -ne 0"
 
-# A configured tree without Rust: tinyconfig of the same source, which takes
-# a few seconds and no build.
+# A configured tree without Rust: tinyconfig of the same source for
+# x86_64 (plain tinyconfig is i386 on x86), which takes a few seconds and no
+# build.
 src=$(source "$root/scripts/lib.sh"; kernel_src_dir)
 norust=$work/norust
 if [ ! -f "$norust/.config" ]; then
-	make -s -C "$src" O="$norust" LLVM=-19 tinyconfig >/dev/null 2>&1
+	make -s -C "$src" O="$norust" ARCH=x86_64 LLVM=-19 tinyconfig >/dev/null 2>&1
 fi
 check "a tinyconfig tree without Rust was configured" test -f "$norust/.config"
 expect_match "KDIR without CONFIG_RUST: says it is built without Rust" 'built without Rust \(CONFIG_RUST is not set\)' \
@@ -47,6 +48,14 @@ sed 's/^CONFIG_X86_64=y$/CONFIG_ARM64=y/' "$kdir/.config" >"$armfake/.config"
 expect_match "an arm64 KDIR without ARCH: names both architectures" \
 	"KDIR=$armfake is configured for arm64, but the module is being built for x86_64" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$armfake' 2>&1; test \$? -ne 0"
+# A tree for an architecture the project does not build for at all.
+i386=$work/i386tree
+rm -rf "$i386" && mkdir -p "$i386/rust"
+cp "$kdir/Makefile" "$kdir/Module.symvers" "$i386/"
+sed -e 's/^CONFIG_X86_64=y$/# CONFIG_X86_64 is not set/' -e '$a CONFIG_X86_32=y' "$kdir/.config" >"$i386/.config"
+expect_match "an i386 KDIR: names it and the architectures the project builds" \
+	"KDIR=$i386 is configured for i386, but the module is being built for x86_64 \\(ARCH=x86_64\\): pass a KDIR built for x86_64 \\(this project builds for x86_64 arm64\\)" \
+	bash -c "make -C '$root' --no-print-directory module KDIR='$i386' 2>&1; test \$? -ne 0"
 expect_match "an unknown ARCH: says which are known" "unknown architecture 'sparc' \(known: x86_64 arm64\)" \
 	bash -c "make -C '$root' --no-print-directory module ARCH=sparc 2>&1; test \$? -ne 0"
 check "make kdir prints the tree in use" bash -c "make -C '$root' --no-print-directory kdir 2>/dev/null | grep -qx '$kdir'"
