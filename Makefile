@@ -108,8 +108,8 @@ test:
 
 ## Long runs are benchmarks, not tests: fuzz and stress on the debug kernel for
 ## SOAK_SECONDS each (default 600) with new random seeds (printed in the logs).
-soak: debug-module tool
-	@MAPDRV_TOOL=$(TOOL) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
+soak: x86_64-only debug-module tool
+	@MAPDRV_TOOL=$(TOOL_x86_64) MAPDRV_DEBUG_MODULE=$(DEBUG_MODULE) \
 		MAPDRV_DEBUG_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh debug)/arch/x86/boot/bzImage \
 		bash $(ROOT)/tests/run.sh --soak $(SOAK_SECONDS)
 
@@ -150,8 +150,13 @@ shell: module tool
 		status=$$?; $(CHECK_KERNEL_LOG) $(MAPDRV_CACHE)/logs/shell-dmesg.txt && exit $$status
 
 ## The VM under gdb: a debug-info kernel, QEMU's gdb stub, the gdb command to run.
-gdb: tool
+gdb: x86_64-only tool
 	@bash $(ROOT)/scripts/gdb.sh $(TOOL)
+
+# The debug and gdb kernels are x86_64's (KASAN with Rust, the gdb scripts).
+.PHONY: x86_64-only
+x86_64-only:
+	@$(if $(filter-out x86_64,$(MAPDRV_ARCH)),echo "error: make $(MAKECMDGOALS) is set up for x86_64 only (not ARCH=$(ARCH))" >&2; exit 2)
 
 clean:
 	@bash $(ROOT)/scripts/build-module.sh $(KDIR_ARG) clean >/dev/null 2>&1 || \
