@@ -34,17 +34,16 @@ fn check_ptr(ret: *mut c_void) -> SysResult {
     }
 }
 
-/// Whether the page at `addr` lies in this process's user address space:
-/// asking for it with `MAP_FIXED_NOREPLACE` either gets it (given back at
-/// once) or finds something there already (`EEXIST`); above the top of the
-/// user address space the kernel refuses with `ENOMEM`.
-pub fn is_user_page(addr: usize, page_size: usize) -> bool {
+/// `len` bytes of placeholder (anonymous, `PROT_NONE`, not reserved) at
+/// `addr` with `MAP_FIXED_NOREPLACE`: never replaces a mapping, fails with
+/// `EEXIST` where something is mapped already.
+fn map_placeholder_noreplace(addr: *mut c_void, len: usize) -> SysResult {
     // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping, so nothing that
-    // the program uses changes; a new mapping is unmapped below.
-    let ret = check_ptr(unsafe {
+    // the program uses changes; the new mapping is the caller's to unmap.
+    check_ptr(unsafe {
         libc::mmap(
-            addr as *mut c_void,
-            page_size,
+            addr,
+            len,
             libc::PROT_NONE,
             libc::MAP_PRIVATE
                 | libc::MAP_ANONYMOUS
@@ -53,8 +52,15 @@ pub fn is_user_page(addr: usize, page_size: usize) -> bool {
             -1,
             0,
         )
-    });
-    match ret {
+    })
+}
+
+/// Whether the page at `addr` lies in this process's user address space:
+/// asking for it with `MAP_FIXED_NOREPLACE` either gets it (given back at
+/// once) or finds something there already (`EEXIST`); above the top of the
+/// user address space the kernel refuses with `ENOMEM`.
+pub fn is_user_page(addr: usize, page_size: usize) -> bool {
+    match map_placeholder_noreplace(addr as *mut c_void, page_size) {
         Ok(got) => {
             // SAFETY: `got` is the page this call just mapped (elsewhere
             // than `addr` on a kernel that takes the flag for a hint), which
@@ -125,22 +131,9 @@ impl Arena {
     /// shrinking `mremap`, a failed `MAP_FIXED`). Fails with `EEXIST` if any
     /// of them is still mapped, which proves they all were free otherwise.
     pub fn refill(&self, page: usize, pages: usize) -> SysResult {
-        let addr = self.pages_at(page, pages);
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; the range is
-        // inside the arena, which is ours (owned by its Mapping).
-        check_ptr(unsafe {
-            libc::mmap(
-                addr,
-                pages * self.page_size,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE
-                    | libc::MAP_ANONYMOUS
-                    | libc::MAP_NORESERVE
-                    | libc::MAP_FIXED_NOREPLACE,
-                -1,
-                0,
-            )
-        })
+        // The range is inside the arena, which is ours (owned by its
+        // Mapping): what lands there stays there until the arena goes.
+        map_placeholder_noreplace(self.pages_at(page, pages), pages * self.page_size)
     }
 
     /// Whether every page of the range is mapped (mincore succeeds).
