@@ -27,11 +27,19 @@ expect_match "KDIR without CONFIG_RUST: says it is built without Rust" 'built wi
 # A Rust tree whose rustc differs from ours: a copy of the VM tree's .config
 # with another compiler version recorded is enough for the check.
 kdir=$(bash "$root/scripts/build-module.sh" --print-kdir 2>/dev/null)
-fake=$work/otherrustc
-rm -rf "$fake" && mkdir -p "$fake/rust"
-cp "$kdir/Makefile" "$kdir/Module.symvers" "$fake/"
-touch "$fake/rust/libkernel.rmeta"
-sed 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT="rustc 1.78.0 (9b00956e5 2024-04-29)"/' "$kdir/.config" >"$fake/.config"
+# fake_tree NAME SED-ARGS...: $work/NAME, a copy of the VM tree's files that
+# build-module.sh checks (Makefile, Module.symvers, the Rust metadata) with
+# its .config edited by sed SED-ARGS; prints the directory.
+fake_tree() {
+	local dir=$work/$1
+	shift
+	rm -rf "$dir" && mkdir -p "$dir/rust"
+	cp "$kdir/Makefile" "$kdir/Module.symvers" "$dir/"
+	touch "$dir/rust/libkernel.rmeta"
+	sed "$@" "$kdir/.config" >"$dir/.config"
+	echo "$dir"
+}
+fake=$(fake_tree otherrustc 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT="rustc 1.78.0 (9b00956e5 2024-04-29)"/')
 expect_match "KDIR built by another rustc: names both compilers" "built with 'rustc 1.78.0.*' but the module would be built with 'rustc" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$fake' 2>&1; test \$? -ne 0"
 # A tree of the other architecture: one line that names both, and nothing
@@ -40,19 +48,12 @@ expect_match "KDIR built by another rustc: names both compilers" "built with 'ru
 expect_match "ARCH=arm64 with an x86_64 KDIR: names both architectures" \
 	"KDIR=$kdir is configured for x86_64, but the module is being built for arm64" \
 	bash -c "make -C '$root' --no-print-directory module ARCH=arm64 KDIR='$kdir' 2>&1; test \$? -ne 0"
-armfake=$work/arm64tree
-rm -rf "$armfake" && mkdir -p "$armfake/rust"
-cp "$kdir/Makefile" "$kdir/Module.symvers" "$armfake/"
-touch "$armfake/rust/libkernel.rmeta"
-sed 's/^CONFIG_X86_64=y$/CONFIG_ARM64=y/' "$kdir/.config" >"$armfake/.config"
+armfake=$(fake_tree arm64tree 's/^CONFIG_X86_64=y$/CONFIG_ARM64=y/')
 expect_match "an arm64 KDIR without ARCH: names both architectures" \
 	"KDIR=$armfake is configured for arm64, but the module is being built for x86_64" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$armfake' 2>&1; test \$? -ne 0"
 # A tree for an architecture the project does not build for at all.
-i386=$work/i386tree
-rm -rf "$i386" && mkdir -p "$i386/rust"
-cp "$kdir/Makefile" "$kdir/Module.symvers" "$i386/"
-sed -e 's/^CONFIG_X86_64=y$/# CONFIG_X86_64 is not set/' -e '$a CONFIG_X86_32=y' "$kdir/.config" >"$i386/.config"
+i386=$(fake_tree i386tree -e 's/^CONFIG_X86_64=y$/# CONFIG_X86_64 is not set/' -e '$a CONFIG_X86_32=y')
 expect_match "an i386 KDIR: names it and the architectures the project builds" \
 	"KDIR=$i386 is configured for i386, but the module is being built for x86_64 \\(ARCH=x86_64\\): pass a KDIR built for x86_64 \\(this project builds for x86_64 arm64\\)" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$i386' 2>&1; test \$? -ne 0"
