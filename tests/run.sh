@@ -197,26 +197,20 @@ if [ -n "$only_arch" ]; then
 	done
 	suites=("${kept[@]}")
 fi
-# Without a debug kernel the debug runs are left out, with a note.
-if [ -z "$debug_kernel" ]; then
-	left_out=()
-	kept=()
+# leave_out PREFIX WHY: drops the PREFIX/* runs from the suites, saying
+# why and which if there were any.
+leave_out() {
+	local left=() kept=() s
 	for s in "${suites[@]}"; do
-		case $s in debug/*) left_out+=("$s") ;; *) kept+=("$s") ;; esac
+		case $s in "$1"/*) left+=("$s") ;; *) kept+=("$s") ;; esac
 	done
-	[ ${#left_out[@]} -eq 0 ] || info "no debug kernel given (--debug-kernel, or make test): leaving out ${left_out[*]}"
+	[ ${#left[@]} -eq 0 ] || info "$2: leaving out ${left[*]}"
 	suites=("${kept[@]}")
-fi
-# Likewise without an arm64 kernel.
-if [ -z "$arm64_kernel" ]; then
-	left_out=()
-	kept=()
-	for s in "${suites[@]}"; do
-		case $s in arm64/*) left_out+=("$s") ;; *) kept+=("$s") ;; esac
-	done
-	[ ${#left_out[@]} -eq 0 ] || info "no arm64 kernel given (--arm64-kernel, or make test): leaving out the arm64 runs"
-	suites=("${kept[@]}")
-fi
+}
+# Without a debug kernel the debug runs are left out, with a note; likewise
+# without an arm64 kernel.
+[ -n "$debug_kernel" ] || leave_out debug "no debug kernel given (--debug-kernel, or make test)"
+[ -n "$arm64_kernel" ] || leave_out arm64 "no arm64 kernel given (--arm64-kernel, or make test)"
 
 logs=$out/logs
 rm -rf "$logs"
