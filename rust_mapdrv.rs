@@ -41,10 +41,14 @@ mod arch;
 mod contract;
 #[path = "rust_mapdrv/debugfs.rs"]
 mod debugfs;
+#[path = "rust_mapdrv/decimal.rs"]
+mod decimal;
 #[path = "rust_mapdrv/demo/mod.rs"]
 mod demo;
 #[path = "rust_mapdrv/device.rs"]
 mod device;
+#[path = "rust_mapdrv/highmem.rs"]
+mod highmem;
 #[path = "rust_mapdrv/owned_debugfs.rs"]
 mod owned_debugfs;
 #[path = "rust_mapdrv/registration.rs"]

@@ -311,7 +311,7 @@ pub(crate) struct WalkMismatch {
 
 impl WalkMismatch {
     /// The answer for a page outside the allocation.
-    const NO_PAGE: Self = Self {
+    pub(crate) const NO_PAGE: Self = Self {
         walked: Err(NotMapped {
             level: Level::TOP,
             entry: 0,

@@ -31,8 +31,10 @@ use kernel::{
 use crate::{
     arch,
     contract::Mode,
+    decimal::Decimal,
     demo::{self, Demo},
     device::Mapdrv,
+    highmem,
     owned_debugfs::{self, FileSpec, Operations},
 };
 
@@ -101,12 +103,30 @@ impl DebugFs {
 fn show_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let dev = &data.device;
     let buffer = &dev.buffer;
-    writeln!(f, "# index kernel_vaddr pfn direct_map_addr")?;
+    // direct_map_addr is 0 and page_address "none" for a highmem page
+    // (32-bit ARM) that no kmap() maps now: it has no permanent kernel
+    // address.
+    writeln!(
+        f,
+        "# index kernel_vaddr pfn direct_map_addr zone page_address"
+    )?;
     for index in 0..buffer.pages() {
         let vaddr = buffer.page_vaddr(index).unwrap_or(0);
         let pfn = buffer.kernel_pfn(index).unwrap_or(0);
-        let direct = arch::DirectMap::current().addr_of_pfn(pfn);
-        writeln!(f, "{index} {vaddr:#x} {pfn:#x} {direct:#x}")?;
+        let direct = arch::DirectMap::current().addr_of_pfn(pfn).unwrap_or(0);
+        let zone = highmem::zone_name(pfn);
+        write!(
+            f,
+            "{index} {vaddr:#x} {pfn:#x} {direct:#x} {}",
+            zone.to_str().unwrap_or("?")
+        )?;
+        match buffer
+            .page(index)
+            .and_then(|p| highmem::page_address(p.as_ptr()))
+        {
+            Some(addr) => writeln!(f, " {addr:#x}")?,
+            None => writeln!(f, " none")?,
+        }
     }
     Ok(())
 }
@@ -114,13 +134,13 @@ fn show_pages(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 fn show_stats(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let dev = &data.device;
     for (name, value) in dev.stats.snapshot() {
-        writeln!(f, "{name} {value}")?;
+        writeln!(f, "{name} {}", Decimal(value))?;
     }
     writeln!(f, "pages {}", dev.buffer.pages())?;
     let load = &dev.load;
-    writeln!(f, "load_alloc_ns {}", load.alloc_ns)?;
-    writeln!(f, "load_fill_ns {}", load.fill_ns)?;
-    writeln!(f, "load_walk_ns {}", load.walk_ns)
+    writeln!(f, "load_alloc_ns {}", Decimal(load.alloc_ns))?;
+    writeln!(f, "load_fill_ns {}", Decimal(load.fill_ns))?;
+    writeln!(f, "load_walk_ns {}", Decimal(load.walk_ns))
 }
 
 fn show_mode(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -207,7 +227,10 @@ fn show_hold(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Some(b) => writeln!(
             f,
             "order {} pages {} pfn {:#x} vaddr {:#x}",
-            b.order, b.pages, b.pfn, b.vaddr
+            b.order,
+            b.pages,
+            b.pfn,
+            b.vaddr.unwrap_or(0)
         ),
     }
 }

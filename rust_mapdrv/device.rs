@@ -24,7 +24,13 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-use crate::{arch, contract, contract::Mode, vmalloc_util, vmalloc_util::VmallocBuffer};
+use crate::{
+    arch, contract,
+    contract::Mode,
+    decimal::{div_u64, Decimal},
+    highmem, vmalloc_util,
+    vmalloc_util::VmallocBuffer,
+};
 
 /// The checked module parameters the device is made with.
 pub(crate) struct Params {
@@ -151,12 +157,10 @@ impl Mapdrv {
         pr_info!(
             "load timing: {} pages: alloc {} ns, fill {} ns, walk+check {} ns ({} ns/page in all)\n",
             pages,
-            load.alloc_ns,
-            load.fill_ns,
-            load.walk_ns,
-            (load.alloc_ns + load.fill_ns + load.walk_ns)
-                .checked_div(pages as u64)
-                .unwrap_or(0)
+            Decimal(load.alloc_ns),
+            Decimal(load.fill_ns),
+            Decimal(load.walk_ns),
+            Decimal(div_u64(load.alloc_ns + load.fill_ns + load.walk_ns, pages as u64))
         );
         Ok(Arc::new(
             Self {
@@ -223,16 +227,29 @@ fn log_pages(buffer: &VmallocBuffer, paging: arch::Paging, runs: usize) {
             }
         }
         let phys = arch::pfn_phys(walk.pfn);
-        pr_info!(
-            "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} -> direct map {:#x}\n",
-            index,
-            buffer.page_vaddr(index).unwrap_or(0),
-            walk.leaf.name(),
-            walk.steps.iter().flatten().last().map_or(0, |s| s.entry),
-            walk.pfn,
-            phys,
-            direct_map.addr_of_pfn(walk.pfn)
-        );
+        let zone = highmem::zone_name(walk.pfn);
+        let zone = zone.to_str().unwrap_or("?");
+        let permanent = buffer
+            .page(index)
+            .and_then(|p| highmem::page_address(p.as_ptr()));
+        let vaddr = buffer.page_vaddr(index).unwrap_or(0);
+        let entry = walk.steps.iter().flatten().last().map_or(0, |s| s.entry);
+        match (direct_map.addr_of_pfn(walk.pfn), permanent) {
+            (Some(direct), _) => pr_info!(
+                "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} zone {} -> direct map {:#x}\n",
+                index, vaddr, walk.leaf.name(), entry, walk.pfn, phys, zone, direct
+            ),
+            // A highmem page: what map_driver.c's page_address() would
+            // have returned for it.
+            (None, None) => pr_info!(
+                "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} zone {} -> no permanent kernel address (page_address() is NULL)\n",
+                index, vaddr, walk.leaf.name(), entry, walk.pfn, phys, zone
+            ),
+            (None, Some(kmapped)) => pr_info!(
+                "page {}: vaddr {:#x} -> {} entry {:#x} -> pfn {:#x} phys {:#x} zone {} -> kmapped at {:#x}\n",
+                index, vaddr, walk.leaf.name(), entry, walk.pfn, phys, zone, kmapped
+            ),
+        }
         if pages > SHOW_ALL_UP_TO && index == SHOW_EACH_END - 1 {
             pr_info!("... ({} more pages)\n", pages - 2 * SHOW_EACH_END);
         }

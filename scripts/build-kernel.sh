@@ -5,7 +5,7 @@
 #
 # Usage: scripts/build-kernel.sh [FLAVOUR [ARCH]]
 #   FLAVOUR  vm (the default), debug or gdb (the last two: x86_64 only)
-#   ARCH     x86_64 or arm64 (default: $MAPDRV_ARCH, else x86_64)
+#   ARCH     x86_64, arm64 or arm (default: $MAPDRV_ARCH, else x86_64)
 # Prints the build directory (usable as KDIR) on standard output.
 source "$(dirname "$0")/lib.sh"
 

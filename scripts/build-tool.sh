@@ -4,7 +4,7 @@
 # release binary, and print its path on stdout.
 #
 # Usage: scripts/build-tool.sh [ARCH]
-#   ARCH  x86_64 or arm64 (default $MAPDRV_ARCH, the Makefile's ARCH=, else
+#   ARCH  x86_64, arm64 or arm (default $MAPDRV_ARCH, the Makefile's ARCH=, else
 #         x86_64)
 #
 # The binary is userspace/target/<rust_target ARCH>/release/mapdrv.
@@ -13,21 +13,22 @@
 # the cargo and rustc first on PATH (rustup's), with the static linking of
 # userspace/.cargo/config.toml.
 #
-# arm64 on an x86_64 host is cross-built: there is no rustup target for
-# aarch64 here, so Debian's rustc (rustc-web, /usr/bin/rustc) builds it
-# against its own aarch64 standard library (libstd-rust-web-dev:arm64, the
+# arm64 and arm on an x86_64 host are cross-built: there is no rustup
+# target for aarch64 or armv7 here, so Debian's rustc (rustc-web, /usr/bin/rustc) builds it
+# against its own standard library for ARCH (libstd-rust-web-dev:arm64 or
+# :armhf, the
 # same version, which scripts/setup.sh unpacks into the cache), and clang-19
 # links it with lld against Debian's cross C library (libc6-dev-arm64-cross,
-# libgcc-12-dev-arm64-cross). The --sysroot that finds that standard
+# libgcc-12-dev-arm64-cross, and their armhf twins). The --sysroot that finds that standard
 # library is passed through CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which applies
 # to the tool's crates only: proc macros and build scripts are built for
 # the host, by the same rustc, with its default sysroot. The units of one
 # rustc never replace the other's (cargo keys them by the rustc version),
-# so the x86_64 and arm64 builds share userspace/target/ and neither
+# so the builds for every architecture share userspace/target/ and neither
 # rebuilds because of the other.
 source "$(dirname "$0")/lib.sh"
 
-[ $# -le 1 ] || die "usage: scripts/build-tool.sh [x86_64|arm64]"
+[ $# -le 1 ] || die "usage: scripts/build-tool.sh [x86_64|arm64|arm]"
 arch=$(mapdrv_arch "${1:-}")
 host=$(host_arch)
 target=$(rust_target "$arch")
@@ -41,7 +42,7 @@ command -v "$cargo" >/dev/null ||
 if [ "$arch" = "$host" ]; then
 	(cd "$userspace" && "$cargo" build --quiet --release --locked --target "$target") >&2 ||
 		die "building the mapdrv tool for $arch failed (cargo's errors are above)"
-elif [ "$arch" = arm64 ] && [ "$host" = x86_64 ]; then
+elif [ "$arch" != x86_64 ] && [ "$host" = x86_64 ]; then
 	triple=$(c_target "$arch")
 	sysroot=$(foreign_dir "$arch")/usr
 	stamp=$(foreign_dir "$arch")/.mapdrv-unpacked
@@ -70,7 +71,7 @@ elif [ "$arch" = arm64 ] && [ "$host" = x86_64 ]; then
 			"$cargo" build --quiet --release --locked --target "$target") >&2 ||
 		die "cross-building the mapdrv tool for $arch failed (cargo's errors are above)"
 else
-	die "building the mapdrv tool for $arch on a $host host is not set up (only the host's own architecture, and arm64 on x86_64)"
+	die "building the mapdrv tool for $arch on a $host host is not set up (only the host's own architecture, and arm64 and arm on x86_64)"
 fi
 
 [ -x "$binary" ] || die "cargo succeeded but there is no $binary"
@@ -79,6 +80,7 @@ if command -v file >/dev/null; then
 	case $arch in
 	x86_64) machine=x86-64 ;;
 	arm64) machine=aarch64 ;;
+	arm) machine="ARM, EABI5" ;;
 	esac
 	desc=$(file -b "$binary")
 	[[ $desc == *"$machine"* && $desc == *"statically linked"* ]] ||

@@ -17,10 +17,16 @@ boundaries=(
 	rust_mapdrv/owned_debugfs.rs    # debugfs files whose fops pin the module
 	rust_mapdrv/sched.rs            # cond_resched
 	rust_mapdrv/demo/alloc.rs       # the raw page, slab and kmalloc allocators of the demo
-	# An architecture's page tables and control registers (x86_64: CR3, CR4;
-	# arm64: TCR_EL1, TTBR1_EL1, the MMU's AT S1E1R), and its kernel globals
-	# (x86_64: the layout bases and physical mask; arm64: memstart_addr,
-	# kimage_voffset, high_memory): arch/x86_64/ and arch/arm64/ alike.
+	rust_mapdrv/highmem.rs          # page_address, zones, kmap_local_page, kmap_high
+	rust_mapdrv/decimal.rs          # 64-bit division on a 32-bit kernel (div64_u64)
+	# The kernel globals every architecture reads alike (high_memory,
+	# totalram_pages), an architecture's page tables and control registers
+	# (x86_64: CR3, CR4; arm64: TCR_EL1, TTBR1_EL1, the MMU's AT S1E1R; arm:
+	# TTBR0, TTBCR, ATS1CPR), and its own kernel globals (x86_64: the layout
+	# bases and physical mask; arm64: memstart_addr, kimage_voffset; arm:
+	# __pv_phys_pfn_offset, mem_map): arch/x86_64/, arch/arm64/ and arch/arm/
+	# alike.
+	rust_mapdrv/arch/globals.rs
 	'rust_mapdrv/arch/*/pgtable.rs'
 	'rust_mapdrv/arch/*/globals.rs'
 )

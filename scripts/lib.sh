@@ -64,7 +64,7 @@ kernel_version() { make -s -C "$1" kernelversion 2>/dev/null; }
 # The architectures the project builds, boots and tests, in the order
 # `make test` runs them. MAPDRV_ARCH (the Makefile's ARCH=) picks one;
 # the kernel's own spellings are accepted too.
-MAPDRV_ARCHES="x86_64 arm64"
+MAPDRV_ARCHES="x86_64 arm64 arm"
 
 # mapdrv_arch [NAME]: NAME (default $MAPDRV_ARCH, else x86_64) as one of
 # MAPDRV_ARCHES, or a one-line error naming those.
@@ -73,6 +73,7 @@ mapdrv_arch() {
 	case $a in
 	x86_64 | x86 | amd64) echo x86_64 ;;
 	arm64 | aarch64) echo arm64 ;;
+	arm | armv7l | armhf) echo arm ;;
 	*) die "unknown architecture '$a' (known: $MAPDRV_ARCHES)" ;;
 	esac
 }
@@ -82,6 +83,7 @@ kernel_srcarch() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo x86 ;;
 	arm64) echo arm64 ;;
+	arm) echo arm ;;
 	esac
 }
 
@@ -90,14 +92,16 @@ kernel_image_path() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo arch/x86/boot/bzImage ;;
 	arm64) echo arch/arm64/boot/Image ;;
+	arm) echo arch/arm/boot/zImage ;;
 	esac
 }
 
-# debian_arch ARCH: Debian's name for ARCH (amd64, arm64).
+# debian_arch ARCH: Debian's name for ARCH (amd64, arm64, armhf).
 debian_arch() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo amd64 ;;
 	arm64) echo arm64 ;;
+	arm) echo armhf ;;
 	esac
 }
 
@@ -124,6 +128,7 @@ rust_target() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo x86_64-unknown-linux-gnu ;;
 	arm64) echo aarch64-unknown-linux-gnu ;;
+	arm) echo armv7-unknown-linux-gnueabihf ;;
 	esac
 }
 
@@ -133,6 +138,7 @@ c_target() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo x86_64-linux-gnu ;;
 	arm64) echo aarch64-linux-gnu ;;
+	arm) echo arm-linux-gnueabihf ;;
 	esac
 }
 
@@ -141,6 +147,7 @@ qemu_system() {
 	case $(mapdrv_arch "$1") in
 	x86_64) echo qemu-system-x86_64 ;;
 	arm64) echo qemu-system-aarch64 ;;
+	arm) echo qemu-system-arm ;;
 	esac
 }
 

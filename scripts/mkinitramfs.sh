@@ -5,8 +5,8 @@
 # node, and the extra files given on the command line.
 #
 # Usage: scripts/mkinitramfs.sh [--arch ARCH] [--cmd STRING] OUTPUT [SRC[:DEST]...]
-#   --arch ARCH    the guest's architecture, whose busybox goes in (x86_64 or
-#                  arm64; default $MAPDRV_ARCH, else x86_64)
+#   --arch ARCH    the guest's architecture, whose busybox goes in (x86_64,
+#                  arm64 or arm; default $MAPDRV_ARCH, else x86_64)
 #   --cmd STRING   put STRING into /etc/mapdrv-cmd: /init runs it with sh
 #   OUTPUT         the archive to write (its directory is created); it is
 #                  replaced only when its content changes

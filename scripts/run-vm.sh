@@ -5,7 +5,8 @@
 #
 # Usage: scripts/run-vm.sh [options] [-- COMMAND...]
 #   --arch ARCH       the guest's architecture: x86_64 (qemu-system-x86_64,
-#                     PC machine) or arm64 (qemu-system-aarch64 -M virt);
+#                     PC machine), arm64 (qemu-system-aarch64 -M virt) or
+#                     arm (qemu-system-arm -M virt);
 #                     default $MAPDRV_ARCH, else x86_64
 #   --kernel FILE     kernel image to boot (default: the cached vm kernel of
 #                     ARCH that scripts/build-kernel.sh vm ARCH builds)
@@ -24,7 +25,7 @@
 #                     console; the VM ends when it exits
 #   --append ARGS     extra kernel command line arguments
 #   --export FILE     a second serial port (the guest's /dev/ttyS1 on x86_64,
-#                     the virtio console /dev/hvc0 on arm64, whose virt
+#                     the virtio console /dev/hvc0 on arm64 and arm, whose virt
 #                     machine has one UART), written to FILE on the host; the
 #                     guest gets mapdrv.export=<its tty> on its command line
 #                     (see scripts/guest/export-file)
@@ -118,7 +119,7 @@ fi
 [ -f "$kernel" ] || die "no such kernel image: $kernel"
 # A kernel of another architecture would not boot at all, silently.
 case $arch:$(file -b "$kernel") in
-x86_64:*"x86 boot executable"* | arm64:*"ARM64 boot executable"* | arm64:*"ARM aarch64"*) ;;
+x86_64:*"x86 boot executable"* | arm64:*"ARM64 boot executable"* | arm64:*"ARM aarch64"* | arm:*"ARM boot executable zImage"*) ;;
 *) die "$kernel is not an $arch kernel image ($(file -b "$kernel" | cut -c1-60)); pass --arch or the right --kernel" ;;
 esac
 
@@ -147,6 +148,13 @@ x86_64)
 arm64)
 	# The virt machine: GIC, PL011 UART (ttyAMA0), virtio-mmio slots, RAM
 	# from 1 GiB physical; the kernel boots directly from its Image.
+	qemu_base+=(-M virt)
+	base_append="console=ttyAMA0 panic=-1"
+	;;
+arm)
+	# The same virt machine for a 32-bit ARMv7 kernel (zImage); RAM from
+	# 1 GiB physical, of which the 3G/1G kernel maps about 760 MiB
+	# directly: the rest is ZONE_HIGHMEM.
 	qemu_base+=(-M virt)
 	base_append="console=ttyAMA0 panic=-1"
 	;;
@@ -232,7 +240,7 @@ if [ "$accel" = kvm ]; then
 	accel_args=(-accel kvm -cpu host)
 	clock_append=
 elif [ "$arch" != x86_64 ]; then
-	# arm64's generic timer is a fixed-frequency counter that TCG derives
+	# arm64's and arm's generic timer is a fixed-frequency counter that TCG derives
 	# from the host's clock: nothing to calibrate.
 	accel_args=(-accel tcg -cpu max)
 	clock_append=
@@ -249,7 +257,7 @@ fi
 append="$base_append${clock_append:+ $clock_append}"
 $shell && append="$append mapdrv.shell=1"
 # More ports after the console, each written to a file on the host: on
-# x86_64 serial ports ttyS1, ttyS2 in this order; on arm64 (one UART) virtio
+# x86_64 serial ports ttyS1, ttyS2 in this order; on arm64 and arm (one UART) virtio
 # consoles hvc0, hvc1.
 serial_args=()
 extra_ports=0

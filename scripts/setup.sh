@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # One-time set-up, safe to run again: Debian packages, bindgen, kernel source,
-# and for the other architectures (arm64) their guest busybox and Rust
+# and for the other architectures (arm64, arm) their guest busybox and Rust
 # standard library. Every step checks first and does nothing when its result
 # is already there. The host's dpkg and apt configuration are never changed:
 # the kernel source and the other architectures' packages come through a
@@ -18,9 +18,11 @@ PACKAGES=(
 	make gcc flex bison bc libelf-dev libssl-dev
 	cpio xz-utils gzip qemu-system-x86 busybox-static
 	python3 file
-	# arm64: the VM, and the C library and start files the static C test
-	# helpers link with (clang-19 --target=aarch64-linux-gnu).
+	# arm64 and arm: the VMs (qemu-system-arm has both), and the C library
+	# and start files the static C test helpers link with (clang-19
+	# --target=aarch64-linux-gnu, --target=arm-linux-gnueabihf).
 	qemu-system-arm libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
+	libc6-dev-armhf-cross libgcc-12-dev-armhf-cross
 )
 
 check_only=false

@@ -14,7 +14,7 @@ use kernel::{
     alloc::kvec::VVec,
     bindings,
     ffi::c_void,
-    page::{Page, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
 };
 
@@ -30,8 +30,9 @@ pub(crate) fn page_pfn(page: &Page) -> u64 {
     arch::page_to_pfn(page.as_ptr())
 }
 
-/// The direct-map address of the page frame `pfn`.
-fn direct_map_addr(pfn: u64) -> usize {
+/// The direct-map address of the page frame `pfn`, if it has one (a
+/// highmem page of 32-bit ARM has none).
+fn direct_map_addr(pfn: u64) -> Option<usize> {
     arch::DirectMap::current().addr_of_pfn(pfn)
 }
 
@@ -75,15 +76,16 @@ impl<'a> Held<'a> {
         Self::kmalloc(v.as_ptr().cast(), core::mem::size_of_val(&v[..]))
     }
 
-    /// The page `page`, through its direct-map address.
-    pub(crate) fn page(page: &'a Page) -> Self {
-        // INVARIANT: One page of RAM, in the direct map (a 64-bit kernel has
-        // no highmem), kept allocated by the borrow of `page`.
-        Self {
-            vaddr: direct_map_addr(page_pfn(page)),
+    /// The page `page`, through its direct-map address; `None` for a
+    /// highmem page, which has none.
+    pub(crate) fn page(page: &'a Page) -> Option<Self> {
+        // INVARIANT: One page of RAM, in the direct map (just found there),
+        // kept allocated by the borrow of `page`.
+        Some(Self {
+            vaddr: direct_map_addr(page_pfn(page))?,
             size: PAGE_SIZE,
             _owner: PhantomData,
-        }
+        })
     }
 
     /// The first address.
@@ -151,21 +153,23 @@ impl PageBlock {
         1 << self.order
     }
 
-    /// The block's direct-map address.
-    pub(crate) fn vaddr(&self) -> usize {
+    /// The block's direct-map address, if it has one (a block from
+    /// highmem has none).
+    pub(crate) fn vaddr(&self) -> Option<usize> {
         direct_map_addr(self.pfn())
     }
 
-    /// The block's memory, through its direct-map address.
-    pub(crate) fn held(&self) -> Held<'_> {
-        // INVARIANT: The block is RAM, in the direct map (a 64-bit kernel has
-        // no highmem), and ours until dropped, which the borrow of `self`
+    /// The block's memory, through its direct-map address, if it has one.
+    pub(crate) fn held(&self) -> Option<Held<'_>> {
+        // INVARIANT: The block is RAM, in the direct map (just found there;
+        // a block is physically contiguous and lowmem is one range, so all
+        // of it), and ours until dropped, which the borrow of `self`
         // prevents.
-        Held {
-            vaddr: self.vaddr(),
+        Some(Held {
+            vaddr: self.vaddr()?,
             size: PAGE_SIZE << self.order,
             _owner: PhantomData,
-        }
+        })
     }
 }
 
@@ -315,21 +319,49 @@ impl Drop for SlabObject<'_> {
     }
 }
 
+/// How [`read_through_alias`] reached a vmalloc page the second time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Alias {
+    /// Through its direct-map address (`PAGE_OFFSET + pfn * 4096`, less
+    /// `PHYS_OFFSET`): a lowmem page.
+    DirectMap,
+    /// Through a temporary `kmap_local_page()` mapping in the fixmap: a
+    /// highmem page, which has no direct-map address (32-bit ARM).
+    KmapLocal,
+}
+
 /// Page `index` of the vmalloc allocation `v`: our checked walk of it, and
-/// the `u64` at the start of the page read through its direct-map alias
-/// (`PAGE_OFFSET + pfn * 4096`), which is the same memory.
+/// the `u64` at the start of the page read through a second mapping of the
+/// same memory: its direct-map alias, or for a highmem page a
+/// `kmap_local_page()` of it.
 pub(crate) fn read_through_alias(
     v: &VVec<u8>,
     index: usize,
-) -> Result<(PageWalk, u64), WalkMismatch> {
+) -> Result<(PageWalk, u64, Alias), WalkMismatch> {
     let walk = vmalloc_util::walk_vvec_page(v, index)?;
-    let alias = direct_map_addr(walk.pfn);
-    // SAFETY: `alias` is the direct-map address of page `index` of `v` (PFN
-    // from the checked walk, which found the page in the allocation; all RAM
-    // is in the direct map of a 64-bit kernel, which has no highmem); vmalloc
-    // allocates whole pages, and the borrow of `v` keeps them allocated. It
-    // is page aligned, so aligned for a u64, and nothing writes the page
-    // meanwhile (`v` is not borrowed mutably).
-    let seen = unsafe { core::ptr::read_volatile(alias as *const u64) };
-    Ok((walk, seen))
+    if let Some(alias) = direct_map_addr(walk.pfn) {
+        // SAFETY: `alias` is the direct-map address of page `index` of `v`
+        // (PFN from the checked walk, which found the page in the
+        // allocation); vmalloc allocates whole pages, and the borrow of `v`
+        // keeps them allocated. It is page aligned, so aligned for a u64,
+        // and nothing writes the page meanwhile (`v` is not borrowed
+        // mutably).
+        let seen = unsafe { core::ptr::read_volatile(alias as *const u64) };
+        return Ok((walk, seen, Alias::DirectMap));
+    }
+    let addr = v.as_ptr() as usize + index * PAGE_SIZE;
+    // SAFETY: `addr` is in page `index` of the live allocation (the walk
+    // found it there), which the borrow of `v` keeps mapped.
+    let page = NonNull::new(unsafe { bindings::vmalloc_to_page(addr as *const _) })
+        .ok_or(WalkMismatch::NO_PAGE)?;
+    // SAFETY: `page` is the `struct page` of page `index` of `v`, which the
+    // borrow of `v` keeps allocated for the borrowed page's life (this
+    // call).
+    let page = unsafe { BorrowedPage::from_raw(page) };
+    let mut seen = [0u8; 8];
+    // SAFETY: `seen` is valid for writes of its 8 bytes, and the page is
+    // not written meanwhile (`v` is not borrowed mutably).
+    unsafe { page.read_raw(seen.as_mut_ptr(), 0, seen.len()) }
+        .map_err(|_| WalkMismatch::NO_PAGE)?;
+    Ok((walk, u64::from_ne_bytes(seen), Alias::KmapLocal))
 }

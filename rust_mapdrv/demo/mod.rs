@@ -31,8 +31,8 @@
 //! The folder splits the demo by job: `alloc.rs` is the one unsafe
 //! boundary (the C allocators and reads by address, behind owned types),
 //! `gfp.rs` names GFP flags, `report.rs` keeps the report and reports an
-//! allocation, and each of `kmalloc.rs`, `slab.rs`, `vmalloc.rs` and
-//! `pages.rs` is one demo. This file holds the demo's state and the safe
+//! allocation, and each of `kmalloc.rs`, `slab.rs`, `vmalloc.rs`,
+//! `pages.rs` and `highmem.rs` is one demo. This file holds the demo's state and the safe
 //! methods that debugfs (`debugfs.rs`, which makes the files) calls.
 
 use core::fmt;
@@ -45,11 +45,13 @@ use kernel::{
 
 use crate::{
     arch::{Extra, Layout},
+    decimal::Decimal,
     vmalloc_util::VmallocBuffer,
 };
 
 mod alloc;
 mod gfp;
+mod highmem;
 mod kmalloc;
 mod pages;
 mod report;
@@ -101,7 +103,7 @@ impl Demo {
     pub(crate) fn run(&self, trigger: &str, buffer: &VmallocBuffer) {
         let mut state = self.state.lock();
         state.runs += 1;
-        let run = state.runs;
+        let run = Decimal(state.runs);
         let mut r = Report::new();
         r.line(format_args!("run {} trigger={}", run, trigger));
         let layout = Layout::current();
@@ -109,6 +111,7 @@ impl Demo {
         slab::demo_slab(&mut r, &layout);
         vmalloc::demo_vmalloc(&mut r, &layout);
         pages::demo_pages(&mut r, &layout);
+        highmem::demo_highmem(&mut r, &layout);
         r.line(format_args!(
             "buffer vaddr={:#x} region={} pages={} (the /dev/mapdrv buffer, for comparison)",
             buffer.vaddr(),
@@ -177,8 +180,8 @@ pub(crate) struct HoldStatus {
     pub(crate) order: u32,
     pub(crate) pages: usize,
     pub(crate) pfn: u64,
-    /// Its direct-map address.
-    pub(crate) vaddr: usize,
+    /// Its direct-map address (`None` for a highmem block).
+    pub(crate) vaddr: Option<usize>,
 }
 
 /// Writes the kernel's address-space layout as `key value` lines (debugfs

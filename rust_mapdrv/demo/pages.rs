@@ -24,17 +24,28 @@ const HIGHER_ORDER: u32 = 3;
 /// (`__get_free_pages`) and the largest block that can be had now.
 pub(super) fn demo_pages(r: &mut Report, l: &Layout) {
     match Page::alloc_page(flags::GFP_KERNEL) {
-        Ok(page) => {
-            let a = Alloc {
-                name: "alloc_page",
-                api: "alloc_page",
-                via: "Page",
-                size: PAGE_SIZE,
-                mem: Held::page(&page),
-                gfp: RAW_KERNEL,
-            };
-            report_block(r, l, &a, page_pfn(&page), 0, format_args!(""));
-        }
+        Ok(page) => match Held::page(&page) {
+            Some(mem) => {
+                let a = Alloc {
+                    name: "alloc_page",
+                    api: "alloc_page",
+                    via: "Page",
+                    size: PAGE_SIZE,
+                    mem,
+                    gfp: RAW_KERNEL,
+                };
+                report_block(r, l, &a, page_pfn(&page), 0, format_args!(""));
+            }
+            None => r.check(
+                false,
+                "alloc_page",
+                "direct-map",
+                format_args!(
+                    "a GFP_KERNEL page came from highmem: pfn {:#x}",
+                    page_pfn(&page)
+                ),
+            ),
+        },
         Err(_) => r.check(
             false,
             "alloc_page",
@@ -69,12 +80,21 @@ pub(super) fn demo_pages(r: &mut Report, l: &Layout) {
             continue;
         };
         let pfn = block.pfn();
+        let Some(mem) = block.held() else {
+            r.check(
+                false,
+                "alloc_pages_max",
+                "direct-map",
+                format_args!("a block without __GFP_HIGHMEM came from highmem: pfn {pfn:#x}"),
+            );
+            return;
+        };
         let a = Alloc {
             name: "alloc_pages_max",
             api: "alloc_pages",
             via: "bindings",
             size: PAGE_SIZE * block.pages(),
-            mem: block.held(),
+            mem,
             gfp: RAW_TRY_ONCE,
         };
         report_block(

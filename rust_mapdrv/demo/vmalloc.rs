@@ -12,7 +12,7 @@ use kernel::{
 };
 
 use super::{
-    alloc::read_through_alias,
+    alloc::{read_through_alias, Alias},
     gfp::{GfpNames, RAW_KERNEL},
     report::Report,
 };
@@ -74,10 +74,12 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
     let mut pfns = KVec::<u64>::new();
     let mut walk_errors = 0usize;
     let mut alias_errors = 0usize;
+    let mut kmapped = 0usize;
     for i in 0..pages {
         match read_through_alias(&v, i) {
-            Ok((w, seen)) => {
+            Ok((w, seen, via)) => {
                 let _ = pfns.push(w.pfn, flags::GFP_KERNEL);
+                kmapped += usize::from(via == Alias::KmapLocal);
                 if seen != marker(vaddr, i) {
                     alias_errors += 1;
                 }
@@ -145,9 +147,11 @@ pub(super) fn demo_vmalloc(r: &mut Report, l: &Layout) {
         "vmalloc",
         "direct-map-alias",
         format_args!(
-            "{} of {} pages read back through PAGE_OFFSET + pfn * 4096",
+            "{} of {} pages read back through a second mapping: {} through PAGE_OFFSET + pfn * 4096, {} highmem pages through kmap_local_page",
             pages - walk_errors - alias_errors,
-            pages
+            pages,
+            pages - walk_errors - kmapped,
+            kmapped
         ),
     );
     r.check(

@@ -3,8 +3,7 @@
 //! The arm64 kernel globals the walk and the layout read: the choices the
 //! kernel made at boot (`memstart_addr`, the physical address at the base of
 //! the linear map; `kimage_voffset`, the kernel image's virtual minus
-//! physical address; `high_memory`, the end of the linear map of RAM) and
-//! the count of RAM pages. Each is exported to modules and read here, once,
+//! physical address). Each is exported to modules and read here, once,
 //! behind a safe function, so that the rest of `arch/arm64/` needs no
 //! `unsafe` for them. (`vabits_actual` is no global in 7.x: the kernel reads
 //! TCR_EL1.T1SZ, as `pgtable.rs` does.)
@@ -28,20 +27,6 @@ pub(super) fn kimage_voffset() -> u64 {
     unsafe { bindings::kimage_voffset }
 }
 
-/// The end of the linear map of RAM (`high_memory`).
-pub(super) fn direct_map_end() -> usize {
-    // SAFETY: `high_memory` is set once during early boot, before any module
-    // can be loaded (memory hot-add may raise it later with a single aligned
-    // store, which a racing read sees whole).
-    unsafe { bindings::high_memory as usize }
-}
-
-/// The address of `high_memory` itself: a variable in the kernel image's
-/// `.bss`, near the image's end (the layout finds the end from it).
-pub(super) fn kernel_bss_addr() -> usize {
-    core::ptr::addr_of!(bindings::high_memory) as usize
-}
-
 /// `page_to_pfn()` of a `struct page`: with `SPARSEMEM_VMEMMAP`, the page's
 /// index in `vmemmap`, which arm64 places at `VMEMMAP_START` minus the
 /// `struct page`s of the PFNs below `memstart_addr` (the kernel's `vmemmap`
@@ -50,12 +35,4 @@ pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
     let index =
         (page as usize).wrapping_sub(VMEMMAP_START) / core::mem::size_of::<bindings::page>();
     (index as u64).wrapping_add((memstart_addr() >> PAGE_SHIFT) as u64)
-}
-
-/// `totalram_pages()`.
-pub(super) fn totalram_pages() -> u64 {
-    // SAFETY: `_totalram_pages` is an atomic that `atomic_long_read` reads
-    // (what `totalram_pages()` does in C); the pointer is to a kernel global,
-    // valid for the module's whole life.
-    unsafe { bindings::atomic64_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)) as u64 }
 }

@@ -24,7 +24,7 @@
 //! values.
 
 use super::{globals, pgtable};
-use crate::arch::{DirectMap, KeyValues, Region};
+use crate::arch::{CommonFacts, DirectMap, KeyValues, Region};
 use core::fmt;
 use kernel::{
     bindings,
@@ -168,7 +168,11 @@ impl Layout {
         let text = bindings::kfree as *const () as usize;
         let kernel_image = (
             pgtable::kimage_start(text, voffset, MODULES_END),
-            pgtable::kimage_end(globals::kernel_bss_addr(), voffset, VMEMMAP_START),
+            pgtable::kimage_end(
+                crate::arch::globals::high_memory_addr(),
+                voffset,
+                VMEMMAP_START,
+            ),
         );
         #[cfg(CONFIG_KASAN_GENERIC)]
         let kasan = Some((bindings::CONFIG_KASAN_SHADOW_OFFSET as usize, 3));
@@ -274,13 +278,10 @@ pub(crate) fn write_layout(f: &mut impl fmt::Write, layout: &Layout, extra: &Ext
         out.region(&r)?;
     }
     out.addr("fixaddr_top", Layout::FIXADDR_TOP)?;
-    out.addr("kernel_text_kfree", extra.kernel_text)?;
-    out.addr("module_data", extra.module_data)?;
+    extra.common.write_places(&mut out)?;
     out.addr("kimage_voffset", extra.kimage_voffset)?;
     out.addr("memstart_addr", extra.memstart_addr)?;
-    out.number("ram_pages", extra.ram_pages)?;
-    out.number("struct_page_size", extra.struct_page_size)?;
-    out.number("max_page_order", bindings::MAX_PAGE_ORDER)?;
+    extra.common.write_memory(&mut out)?;
     out.flag("kaslr_text", extra.kaslr)?;
     out.flag("kaslr_memory", extra.kaslr)
 }
@@ -288,37 +289,25 @@ pub(crate) fn write_layout(f: &mut impl fmt::Write, layout: &Layout, extra: &Ext
 /// Facts about the running kernel that are not region bounds.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Extra {
-    /// The address of `kfree`, a function in the kernel image.
-    pub(crate) kernel_text: usize,
-    /// The address of a static of this module, in the modules area.
-    pub(crate) module_data: usize,
+    /// What every architecture reports.
+    pub(crate) common: CommonFacts,
     /// `kimage_voffset`: the image's virtual minus physical address.
     pub(crate) kimage_voffset: u64,
     /// `memstart_addr` (`PHYS_OFFSET`), as its 64 bits.
     pub(crate) memstart_addr: u64,
-    /// `totalram_pages()`.
-    pub(crate) ram_pages: u64,
-    /// `sizeof(struct page)`.
-    pub(crate) struct_page_size: usize,
     /// `CONFIG_RANDOMIZE_BASE`: the image's place, and RAM's place in the
     /// linear map, are randomised (arm64 has no separate switch for the
     /// second, x86_64's `RANDOMIZE_MEMORY`).
     pub(crate) kaslr: bool,
 }
 
-/// Something in this module's data, to show where the module lives.
-static MODULE_DATA: u8 = 0;
-
 impl Extra {
     /// The facts of the running kernel.
     pub(crate) fn current() -> Self {
         Self {
-            kernel_text: bindings::kfree as *const () as usize,
-            module_data: core::ptr::from_ref(&MODULE_DATA) as usize,
+            common: CommonFacts::current(),
             kimage_voffset: globals::kimage_voffset(),
             memstart_addr: DirectMap::current().phys_offset,
-            ram_pages: globals::totalram_pages(),
-            struct_page_size: STRUCT_PAGE_SIZE,
             kaslr: cfg!(CONFIG_RANDOMIZE_BASE),
         }
     }

@@ -33,9 +33,9 @@
 //! arm64 has no `lookup_address()`, and `vmalloc_to_page()` is the lookup
 //! `vmalloc_to_pfn()` already makes.
 
-use super::globals::{direct_map_end, memstart_addr};
+use super::globals::memstart_addr;
 use super::layout::{PAGE_OFFSET, VA_BITS, VA_BITS_MIN};
-use crate::arch::{pfn_phys, Decoded, NotMapped, PageWalk, Paging, Step};
+use crate::arch::{globals::high_memory, Decoded, DirectMap, NotMapped, PageWalk, Paging, Step};
 use kernel::{
     fmt,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -471,59 +471,14 @@ impl fmt::Display for PagingMismatch {
     }
 }
 
-/// The linear map of RAM ("direct map"): physical address `phys` at
-/// `base + (phys - phys_offset)` (`__va()`), up to `end` (`high_memory`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct DirectMap {
-    /// `PAGE_OFFSET`: the address of physical address `phys_offset`.
-    pub(crate) base: usize,
-    /// The first address past the linear map of RAM.
-    pub(crate) end: usize,
-    /// `PHYS_OFFSET` (`memstart_addr`): the physical address at `base`. It
-    /// may be "negative" (a 52-bit kernel on a 48-bit CPU moves it down so
-    /// that RAM lands at the top of the linear region), so it is added and
-    /// subtracted with wrapping.
-    pub(crate) phys_offset: u64,
-}
-
-impl DirectMap {
-    /// The running kernel's linear map.
-    pub(crate) fn current() -> Self {
-        Self {
-            base: PAGE_OFFSET,
-            end: direct_map_end(),
-            phys_offset: memstart_addr() as u64,
-        }
-    }
-
-    /// Whether `addr` lies in the linear map of RAM.
-    pub(crate) fn contains(self, addr: usize) -> bool {
-        (self.base..self.end).contains(&addr)
-    }
-
-    /// The linear-map address of the physical address `phys`, if it is RAM.
-    pub(crate) fn addr_of_phys(self, phys: u64) -> Option<usize> {
-        let offset = phys.wrapping_sub(self.phys_offset);
-        (offset < (self.end - self.base) as u64).then(|| self.base + offset as usize)
-    }
-
-    /// `__pa(addr)` of the linear-map address `addr` (only meaningful when
-    /// [`Self::contains`] it).
-    pub(crate) fn phys_of(self, addr: usize) -> u64 {
-        (addr.wrapping_sub(self.base) as u64).wrapping_add(self.phys_offset)
-    }
-
-    /// The page frame behind the linear-map address `addr` (only meaningful
-    /// when [`Self::contains`] it).
-    pub(crate) fn pfn_of(self, addr: usize) -> u64 {
-        self.phys_of(addr) >> PAGE_SHIFT
-    }
-
-    /// The linear-map address of page frame `pfn` (`page_address()` of its
-    /// page, the kernel's `__phys_to_virt()`; only meaningful when `pfn` is
-    /// RAM).
-    pub(crate) fn addr_of_pfn(self, pfn: u64) -> usize {
-        (pfn_phys(pfn).wrapping_sub(self.phys_offset) as usize) | self.base
+/// The running kernel's linear map of RAM ("direct map"): physical
+/// address `phys` at `PAGE_OFFSET + (phys - memstart_addr)` (`__va()`), up
+/// to `high_memory`.
+pub(crate) fn direct_map() -> DirectMap {
+    DirectMap {
+        base: PAGE_OFFSET,
+        end: high_memory(),
+        phys_offset: memstart_addr() as u64,
     }
 }
 
@@ -864,7 +819,7 @@ mod tests {
         assert_eq!(dm.addr_of_phys(0x3fff_f000), None);
         assert_eq!(dm.addr_of_phys(0x8000_0000), None);
         assert_eq!(dm.phys_of(0xffff_0000_0123_4567), 0x4123_4567);
-        assert_eq!(dm.addr_of_pfn(0x41234), 0xffff_0000_0123_4000);
+        assert_eq!(dm.addr_of_pfn(0x41234), Some(0xffff_0000_0123_4000));
         // A "negative" PHYS_OFFSET (52-bit kernel on a 48-bit CPU).
         let folded = DirectMap {
             base: 0xfff0_0000_0000_0000,

@@ -3,7 +3,7 @@
 //! The x86_64 kernel globals the walk and the layout read: the choices the
 //! kernel made at boot (where the direct map, vmalloc and `vmemmap` start,
 //! the paging mode's PGD shift, the physical-address mask, where the image
-//! was loaded) and the count of RAM pages. Each is read here, once, behind a
+//! was loaded). Each is read here, once, behind a
 //! safe function, so that the rest of `arch/x86_64/` needs no `unsafe` for
 //! them.
 
@@ -14,13 +14,6 @@ pub(super) fn page_offset_base() -> usize {
     // SAFETY: `page_offset_base` is written once during early boot, before
     // any module can be loaded, and only read afterwards.
     unsafe { bindings::page_offset_base }
-}
-
-/// The end of the direct map of RAM (`high_memory`).
-pub(crate) fn direct_map_end() -> usize {
-    // SAFETY: `high_memory` is set once during early boot, before any module
-    // can be loaded.
-    unsafe { bindings::high_memory as usize }
 }
 
 /// The PGD shift the kernel chose at boot (39 for 4-level, 48 for 5-level).
@@ -68,12 +61,4 @@ pub(super) fn physical_mask() -> u64 {
 pub(super) fn phys_base() -> u64 {
     // SAFETY: `phys_base` is set during early boot and only read afterwards.
     unsafe { bindings::phys_base as u64 }
-}
-
-/// `totalram_pages()`.
-pub(super) fn totalram_pages() -> u64 {
-    // SAFETY: `_totalram_pages` is an atomic that `atomic_long_read` reads
-    // (what `totalram_pages()` does in C); the pointer is to a kernel global,
-    // valid for the module's whole life.
-    unsafe { bindings::atomic64_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)) as u64 }
 }

@@ -20,7 +20,7 @@ use super::{
     globals,
     pgtable::{five_level_paging, levels, Level},
 };
-use crate::arch::{DirectMap, KeyValues, Region};
+use crate::arch::{CommonFacts, DirectMap, KeyValues, Region};
 use core::fmt;
 use kernel::{bindings, page::PAGE_SIZE};
 
@@ -89,6 +89,7 @@ impl Layout {
         DirectMap {
             base: self.page_offset,
             end: self.high_memory,
+            phys_offset: 0,
         }
     }
 
@@ -249,12 +250,9 @@ pub(crate) fn write_layout(f: &mut impl fmt::Write, layout: &Layout, extra: &Ext
     }
     out.addr("vsyscall_page", vsyscall_addr())?;
     out.addr("fixaddr_top", Layout::fixaddr_top())?;
-    out.addr("kernel_text_kfree", extra.kernel_text)?;
-    out.addr("module_data", extra.module_data)?;
+    extra.common.write_places(&mut out)?;
     out.addr("phys_base", extra.phys_base)?;
-    out.number("ram_pages", extra.ram_pages)?;
-    out.number("struct_page_size", extra.struct_page_size)?;
-    out.number("max_page_order", bindings::MAX_PAGE_ORDER)?;
+    extra.common.write_memory(&mut out)?;
     out.flag("kaslr_text", extra.kaslr_text)?;
     out.flag("kaslr_memory", extra.kaslr_memory)?;
     out.flag(
@@ -266,17 +264,11 @@ pub(crate) fn write_layout(f: &mut impl fmt::Write, layout: &Layout, extra: &Ext
 /// Facts about the running kernel that are not region bounds.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Extra {
-    /// The address of `kfree`, a function in the kernel image.
-    pub(crate) kernel_text: usize,
-    /// The address of a static of this module, in the module area.
-    pub(crate) module_data: usize,
+    /// What every architecture reports.
+    pub(crate) common: CommonFacts,
     /// `phys_base`: where the kernel image was loaded, minus where it was
     /// linked to load (non-zero when KASLR moved it physically).
     pub(crate) phys_base: u64,
-    /// `totalram_pages()`.
-    pub(crate) ram_pages: u64,
-    /// `sizeof(struct page)`.
-    pub(crate) struct_page_size: usize,
     /// `CONFIG_RANDOMIZE_BASE`: the kernel image's place is randomised.
     pub(crate) kaslr_text: bool,
     /// `CONFIG_RANDOMIZE_MEMORY`: the direct map, vmalloc and vmemmap bases
@@ -284,18 +276,12 @@ pub(crate) struct Extra {
     pub(crate) kaslr_memory: bool,
 }
 
-/// Something in this module's data, to show where the module lives.
-static MODULE_DATA: u8 = 0;
-
 impl Extra {
     /// The facts of the running kernel.
     pub(crate) fn current() -> Self {
         Self {
-            kernel_text: bindings::kfree as *const () as usize,
-            module_data: core::ptr::from_ref(&MODULE_DATA) as usize,
+            common: CommonFacts::current(),
             phys_base: globals::phys_base(),
-            ram_pages: globals::totalram_pages(),
-            struct_page_size: core::mem::size_of::<bindings::page>(),
             kaslr_text: cfg!(CONFIG_RANDOMIZE_BASE),
             kaslr_memory: cfg!(CONFIG_RANDOMIZE_MEMORY),
         }

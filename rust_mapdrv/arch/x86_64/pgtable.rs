@@ -10,8 +10,8 @@
 //! against the kernel's `vmalloc_to_pfn()` and, through
 //! [`kernel_lookup_pfn`], `lookup_address()`.
 
-use super::globals::{direct_map_end, kernel_pgdir_shift, page_offset_base, physical_mask};
-use crate::arch::{pfn_phys, Decoded, NotMapped, PageWalk, Paging, Step};
+use super::globals::{kernel_pgdir_shift, page_offset_base, physical_mask};
+use crate::arch::{globals::high_memory, Decoded, DirectMap, NotMapped, PageWalk, Paging, Step};
 use kernel::fmt;
 use kernel::{bindings, page::PAGE_SHIFT};
 
@@ -209,58 +209,13 @@ pub(crate) fn entry_bits(_step: &Step) -> impl fmt::Display {
     ""
 }
 
-/// The direct map of RAM: every physical page of RAM at `base + phys`
-/// (`__va()`), up to `end` (`high_memory`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct DirectMap {
-    /// `PAGE_OFFSET`: the address of physical address 0.
-    pub(crate) base: usize,
-    /// The first address past the direct map of RAM.
-    pub(crate) end: usize,
-}
-
-impl DirectMap {
-    /// The running kernel's direct map.
-    pub(crate) fn current() -> Self {
-        Self {
-            base: page_offset_base(),
-            end: direct_map_end(),
-        }
-    }
-
-    /// Whether `addr` lies in the direct map of RAM, where `__pa(addr)` is
-    /// `addr - base`.
-    pub(crate) fn contains(self, addr: usize) -> bool {
-        (self.base..self.end).contains(&addr)
-    }
-
-    /// `__va(phys)`, whether or not `phys` is RAM.
-    fn va(self, phys: u64) -> usize {
-        self.base.wrapping_add(phys as usize)
-    }
-
-    /// The direct-map address of the physical address `phys`, if it is RAM.
-    pub(crate) fn addr_of_phys(self, phys: u64) -> Option<usize> {
-        let addr = self.va(phys);
-        self.contains(addr).then_some(addr)
-    }
-
-    /// `__pa(addr)`: the physical address behind the direct-map address
-    /// `addr` (only meaningful when [`Self::contains`] it).
-    pub(crate) fn phys_of(self, addr: usize) -> u64 {
-        addr.wrapping_sub(self.base) as u64
-    }
-
-    /// The page frame behind the direct-map address `addr` (only meaningful
-    /// when [`Self::contains`] it).
-    pub(crate) fn pfn_of(self, addr: usize) -> u64 {
-        self.phys_of(addr) >> PAGE_SHIFT
-    }
-
-    /// The direct-map address of page frame `pfn` (`page_address()` of its
-    /// page; only meaningful when `pfn` is RAM).
-    pub(crate) fn addr_of_pfn(self, pfn: u64) -> usize {
-        self.va(pfn_phys(pfn))
+/// The running kernel's direct map of RAM: every physical page of RAM at
+/// `page_offset_base + phys` (`__va()`), up to `high_memory`.
+pub(crate) fn direct_map() -> DirectMap {
+    DirectMap {
+        base: page_offset_base(),
+        end: high_memory(),
+        phys_offset: 0,
     }
 }
 
@@ -482,7 +437,7 @@ mod tests {
         // all 52 bits, or (with CONFIG_DYNAMIC_PHYSICAL_MASK) a subset that
         // still covers every address in the direct map.
         let mask = AddrMask::current();
-        let last_page = (direct_map_end() - page_offset_base() - 1) as u64 & !0xfff;
+        let last_page = (high_memory() - page_offset_base() - 1) as u64 & !0xfff;
         assert_eq!(mask.of(last_page), last_page);
     }
 }
