@@ -11,6 +11,9 @@
  * Exit status: 0 when every case passed, 1 otherwise, 2 when it cannot start.
  */
 #define _GNU_SOURCE
+/* A 64-bit off_t on 32-bit ARM too (mmap64, pread64, lseek64), so that the
+ * offsets below reach the kernel as written; no change on 64-bit. */
+#define _FILE_OFFSET_BITS 64
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,14 +31,35 @@
 #include "../../userspace/include/mapdrv.h"
 
 #define DEVICE "/dev/mapdrv"
+/*
+ * Per architecture: the size of the user address space that mmap places
+ * mappings in (USER_SPACE_SIZE), how many bytes short of a fault a user
+ * copy may stop (COPY_FAULT_SLACK, see expect_short), an address in the
+ * kernel's part (KERNEL_ADDR); and where the kernel's unsigned long
+ * arithmetic wraps (ULONG_WRAP_TEXT, for a case's name).
+ */
 #if defined(__aarch64__)
-#define USER_VA_BITS 48
+#define USER_SPACE_SIZE (1UL << 48)
 #define COPY_FAULT_SLACK 64
-#else
-#define USER_VA_BITS 47
-#define COPY_FAULT_SLACK 0
-#endif
 #define KERNEL_ADDR ((void *)0xffff800000000000UL)
+#elif defined(__arm__)
+/* TASK_SIZE of the 3G/1G split (PAGE_OFFSET 0xc0000000 less the 16 MiB of
+ * modules): user space is below it, the kernel's lowmem at PAGE_OFFSET. */
+#define USER_SPACE_SIZE 0xbf000000UL
+/* Its copy routines move blocks of 32 bytes (ldm/stm of eight registers)
+ * and may stop before the block that faults. */
+#define COPY_FAULT_SLACK 64
+#define KERNEL_ADDR ((void *)0xc0000000UL)
+#else
+#define USER_SPACE_SIZE (1UL << 47)
+#define COPY_FAULT_SLACK 0
+#define KERNEL_ADDR ((void *)0xffff800000000000UL)
+#endif
+#if ULONG_MAX > 0xffffffffUL
+#define ULONG_WRAP_TEXT "2^64"
+#else
+#define ULONG_WRAP_TEXT "2^32"
+#endif
 
 static const char *prefix = "";
 static int fd_rw, fd_ro, fd_wo;
@@ -46,16 +70,46 @@ static int passed, failed;
 /*
  * The calls with deliberately bad arguments go through syscall(2), so that
  * the C library and the compiler's checks pass them to the kernel as they are.
+ * 32-bit ARM's EABI passes the 64-bit offset in an even register pair (r4,
+ * r5): r3 is padding, and the halves go as two longs, low first.
  */
-static long raw_pread(int fd, void *buf, size_t len, off_t off)
+#if defined(__arm__)
+#define OFF64_ARGS(off) 0L, (long)(uint32_t)(uint64_t)(off), (long)((uint64_t)(off) >> 32)
+#else
+#define OFF64_ARGS(off) (off)
+#endif
+
+static long raw_pread(int fd, void *buf, size_t len, int64_t off)
 {
-	return syscall(SYS_pread64, fd, buf, len, off);
+	return syscall(SYS_pread64, fd, buf, len, OFF64_ARGS(off));
 }
 
-static long raw_pwrite(int fd, const void *buf, size_t len, off_t off)
+static long raw_pwrite(int fd, const void *buf, size_t len, int64_t off)
 {
-	return syscall(SYS_pwrite64, fd, buf, len, off);
+	return syscall(SYS_pwrite64, fd, buf, len, OFF64_ARGS(off));
 }
+
+/*
+ * A length far beyond the buffer that the kernel still takes (access_ok
+ * passes it, and it is a positive ssize_t), so the driver moves what the
+ * buffer has: 2^40 on 64-bit; on 32-bit, up to the top of user space from
+ * `buf`, at most SSIZE_MAX.
+ */
+#if ULONG_MAX > 0xffffffffUL
+#define HUGE_LEN_TEXT "2^40 bytes"
+static size_t huge_len(const void *buf)
+{
+	(void)buf;
+	return 1UL << 40;
+}
+#else
+#define HUGE_LEN_TEXT "a length up to the top of user space"
+static size_t huge_len(const void *buf)
+{
+	size_t room = USER_SPACE_SIZE - (uintptr_t)buf;
+	return room < SSIZE_MAX ? room : SSIZE_MAX;
+}
+#endif
 
 /* What a call did: its return value, or -1 and its errno. */
 struct outcome {
@@ -72,8 +126,10 @@ static struct outcome result(long ret)
 static struct outcome map_result(void *p)
 {
 	struct outcome o = { p == MAP_FAILED ? -1 : 0, p == MAP_FAILED ? errno : 0 };
+	/* The address, as a success (>= 0): 1 for one above LONG_MAX (32-bit
+	 * ARM's user space reaches past 2 GiB), which a long cannot show. */
 	if (p != MAP_FAILED)
-		o.ret = (long)(uintptr_t)p;
+		o.ret = (uintptr_t)p <= LONG_MAX ? (long)(uintptr_t)p : 1;
 	return o;
 }
 
@@ -208,8 +264,9 @@ static void mmap_cases(void)
 		     MAP_SHARED, fd_rw, 0, EINVAL);
 	mmap_refused("mmap at the largest page offset is refused by the driver with EINVAL", ps,
 		     PROT_READ, MAP_SHARED, fd_rw, (off_t)top, EINVAL);
-	mmap_refused("mmap with offset + length wrapping 2^64 is refused with EOVERFLOW", 2 * ps,
-		     PROT_READ, MAP_SHARED, fd_rw, (off_t)top, EOVERFLOW);
+	mmap_refused("mmap with offset + length wrapping " ULONG_WRAP_TEXT
+		     " is refused with EOVERFLOW",
+		     2 * ps, PROT_READ, MAP_SHARED, fd_rw, (off_t)top, EOVERFLOW);
 	mmap_refused("mmap at an unaligned offset is refused with EINVAL", ps, PROT_READ,
 		     MAP_SHARED, fd_rw, 1, EINVAL);
 	mmap_refused("mmap of length 0 is refused with EINVAL", 0, PROT_READ, MAP_SHARED, fd_rw, 0,
@@ -218,10 +275,11 @@ static void mmap_cases(void)
 		     SIZE_MAX, PROT_READ, MAP_SHARED, fd_rw, 0, ENOMEM);
 	/* The whole user address space: 2^47 bytes on x86_64 (4-level paging;
 	 * 5-level keeps mmap below 2^47 unless asked), 2^48 on arm64 (its
-	 * default mmap window whatever the kernel's VA size). The core refuses
-	 * it before the driver is asked. */
+	 * default mmap window whatever the kernel's VA size), TASK_SIZE on
+	 * 32-bit ARM (no room that large with anything mapped). The core
+	 * refuses it before the driver is asked. */
 	mmap_refused("mmap of the whole user address space is refused with ENOMEM",
-		     1UL << USER_VA_BITS, PROT_READ, MAP_SHARED, fd_rw, 0, ENOMEM);
+		     USER_SPACE_SIZE, PROT_READ, MAP_SHARED, fd_rw, 0, ENOMEM);
 	mmap_refused("mmap PROT_EXEC shared is refused with EPERM", ps, PROT_READ | PROT_EXEC,
 		     MAP_SHARED, fd_rw, 0, EPERM);
 	mmap_refused("mmap PROT_EXEC private is refused with EPERM", ps, PROT_READ | PROT_EXEC,
@@ -308,8 +366,8 @@ static void rw_cases(void)
 	       result(raw_pread(fd_rw, b, 1, -1)), EINVAL, 0);
 	expect("pread whose offset + length overflows is refused with EINVAL",
 	       result(raw_pread(fd_rw, b, 100, LLONG_MAX - 10)), EINVAL, 0);
-	expect("pread of 2^40 bytes returns the whole buffer",
-	       result(raw_pread(fd_rw, big, 1UL << 40, 0)), 0, (long)size);
+	expect("pread of " HUGE_LEN_TEXT " returns the whole buffer",
+	       result(raw_pread(fd_rw, big, huge_len(big), 0)), 0, (long)size);
 	expect("pread of SIZE_MAX bytes is refused with EFAULT",
 	       result(raw_pread(fd_rw, big, SIZE_MAX, 0)), EFAULT, 0);
 	expect("pread into NULL is refused with EFAULT", result(raw_pread(fd_rw, NULL, 16, 0)),

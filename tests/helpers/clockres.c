@@ -59,7 +59,8 @@ int main(void)
 		return 1;
 	}
 	qsort(steps, n, sizeof(steps[0]), cmp_ll);
-	printf("clockres: getres=%ld min_step=%lld median_step=%lld zero_steps=%ld samples=%ld\n",
-	       res.tv_sec * 1000000000L + res.tv_nsec, steps[0], steps[n / 2], zero, n);
+	/* long long: time_t and long are 32 bits on 32-bit ARM. */
+	printf("clockres: getres=%lld min_step=%lld median_step=%lld zero_steps=%ld samples=%ld\n",
+	       (long long)res.tv_sec * 1000000000LL + res.tv_nsec, steps[0], steps[n / 2], zero, n);
 	return 0;
 }

@@ -25,17 +25,19 @@ static volatile char *map;
 static long pages, rounds, page;
 static pthread_barrier_t start, done;
 
-static long stat(const char *key)
+/* A counter of the stats file: the kernel's are 64-bit, so long long (long
+ * is 32 bits on 32-bit ARM). */
+static long long stat(const char *key)
 {
 	char name[64];
-	long value, found = -1;
+	long long value, found = -1;
 	FILE *f = fopen("/sys/kernel/debug/mapdrv/stats", "r");
 
 	if (!f) {
 		perror("faultcount: /sys/kernel/debug/mapdrv/stats");
 		exit(1);
 	}
-	while (fscanf(f, "%63s %ld", name, &value) == 2)
+	while (fscanf(f, "%63s %lld", name, &value) == 2)
 		if (!strcmp(name, key))
 			found = value;
 	fclose(f);
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "faultcount: pthread_create failed\n");
 			return 1;
 		}
-	long inserted = stat("pages_inserted"), faults = stat("faults");
+	long long inserted = stat("pages_inserted"), faults = stat("faults");
 	for (long r = 0; r < rounds; r++) {
 		if (madvise((void *)map, pages * page, MADV_DONTNEED)) {
 			perror("faultcount: madvise");
@@ -103,7 +105,7 @@ int main(int argc, char **argv)
 	faults = stat("faults") - faults;
 	for (long i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	printf("rounds %ld pages %ld threads %ld inserted %ld faults %ld\n", rounds, pages, threads,
+	printf("rounds %ld pages %ld threads %ld inserted %lld faults %lld\n", rounds, pages, threads,
 	       inserted, faults);
 	return 0;
 }

@@ -38,10 +38,22 @@ pub enum Share {
 /// (with 5-level paging it starts lower, at `0xff00_0000_0000_0000`, so this
 /// address is in it too); on arm64 the half that TTBR1 translates, bit 55
 /// set (a 52-bit kernel's starts at `0xfff0_0000_0000_0000`, below this).
+///
+/// 32-bit ARM has one address space split at `PAGE_OFFSET`: this is the
+/// 3G/1G split's (the lowmem direct map starts there), which is in the
+/// kernel's part with every split (`CONFIG_VMSPLIT_*`), as user space ends
+/// at or below `0xbf00_0000`.
 #[cfg(target_arch = "aarch64")]
 pub const KERNEL_HALF_START: usize = 0xffff_0000_0000_0000;
-#[cfg(not(target_arch = "aarch64"))]
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
 pub const KERNEL_HALF_START: usize = 0xffff_8000_0000_0000;
+#[cfg(target_arch = "arm")]
+pub const KERNEL_HALF_START: usize = 0xc000_0000;
+
+/// `ULONG_MAX` of the kernel, which is also the largest `size_t`: the
+/// kernel's `unsigned long` is as wide as our `usize` (64 bits, or 32 on
+/// 32-bit ARM), and its sums of mmap offsets and lengths wrap there.
+pub const ULONG_MAX: u64 = usize::MAX as u64;
 
 /// A user pointer the kernel must refuse, for the EFAULT checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,14 +199,34 @@ impl Device {
         Errno::result(ret)
     }
 
-    /// One pread(2).
+    /// One pread(2) (pread64: see [`off64`]).
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> nix::Result<usize> {
-        nix::sys::uio::pread(self.file.as_fd(), buf, off_t(offset))
+        // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, a
+        // live slice this call borrows mutably.
+        let n = unsafe {
+            libc::pread64(
+                self.file.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                off64(offset),
+            )
+        };
+        Errno::result(n).map(|n| n as usize)
     }
 
-    /// One pwrite(2).
+    /// One pwrite(2) (pwrite64: see [`off64`]).
     pub fn pwrite(&self, buf: &[u8], offset: u64) -> nix::Result<usize> {
-        nix::sys::uio::pwrite(self.file.as_fd(), buf, off_t(offset))
+        // SAFETY: the kernel only reads `buf.len()` bytes from `buf`, a live
+        // slice this call borrows.
+        let n = unsafe {
+            libc::pwrite64(
+                self.file.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                off64(offset),
+            )
+        };
+        Errno::result(n).map(|n| n as usize)
     }
 
     /// Reads exactly `len` bytes at `offset` (several preads if they are short).
@@ -232,15 +264,17 @@ impl Device {
         Ok(())
     }
 
-    /// lseek(fd, 0, SEEK_SET).
+    /// lseek(fd, 0, SEEK_SET) (lseek64: the same 64-bit position on every
+    /// architecture).
     pub fn seek_start(&self) -> nix::Result<i64> {
-        nix::unistd::lseek(self.file.as_fd(), 0, Whence::SeekSet)
+        nix::unistd::lseek64(self.file.as_fd(), 0, Whence::SeekSet)
     }
 
     /// mmap(NULL, len, prot, MAP_SHARED or MAP_PRIVATE, fd, offset).
     ///
-    /// `offset` is passed as the kernel sees it (an unsigned long), so huge
-    /// offsets can be tried; a `len` of 0 is passed on as is.
+    /// `offset` is passed as the kernel sees it (an unsigned long; on
+    /// 32-bit ARM a page number, see [`Mapping::file`]), so huge offsets
+    /// can be tried; a `len` of 0 is passed on as is.
     pub fn map(
         &self,
         offset: u64,
@@ -262,10 +296,13 @@ impl AsRawFd for Device {
     }
 }
 
-/// The kernel takes the mmap/pread offset as an unsigned long; off_t is its
-/// signed twin, so huge offsets are passed through bit for bit.
-fn off_t(offset: u64) -> libc::off_t {
-    offset as libc::off_t
+/// A file offset for the `*64` calls (pread64, pwrite64, mmap64), bit for
+/// bit, so that huge offsets can be tried: the kernel takes a pread offset
+/// as a 64-bit `loff_t` on every architecture, but libc's `off_t` is 32
+/// bits on 32-bit ARM, where the plain calls would cut offsets above 2 GiB.
+/// On 64-bit architectures the `*64` calls are the plain ones.
+pub fn off64(offset: u64) -> libc::off64_t {
+    offset as libc::off64_t
 }
 
 fn open_error(path: &Path, err: io::Error) -> anyhow::Error {

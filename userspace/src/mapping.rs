@@ -45,7 +45,10 @@ impl Mapping {
     /// mmap(NULL, len, prot, flags, fd, offset): `len` bytes of the file
     /// from `offset`. `offset` is passed as the kernel sees it (an unsigned
     /// long, bit for bit), so huge offsets can be tried; a `len` of 0 is
-    /// passed on as is. Placing flags are refused with EINVAL.
+    /// passed on as is. Placing flags are refused with EINVAL. On 32-bit
+    /// ARM the kernel takes a page number (mmap2) and libc's mmap64 makes
+    /// it: an offset that is not page-aligned, or whose page number does
+    /// not fit in 32 bits, is refused by libc with EINVAL.
     pub fn file(
         fd: BorrowedFd<'_>,
         offset: u64,
@@ -60,13 +63,13 @@ impl Mapping {
         // kernel picks a free range and no existing memory of this process
         // is replaced.
         let ptr = unsafe {
-            libc::mmap(
+            libc::mmap64(
                 std::ptr::null_mut(),
                 len,
                 prot.bits(),
                 flags.bits(),
                 fd.as_raw_fd(),
-                offset as libc::off_t,
+                crate::device::off64(offset),
             )
         };
         Self::made(ptr, len, prot)

@@ -86,11 +86,18 @@ pub fn filled_memfd(len: usize, page_size: usize) -> Result<File> {
     let mut offset = 0;
     while offset < len {
         let n = chunk.len().min(len - offset);
-        nix::sys::uio::pwrite(file.as_fd(), &chunk[..n], offset as libc::off_t)
+        nix::sys::uio::pwrite(file.as_fd(), &chunk[..n], file_offset(offset)?)
             .context("filling the memfd")?;
         offset += n;
     }
     Ok(file)
+}
+
+/// `offset` as libc's `off_t`, which is 32 bits on 32-bit ARM: an error
+/// there past 2 GiB (more than the buffer's 1 GiB at most), never a
+/// wrapped offset.
+fn file_offset(offset: usize) -> Result<libc::off_t> {
+    libc::off_t::try_from(offset).with_context(|| format!("offset {offset} does not fit in off_t"))
 }
 
 /// Reads `len` bytes of `file` from offset 0 with pread(2) into `buf`, a
@@ -100,7 +107,7 @@ pub fn pread_all(file: BorrowedFd<'_>, len: usize, buf: &mut [u8]) -> Result<usi
     while offset < len {
         let want = buf.len().min(len - offset);
         let n =
-            nix::sys::uio::pread(file, &mut buf[..want], offset as libc::off_t).context("pread")?;
+            nix::sys::uio::pread(file, &mut buf[..want], file_offset(offset)?).context("pread")?;
         if n == 0 {
             break;
         }

@@ -283,16 +283,18 @@ fn random_seed() -> u64 {
     u64::from_ne_bytes(b) >> 1
 }
 
-/// The sizes of user address spaces the kernels we know give a process, in
-/// bits, largest first: x86_64 with 5-level paging (56) or 4 (47); arm64
-/// with 52-bit, 48-bit, 47-bit (16 KiB pages), 42-bit (64 KiB pages, 2
-/// levels) or 39-bit addresses.
+/// The sizes of user address spaces the 64-bit kernels we know give a
+/// process, in bits, largest first: x86_64 with 5-level paging (56) or 4
+/// (47); arm64 with 52-bit, 48-bit, 47-bit (16 KiB pages), 42-bit (64 KiB
+/// pages, 2 levels) or 39-bit addresses.
+#[cfg(target_pointer_width = "64")]
 const USER_SPACE_BITS: [u32; 6] = [56, 52, 48, 47, 42, 39];
 
 /// The top of this process's user address space (`TASK_SIZE`), as the
 /// running kernel has it: the largest of [`USER_SPACE_BITS`] whose last
 /// pages below the top it lets us map. (x86_64 keeps the very last page
 /// unmapped, so the page below it is the one asked for.)
+#[cfg(target_pointer_width = "64")]
 fn user_space_top(page_size: usize) -> usize {
     USER_SPACE_BITS
         .iter()
@@ -301,10 +303,34 @@ fn user_space_top(page_size: usize) -> usize {
         .unwrap_or(1 << 47)
 }
 
+/// The top of this process's user address space (`TASK_SIZE`) on a 32-bit
+/// kernel, found by bisection. 32-bit ARM's is no power of two: it is
+/// `PAGE_OFFSET` less the 16 MiB of the modules area, `0xbf00_0000` with
+/// the 3G/1G split and lower with the others (`CONFIG_VMSPLIT_*`). Every
+/// page from our own stack up to the top is a user page, none above it is.
+#[cfg(target_pointer_width = "32")]
+fn user_space_top(page_size: usize) -> usize {
+    let mask = !(page_size - 1);
+    let local = 0u8;
+    // `lo` is a user page, `hi` is not (the last page of the address space:
+    // ARM's vectors page, or the kernel's).
+    let mut lo = std::ptr::from_ref(&local) as usize & mask;
+    let mut hi = usize::MAX & mask;
+    while hi - lo > page_size {
+        let mid = (lo + (hi - lo) / 2) & mask;
+        if sys::is_user_page(mid, page_size) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
 /// The highest address `access_ok` accepts as the end of a user range
 /// (`TASK_SIZE_MAX`): x86_64's is a page below the top of user space (the
 /// last page stays unmapped, a guard for SYSRET's canonical-address fault),
-/// arm64's is the top itself.
+/// arm64's and 32-bit ARM's (the generic `access_ok`) is the top itself.
 fn user_ptr_max(page_size: usize) -> usize {
     let top = user_space_top(page_size);
     if cfg!(target_arch = "x86_64") {
@@ -320,7 +346,9 @@ fn user_ptr_max(page_size: usize) -> usize {
 /// addresses, less with smaller address spaces. The main thread's stack
 /// starts at its top, less a random gap of a few GiB at most (or just
 /// below it: x86_64's top page stays unmapped), so the window is the power
-/// of two at or above the end of the stack.
+/// of two at or above the end of the stack. 32-bit ARM has no window apart
+/// from user space: the power of two above its stack is 4 GiB, and the
+/// window is the top of user space.
 fn map_window(maps: &str, user_top: usize) -> u64 {
     maps.lines()
         .filter(|l| l.ends_with("[stack]"))
@@ -935,6 +963,9 @@ mod tests {
         assert!(max == (1 << 47) - 4096 || max == (1 << 56) - 4096);
         #[cfg(target_arch = "aarch64")]
         assert!([52, 48, 47, 42, 39].iter().any(|&bits| max == 1 << bits));
+        // PAGE_OFFSET (a multiple of 256 MiB) less the 16 MiB of modules.
+        #[cfg(target_arch = "arm")]
+        assert!((max + (16 << 20)).is_multiple_of(256 << 20), "{max:#x}");
         // Our own stack is in user space, and below the top.
         let local = 0u8;
         assert!((std::ptr::from_ref(&local) as usize) < max);
@@ -957,6 +988,10 @@ mod tests {
         let own = std::fs::read_to_string("/proc/self/maps").unwrap();
         let top = user_space_top(4096);
         let w = map_window(&own, top);
-        assert!(w.is_power_of_two() && w <= top as u64, "{w:#x}");
+        // (32-bit ARM's window is its TASK_SIZE, no power of two.)
+        assert!(
+            (w.is_power_of_two() || w == top as u64) && w <= top as u64,
+            "{w:#x}"
+        );
     }
 }

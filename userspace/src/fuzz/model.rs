@@ -88,6 +88,9 @@ pub struct Model {
     /// mapping without an address hint lies below it, so none can be
     /// longer.
     pub map_window: u64,
+    /// The kernel's `ULONG_MAX`, the largest `size_t` too: where lengths
+    /// and mmap's sums wrap (2^64 - 1; 2^32 - 1 on 32-bit ARM).
+    pub ulong_max: u64,
     /// The whole buffer.
     pub shadow: Vec<u8>,
     /// One entry per arena page: `None` is a placeholder.
@@ -100,6 +103,7 @@ impl Model {
         Model {
             page_size,
             map_window,
+            ulong_max: crate::device::ULONG_MAX,
             shadow,
             arena: vec![None; arena_pages],
             next_vma: 1,

@@ -14,9 +14,19 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Model, Prot};
 use crate::abi;
+use crate::device::ULONG_MAX;
 
 /// File slots the fuzzer keeps (`open` into one, `close` one).
 pub const SLOTS: u8 = 4;
+
+/// A huge read or write length that is still a positive `ssize_t`, so the
+/// driver gets it (and moves at most `MAX_RW_COUNT`): 1 TiB on 64-bit, the
+/// largest `ssize_t` on 32-bit.
+const HUGE_LEN: u64 = if usize::BITS == 64 {
+    1 << 40
+} else {
+    isize::MAX as u64
+};
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -516,10 +526,10 @@ fn mmap_edge(
         0 => (place, len, size),
         1 => (place, len, size + ps),
         2 => (place, len, rng.random_range(1..ps)),
-        3 => (place, len, (u64::MAX - len) & !(ps - 1)),
-        4 => (place, len, (u64::MAX - ps + 1) & !(ps - 1)),
+        3 => (place, len, (ULONG_MAX - len) & !(ps - 1)),
+        4 => (place, len, (ULONG_MAX - ps + 1) & !(ps - 1)),
         5 => (anywhere, 0, offset),
-        6 => (anywhere, u64::MAX - rng.random_range(0..ps), offset),
+        6 => (anywhere, ULONG_MAX - rng.random_range(0..ps), offset),
         7 => (anywhere, size + ps, offset),
         8 => (anywhere, aim.st.model.map_window, offset),
         _ => (place, len, offset),
@@ -613,8 +623,8 @@ fn gen_rw(rng: &mut ChaCha8Rng, aim: &Aim<'_>) -> Op {
     };
     let len: u64 = match rng.random_range(0..20) {
         0 => 0,
-        1 => 1 << 40,
-        2 => u64::MAX - rng.random_range(0..4096),
+        1 => HUGE_LEN,
+        2 => ULONG_MAX - rng.random_range(0..4096),
         3 => size,
         4..=9 => rng.random_range(1..=64),
         _ => rng.random_range(1..=2 * ps as u64),

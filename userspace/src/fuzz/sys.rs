@@ -13,6 +13,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags};
 
+use crate::device::off64;
 use crate::mapping::Mapping;
 
 /// A result as the kernel gave it: the return value or the errno.
@@ -159,7 +160,7 @@ impl Arena {
         let addr = self.pages_at(page, len.div_ceil(self.page_size));
         // SAFETY: the range is inside the arena, which is ours (owned by its
         // Mapping) and holds nothing but placeholders and device mappings.
-        check_ptr(unsafe { libc::mmap(addr, len, prot, flags, fd, offset as libc::off_t) })
+        check_ptr(unsafe { libc::mmap64(addr, len, prot, flags, fd, off64(offset)) })
     }
 
     pub fn munmap(&self, page: usize, pages: usize) -> SysResult {
@@ -270,13 +271,13 @@ pub fn mmap_anywhere(
     // SAFETY: without MAP_FIXED the kernel picks a free range and replaces
     // nothing.
     check_ptr(unsafe {
-        libc::mmap(
+        libc::mmap64(
             std::ptr::null_mut(),
             len as usize,
             prot,
             flags,
             fd,
-            offset as libc::off_t,
+            off64(offset),
         )
     })
 }
@@ -305,7 +306,7 @@ pub unsafe fn read(fd: RawFd, addr: usize, len: u64) -> SysResult {
 /// As for [`read`].
 pub unsafe fn pread(fd: RawFd, addr: usize, len: u64, offset: i64) -> SysResult {
     // SAFETY: the caller's contract covers the destination.
-    check(unsafe { libc::pread(fd, addr as *mut c_void, len as usize, offset) })
+    check(unsafe { libc::pread64(fd, addr as *mut c_void, len as usize, offset) })
 }
 
 /// write(2) from any address: the kernel only reads the source.
@@ -318,7 +319,7 @@ pub fn write(fd: RawFd, addr: usize, len: u64) -> SysResult {
 /// pwrite(2) from any address.
 pub fn pwrite(fd: RawFd, addr: usize, len: u64, offset: i64) -> SysResult {
     // SAFETY: as in `write`.
-    check(unsafe { libc::pwrite(fd, addr as *const c_void, len as usize, offset) })
+    check(unsafe { libc::pwrite64(fd, addr as *const c_void, len as usize, offset) })
 }
 
 /// # Safety

@@ -207,9 +207,18 @@ pub fn text(layout: &Layout, report: &Report) -> String {
         } else {
             String::new()
         };
+        // 32-bit ARM's direct map holds the low memory only; the rest
+        // (`highmem_pages`) has no kernel address until kmap gives it one.
+        let highmem = match layout.num("highmem_pages") {
+            Ok(pages) if pages > 0 => format!(
+                "; {} of high memory outside it (kmap)",
+                svg::human(pages.saturating_mul(layout.page_size()))
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  PAGE_OFFSET {}{randomised}; high_memory {}: {} of RAM in the direct map",
+            "  PAGE_OFFSET {}{randomised}; high_memory {}: {} of RAM in the direct map{highmem}",
             hex(po),
             hex(hm),
             svg::human(hm.saturating_sub(po))
@@ -225,6 +234,7 @@ pub fn text(layout: &Layout, report: &Report) -> String {
         ("kimage_voffset", "kimage_voffset"),
         ("memstart_addr", "memstart_addr (PHYS_OFFSET)"),
         ("phys_offset", "PHYS_OFFSET"),
+        ("vmsplit", "user/kernel split"),
     ] {
         if has(key) {
             facts.push(format!("{what} {}", v(key)));
@@ -289,7 +299,7 @@ pub fn text(layout: &Layout, report: &Report) -> String {
 mod tests {
     use super::model::{
         parse_report,
-        tests::{ARM64_REPORT, REPORT, arm64_layout, x86_layout},
+        tests::{ARM_REPORT, ARM64_REPORT, REPORT, arm_layout, arm64_layout, x86_layout},
     };
     use super::*;
 
@@ -362,6 +372,45 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("(randomised: no)"), "{t}");
+    }
+
+    #[test]
+    fn arm_table_shows_lowmem_and_highmem() {
+        let t = text(&arm_layout(), &parse_report(ARM_REPORT).unwrap());
+        assert!(
+            t.contains("(2-level paging; KASLR: image no, memory no)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  user            0x0                  0xbf000000                3 GiB  user space (per process)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  pkmap           0xbfe00000           0xc0000000                2 MiB  persistent kmap window (PKMAP_BASE)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  vectors         0xffff0000           0xffff1000                4 KiB  exception vectors page"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "PAGE_OFFSET 0xc0000000; high_memory 0xf0000000: 768 MiB of RAM in the direct map; 256 MiB of high memory outside it (kmap)\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("; PHYS_OFFSET 0x40000000; user/kernel split 3G/1G\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  highmem_kmap_local alloc_pages       0xffcf7000           fixmap"),
+            "{t}"
+        );
+        assert!(t.contains("Checks: 2 passed, 0 failed"), "{t}");
+        // Nothing of it elsewhere.
+        let t = text(&arm64_layout(), &Report::default());
+        assert!(!t.contains("high memory") && !t.contains("split"), "{t}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn hex(v: u64) -> String {
 }
 
 /// The running kernel's architecture, as the project names it (`x86_64`,
-/// `arm64`; another machine's `uname -m` as it is).
+/// `arm64`, `arm`; another machine's `uname -m` as it is).
 pub fn running_arch() -> String {
     nix::sys::utsname::uname()
         .map(|u| arch_name(&u.machine().to_string_lossy()))
@@ -36,15 +36,25 @@ pub fn running_arch() -> String {
 pub fn arch_name(machine: &str) -> String {
     match machine {
         "aarch64" | "arm64" => "arm64".into(),
+        // 32-bit ARM: `uname -m` on an ARMv7 kernel, Debian's and Rust's names.
+        "armv7l" | "armhf" | "arm" => "arm".into(),
         other => other.into(),
     }
 }
 
 /// What each region of debugfs `layout` is, for people: the regions every
-/// architecture has, then each one's own.
+/// architecture has, then each one's own. 32-bit ARM's come first: its
+/// modules and vmalloc areas are bounded by names of its own, and its
+/// direct map holds only the low memory.
 pub fn describe(arch: &str, region: &str) -> &'static str {
     match (arch, region) {
         (_, "user") => "user space (per process)",
+        ("arm", "modules") => "modules (MODULES_VADDR..MODULES_END, below PAGE_OFFSET)",
+        ("arm", "pkmap") => "persistent kmap window (PKMAP_BASE): kmap of highmem",
+        ("arm", "direct_map") => "lowmem direct map (PAGE_OFFSET..high_memory)",
+        ("arm", "vmalloc") => "vmalloc/ioremap area (VMALLOC_START..VMALLOC_END)",
+        ("arm", "fixmap") => "fixmap (FIXADDR_START): kmap_local mappings land here",
+        ("arm", "vectors") => "exception vectors page (0xffff0000, with the kuser helpers)",
         (_, "vmalloc") => "vmalloc/ioremap area",
         (_, "vmemmap") => "struct page array (vmemmap)",
         (_, "modules") => "modules",
@@ -535,6 +545,67 @@ kaslr_memory no
         parse_layout_as(ARM64_LAYOUT, "arm64").unwrap()
     }
 
+    /// debugfs `layout` of a 32-bit ARM kernel (ARMv7, 2-level tables, the
+    /// 3G/1G split, 1 GiB of RAM at physical 1 GiB on QEMU's virt machine):
+    /// 768 MiB of it in the lowmem direct map, the rest high memory that
+    /// only kmap reaches; the kernel image at the start of the direct map,
+    /// the modules and the pkmap window below PAGE_OFFSET.
+    pub const ARM_LAYOUT: &str = "\
+arch armv7l
+paging_levels 2
+page_size 4096
+vmsplit 3G/1G
+page_offset 0xc0000000
+high_memory 0xf0000000
+lowmem_bytes 805306368
+highmem_pages 65536
+user_start 0x0
+user_end 0xbf000000
+modules_start 0xbf000000
+modules_end 0xbfe00000
+pkmap_start 0xbfe00000
+pkmap_end 0xc0000000
+direct_map_start 0xc0000000
+direct_map_end 0xf0000000
+vmalloc_start 0xf0800000
+vmalloc_end 0xff800000
+fixmap_start 0xffc80000
+fixmap_end 0xfff00000
+vectors_start 0xffff0000
+vectors_end 0xffff1000
+kernel_text_kfree 0xc03a1b2c
+module_data 0xbf0a2e15
+phys_offset 0x40000000
+ram_pages 262144
+struct_page_size 32
+max_page_order 10
+kaslr_text no
+kaslr_memory no
+";
+
+    /// The 32-bit ARM [`ARM_LAYOUT`], parsed (by a 64-bit reader: its
+    /// `arch` line names the architecture).
+    pub fn arm_layout() -> Layout {
+        parse_layout_as(ARM_LAYOUT, "x86_64").unwrap()
+    }
+
+    /// A demo report on that ARM kernel, shortened like [`REPORT`]: lowmem's
+    /// phys is virt - PAGE_OFFSET + PHYS_OFFSET; a high-memory page has no
+    /// address until kmap (pkmap) or kmap_local (fixmap) gives it one.
+    pub const ARM_REPORT: &str = "\
+demo: run 1 trigger=load
+demo: alloc kmalloc api=kmalloc via=KBox size=100 vaddr=0xc2a5f980 region=direct_map phys=0x42a5f980 pages=1 contiguous=yes gfp=GFP_KERNEL gfp_raw=0xcc0
+demo: check ok kmalloc direct-map: 0xc2a5f980 is in [PAGE_OFFSET 0xc0000000, high_memory 0xf0000000)
+demo: alloc vmalloc api=vmalloc via=VVec size=60000 vaddr=0xf0a33000 region=vmalloc phys=0x7e8000 pages=15 contiguous=no runs=4 gfp=GFP_KERNEL gfp_raw=0xcc0
+demo: page vmalloc index=0 vaddr=0xf0a33000 pfn=0x7fe8 phys=0x7fe8000
+demo: page vmalloc index=1 vaddr=0xf0a34000 pfn=0x7fe9 phys=0x7fe9000
+demo: check ok vmalloc vmalloc-range: [0xf0a33000, 0xf0a42000) is in [VMALLOC_START 0xf0800000, VMALLOC_END 0xff800000)
+demo: alloc highmem_kmap api=alloc_pages via=bindings size=4096 vaddr=0xbfe01000 region=pkmap phys=0x7ff00000 pages=1 contiguous=yes gfp=GFP_HIGHUSER gfp_raw=0x100cc2
+demo: alloc highmem_kmap_local api=alloc_pages via=bindings size=4096 vaddr=0xffcf7000 region=fixmap phys=0x7ff01000 pages=1 contiguous=yes gfp=GFP_HIGHUSER gfp_raw=0x100cc2
+demo: buffer vaddr=0xf0a28000 region=vmalloc pages=10 (the /dev/mapdrv buffer, for comparison)
+demo: done run=1 allocations=4 checks=2 failed=0 freed=yes
+";
+
     /// A demo report on that arm64 kernel, shortened like [`REPORT`]: the
     /// linear map's phys is virt - PAGE_OFFSET + PHYS_OFFSET, and vmalloc
     /// hands out addresses above the kernel image.
@@ -669,8 +740,77 @@ demo: done run=1 allocations=4 checks=5 failed=0 freed=yes
     }
 
     #[test]
+    fn arm_layout_has_lowmem_highmem_and_the_regions_below_page_offset() {
+        let l = arm_layout();
+        assert_eq!(l.arch, "arm");
+        let names: Vec<&str> = l.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "user",
+                "modules",
+                "pkmap",
+                "direct_map",
+                "vmalloc",
+                "fixmap",
+                "vectors"
+            ]
+        );
+        let described = |name: &str| {
+            l.regions
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.description)
+                .unwrap()
+        };
+        assert_eq!(
+            described("direct_map"),
+            "lowmem direct map (PAGE_OFFSET..high_memory)"
+        );
+        assert!(described("pkmap").starts_with("persistent kmap window (PKMAP_BASE)"));
+        assert!(described("fixmap").contains("kmap_local"));
+        assert!(described("modules").contains("MODULES_VADDR"));
+        assert!(described("vectors").contains("0xffff0000"));
+        assert_eq!(described("user"), "user space (per process)");
+        // 32-bit addresses, as u64, and the facts only ARM reports.
+        assert_eq!(l.regions[0].size, 0xbf00_0000);
+        assert_eq!(l.num("page_offset").unwrap(), 0xc000_0000);
+        assert_eq!(l.phys_offset(), 0x4000_0000);
+        assert_eq!(l.num("highmem_pages").unwrap(), 65536);
+        assert_eq!(
+            l.num("lowmem_bytes").unwrap(),
+            l.num("high_memory").unwrap() - l.num("page_offset").unwrap()
+        );
+        assert_eq!(l.values["vmsplit"], "3G/1G");
+        // The kernel's text is in lowmem; the gap below vmalloc and the
+        // top of the address space are nobody's.
+        assert_eq!(l.region_of(0xc03a_1b2c).unwrap().name, "direct_map");
+        assert_eq!(l.region_of(0xbf0a_2e15).unwrap().name, "modules");
+        assert_eq!(l.region_of(0xbfff_ffff).unwrap().name, "pkmap");
+        assert_eq!(l.region_of(0xffff_0fa0).unwrap().name, "vectors");
+        assert_eq!(l.region_of(0x0001_0000).unwrap().name, "user");
+        assert!(l.region_of(0xf040_0000).is_none());
+        assert!(l.region_of(0xffff_ffff).is_none());
+        assert!(l.region_of(0x1_0000_0000).is_none());
+        let r = parse_report(ARM_REPORT).unwrap();
+        r.complete_and_clean().unwrap();
+        for a in &r.allocations {
+            assert_eq!(l.region_of(a.vaddr).unwrap().name, a.region, "{}", a.name);
+        }
+        assert_eq!(
+            r.allocations[0].vaddr - l.num("page_offset").unwrap() + l.phys_offset(),
+            r.allocations[0].phys
+        );
+        // High memory lies above what the direct map reaches.
+        let lowmem_end = l.phys_offset() + l.num("lowmem_bytes").unwrap();
+        assert!(r.allocations[2..].iter().all(|a| a.phys >= lowmem_end));
+    }
+
+    #[test]
     fn architecture_names() {
         assert_eq!(arch_name("aarch64"), "arm64");
+        assert_eq!(arch_name("armv7l"), "arm");
+        assert_eq!(arch_name("arm"), "arm");
         assert_eq!(arch_name("x86_64"), "x86_64");
         assert_eq!(arch_name("riscv64"), "riscv64");
         let running = running_arch();

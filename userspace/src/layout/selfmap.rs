@@ -249,9 +249,11 @@ pub fn run(device: &Path, debugfs_dir: &Path, json: bool, out: &mut dyn Write) -
 }
 
 /// What the kernel maps into every process, as far as this one has it: the
-/// vDSO (the auxiliary vector says where), its data pages, and the legacy
+/// vDSO (the auxiliary vector says where), its data pages, the legacy
 /// vsyscall page, which only x86_64 has (at a fixed address in the kernel
-/// half); by /proc/self/maps, so whatever the architecture.
+/// half), and 32-bit ARM's vectors page (0xffff0000, above user space:
+/// the kuser helpers) and signal-return page; by /proc/self/maps, so
+/// whatever the architecture.
 fn kernel_provided(maps: &[MapsLine]) -> Vec<(&'static str, &'static str, u64)> {
     let mut items = Vec::new();
     // SAFETY: getauxval only reads this process's auxiliary vector.
@@ -262,6 +264,8 @@ fn kernel_provided(maps: &[MapsLine]) -> Vec<(&'static str, &'static str, u64)> 
     for (name, what) in [
         ("[vvar]", "the vDSO's data ([vvar])"),
         ("[vsyscall]", "the legacy vsyscall page"),
+        ("[vectors]", "the vectors page ([vectors], kuser helpers)"),
+        ("[sigpage]", "the signal return page ([sigpage])"),
     ] {
         if let Some(m) = maps.iter().find(|m| m.name == name) {
             items.push(("vdso", what, m.start));

@@ -9,12 +9,16 @@
 //! the finer ones zooming into a piece of a coarser one (a broken axis):
 //!
 //! 1. the kernel half of the address space, from the lowest kernel region
-//!    to the top (linear);
+//!    to the top (linear); on a 32-bit kernel its top part (1 GiB with
+//!    ARM's 3G/1G split, from the modules below PAGE_OFFSET);
 //! 2. the top 4 GiB (linear): on x86_64 the kernel image, modules and
 //!    fixmap; on arm64 the end of vmemmap, the PCI I/O window and the fixmap
 //!    (its kernel image and modules are at the middle of the kernel half);
-//! 3. the RAM part of the direct map, `[PAGE_OFFSET, high_memory)`, with
-//!    the demo's direct-map allocations (linear);
+//!    of a 32-bit address space, the top 16 MiB: the end of vmalloc, the
+//!    fixmap and ARM's vectors page;
+//! 3. the RAM part of the direct map, `[PAGE_OFFSET, high_memory)` (on
+//!    32-bit ARM only the low memory), with the demo's direct-map
+//!    allocations (linear);
 //! 4. the start of the vmalloc area with the demo's vmalloc allocation and
 //!    the /dev/mapdrv buffer, and what lies inside the area there (arm64's
 //!    kernel image, without KASLR) (linear);
@@ -22,6 +26,7 @@
 //!
 //! Which regions there are is the architecture's: each is drawn by its
 //! name, a region inside another (arm64's kernel image in vmalloc) over it.
+//! How wide the address space is (64 or 32 bits) is read from the regions.
 //!
 //! Below, a second panel plots the pages of the vmalloc allocations against
 //! their page frame numbers: virtually contiguous pages, physically
@@ -105,6 +110,8 @@ fn colour(region: &str) -> RGBColor {
         "fixmap" => RGBColor(100, 200, 200),
         "pci_io" => RGBColor(200, 170, 120),
         "kasan_shadow" => RGBColor(160, 160, 210),
+        "pkmap" => RGBColor(190, 150, 230),
+        "vectors" => RGBColor(230, 140, 140),
         _ => RGBColor(170, 170, 170),
     }
 }
@@ -130,6 +137,56 @@ pub fn human(bytes: u64) -> String {
         format!("{} {}", v.round() as u64, UNITS[unit])
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The address space the layout's regions lie in, as it is drawn: 32-bit
+/// when every region ends at or below 4 GiB, and PAGE_OFFSET and
+/// high_memory are below it (a 32-bit kernel's), else 64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Space {
+    bits: u32,
+}
+
+impl Space {
+    fn of(layout: &Layout) -> Space {
+        let bounds = ["page_offset", "high_memory"].map(|k| layout.num(k).unwrap_or(0));
+        let ends = layout.regions.iter().map(|r| r.end);
+        let top = ends.chain(bounds).max().unwrap_or(0);
+        Space {
+            bits: if top <= 1 << 32 { 32 } else { 64 },
+        }
+    }
+
+    /// The (exclusive) end of the address space, for an [`Axis`]: 2^32, or
+    /// `u64::MAX` standing for 2^64.
+    fn end(self) -> u64 {
+        if self.bits < 64 {
+            1 << self.bits
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// The size of band 2, the top of the address space where the small
+    /// regions are: 4 GiB of 2^64, 16 MiB of 2^32.
+    fn top_window(self) -> u64 {
+        if self.bits < 64 { 16 << 20 } else { 1 << 32 }
+    }
+
+    /// Where band 2 starts: [`Space::top_window`] below 2^bits.
+    fn top_start(self) -> u64 {
+        ((1u128 << self.bits) - u128::from(self.top_window())) as u64
+    }
+
+    /// The log2 range of band 5 and its tick step: 1 MiB to 2^64 every 10,
+    /// or from a 4 KiB page to 2^32 every 4.
+    fn log_scale(self) -> (u32, u32, u32) {
+        if self.bits < 64 {
+            (12, 32, 4)
+        } else {
+            (20, 64, 10)
+        }
     }
 }
 
@@ -311,8 +368,8 @@ fn zoom_band(
     axis_ends(area, axis, top + BAR_HEIGHT + 58)
 }
 
-/// Region sizes on a log2 axis from 1 MiB to 2^64.
-fn log_band(area: &Area<'_>, y: i32, layout: &Layout) -> Result<()> {
+/// Region sizes on a log2 axis ([`Space::log_scale`]).
+fn log_band(area: &Area<'_>, y: i32, layout: &Layout, space: Space) -> Result<()> {
     text(
         area,
         "5. Region sizes, log scale (each step: x2)",
@@ -320,7 +377,8 @@ fn log_band(area: &Area<'_>, y: i32, layout: &Layout) -> Result<()> {
         15,
         top_left(),
     )?;
-    let (lo, hi) = (20.0, 64.0); // log2 of 1 MiB and of 2^64
+    let (lo_bits, hi_bits, step) = space.log_scale();
+    let (lo, hi) = (f64::from(lo_bits), f64::from(hi_bits));
     let x =
         |bits: f64| LEFT + 260 + ((bits - lo) / (hi - lo) * f64::from(RIGHT - LEFT - 260)) as i32;
     for (i, r) in layout.regions.iter().enumerate() {
@@ -339,7 +397,7 @@ fn log_band(area: &Area<'_>, y: i32, layout: &Layout) -> Result<()> {
         ))
         .map_err(err)?;
     }
-    for bits in [20.0, 30.0, 40.0, 50.0, 60.0] {
+    for bits in (lo_bits..=hi_bits).step_by(step as usize).map(f64::from) {
         let label = human(2f64.powf(bits) as u64);
         let bottom = y + 22 + layout.regions.len() as i32 * 15;
         area.draw(&PathElement::new(
@@ -389,6 +447,7 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             17,
             top_left(),
         )?;
+        let space = Space::of(layout);
         let kernel_lo = layout
             .regions
             .iter()
@@ -396,32 +455,44 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             .map(|r| r.start)
             .min()
             .unwrap_or(0);
+        let kernel_title = if space.bits < 64 {
+            format!(
+                "1. Kernel space: the top {} (user space is below, at 0)",
+                human(space.end() - kernel_lo)
+            )
+        } else {
+            "1. Kernel half (user space is below, at 0)".to_string()
+        };
         band(
             &bands,
             40,
-            "1. Kernel half (user space is below, at 0)",
+            &kernel_title,
             Axis {
                 lo: kernel_lo,
-                hi: u64::MAX,
+                hi: space.end(),
             },
             layout,
             true,
         )?;
-        let top4g = Axis {
-            lo: 0xffff_ffff_0000_0000,
-            hi: u64::MAX,
+        let top = Axis {
+            lo: space.top_start(),
+            hi: space.end(),
         };
-        let in_top4g: Vec<String> = layout
+        let in_top: Vec<String> = layout
             .regions
             .iter()
-            .filter(|r| r.end > top4g.lo)
+            .filter(|r| r.end > top.lo)
             .map(|r| spoken(&r.name))
             .collect();
         band(
             &bands,
             170,
-            &format!("2. Top 4 GiB: {}", in_top4g.join(", ")),
-            top4g,
+            &format!(
+                "2. Top {}: {}",
+                human(space.top_window()),
+                in_top.join(", ")
+            ),
+            top,
             layout,
             false,
         )?;
@@ -444,6 +515,11 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
                     .unwrap_or(ram),
             )
             .min(ram);
+        // With high memory (32-bit ARM), the direct map holds the low part.
+        let ram_kind = match layout.num("highmem_pages") {
+            Ok(pages) if pages > 0 => "low memory",
+            _ => "RAM",
+        };
         let phys_offset = match layout.phys_offset() {
             0 => String::new(),
             p => format!(" + PHYS_OFFSET ({})", hex(p)),
@@ -452,7 +528,7 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             &bands,
             300,
             &format!(
-                "3. Direct map: first {} of the {} of RAM [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET{phys_offset}",
+                "3. Direct map: first {} of the {} of {ram_kind} [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET{phys_offset}",
                 human(direct_hi - page_offset),
                 human(ram)
             ),
@@ -497,7 +573,7 @@ pub fn render(layout: &Layout, report: &Report, buffer_pages: &[u64]) -> Result<
             (layout, "vmalloc"),
             &vm,
         )?;
-        log_band(&bands, 580, layout)?;
+        log_band(&bands, 580, layout, space)?;
         pages_panel(&pages, report, buffer_pages, page_size)?;
         root.present().map_err(err)?;
     }
@@ -602,7 +678,7 @@ fn pages_panel(
 mod tests {
     use super::super::model::{
         parse_report,
-        tests::{ARM64_REPORT, REPORT, arm64_layout, x86_layout},
+        tests::{ARM_REPORT, ARM64_REPORT, REPORT, arm_layout, arm64_layout, x86_layout},
     };
     use super::*;
 
@@ -714,6 +790,49 @@ mod tests {
             );
         }
         assert!(!arm64.iter().any(|t| t.contains("x86")), "{arm64:?}");
+    }
+
+    #[test]
+    fn svg_of_a_32_bit_address_space() {
+        let report = parse_report(ARM_REPORT).unwrap();
+        let layout = arm_layout();
+        assert_eq!(Space::of(&layout).bits, 32);
+        assert_eq!(Space::of(&x86_layout()).bits, 64);
+        assert_eq!(Space::of(&layout).top_start(), 0xff00_0000);
+        assert_eq!(Space::of(&x86_layout()).top_start(), 0xffff_ffff_0000_0000);
+        let arm = texts(&render(&layout, &report, &[0x7fe0, 0x7fe1]).unwrap());
+        for want in [
+            "arm kernel address space (2-level paging, KASLR: image off, memory off); to scale within each band",
+            "1. Kernel space: the top 1 GiB (user space is below, at 0)",
+            "2. Top 16 MiB: vmalloc, fixmap, vectors",
+            "0xffffffff",
+            "4 GiB",
+        ] {
+            assert!(arm.iter().any(|t| t == want), "no {want:?} in {arm:?}");
+        }
+        for want in [
+            "direct_map (768 MiB)",
+            "vmalloc (240 MiB)",
+            "modules (14 MiB)",
+            "pkmap (2 MiB)",
+            "fixmap (2.5 MiB)",
+            "vectors (4 KiB)",
+            "of the 768 MiB of low memory [PAGE_OFFSET, high_memory); here phys = virt - PAGE_OFFSET + PHYS_OFFSET (0x40000000)",
+            "kmalloc 0xc2a5f980",
+            "vmalloc 0xf0a33000",
+            "/dev/mapdrv buffer 0xf0a28000",
+        ] {
+            assert!(
+                arm.iter().any(|t| t.contains(want)),
+                "no text with {want:?} in {arm:?}"
+            );
+        }
+        // No 64-bit scale: no 16 EiB end, no 1 PiB tick.
+        assert!(
+            !arm.iter()
+                .any(|t| t.contains("0xfffffffffff") || t.contains("PiB")),
+            "{arm:?}"
+        );
     }
 
     #[test]

@@ -73,6 +73,10 @@ fn pwrite_crossing_end(ctx: &mut Ctx) -> Result<String> {
 
 fn ioctl_unknown(ctx: &Ctx) -> Result<String> {
     let size = std::mem::size_of::<MapdrvInfo>();
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the request codes are c_ulong: u64, but u32 already on 32-bit ARM"
+    )]
     let cmds: [(&str, u32); 4] = [
         (
             "_IOR('M', 2, info)",

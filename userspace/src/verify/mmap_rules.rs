@@ -8,7 +8,7 @@ use nix::sys::mman::ProtFlags;
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RO, expect_all, expect_errno};
-use crate::device::Share;
+use crate::device::{Share, ULONG_MAX};
 use crate::mapping::Mapping;
 
 /// The checks of this module, in the order they run.
@@ -87,9 +87,11 @@ fn length_past_end(ctx: &Ctx) -> Result<String> {
 }
 
 /// The largest page-aligned offset the kernel core passes on to the driver
-/// for a `len`-byte mapping: file_mmap_ok() wants offset + len <= ULONG_MAX.
+/// for a `len`-byte mapping: file_mmap_ok() wants offset + len <= ULONG_MAX
+/// (2^64 - 1, or 2^32 - 1 on 32-bit ARM, whose mmap64 passes the offset
+/// on as a page number).
 pub(super) fn largest_offset(len: u64, page_size: u64) -> u64 {
-    (u64::MAX - len) & !(page_size - 1)
+    (ULONG_MAX - len) & !(page_size - 1)
 }
 
 /// The core (file_mmap_ok) only checks that offset + length does not wrap,
@@ -104,8 +106,9 @@ fn huge_offset(ctx: &Ctx) -> Result<String> {
     )
 }
 
-/// offset + length wraps past 2^64. The 7.3 core refuses this with EOVERFLOW
-/// before the driver is called; EINVAL (a driver check) is fine as well.
+/// offset + length wraps past ULONG_MAX. The 7.3 core refuses this with
+/// EOVERFLOW before the driver is called; EINVAL (a driver check) is fine
+/// as well.
 fn wrapping_offset(ctx: &Ctx) -> Result<String> {
     let ps = ctx.geo.page_size;
     let offset = largest_offset(ps as u64, ps as u64);

@@ -66,8 +66,13 @@ impl MmapPlan {
     }
 }
 
-/// The rule for mmap: `None` when the mapping would not fit in the arena.
+/// The rule for mmap: `None` when the mapping would not fit in the arena,
+/// or its length in a `size_t` (a sequence saved on a 64-bit machine,
+/// replayed on 32-bit ARM).
 pub fn mmap(model: &Model, op: &Mmap, access: Option<Access>, noexec: bool) -> Option<MmapPlan> {
+    if op.len > model.ulong_max {
+        return None;
+    }
     let pages = pages_of(op.len, model.page_size);
     let fits = |p: usize| pages > 0 && p.checked_add(pages).is_some_and(|e| e <= model.arena.len());
     match op.place {
@@ -86,12 +91,18 @@ pub fn mmap(model: &Model, op: &Mmap, access: Option<Access>, noexec: bool) -> O
 
 /// What mmap answers, in the order the kernel checks: the core's checks of
 /// the arguments, then of the file and its access, then the driver's; and
-/// whether a refusal is the driver's.
+/// whether a refusal is the driver's. Sums are the kernel's, in
+/// `unsigned long` (`model.ulong_max`).
 fn mmap_errno(model: &Model, op: &Mmap, access: Option<Access>, noexec: bool) -> (Want, bool) {
     let pre = |e| (Err(e), false);
     let ps = model.page_size as u64;
     let (len, offset) = (op.len, op.offset);
-    if !offset.is_multiple_of(ps) {
+    // On 32-bit ARM the kernel takes a page number (mmap2), and libc's
+    // mmap64 refuses an offset whose page number does not fit in one, as
+    // the kernel refuses an unaligned one. (On 64-bit, every page number
+    // fits.)
+    let ulong_max = model.ulong_max;
+    if !offset.is_multiple_of(ps) || offset / ps > ulong_max {
         return pre(Errno::EINVAL);
     }
     let Some(access) = access else {
@@ -100,24 +111,27 @@ fn mmap_errno(model: &Model, op: &Mmap, access: Option<Access>, noexec: bool) ->
     if op.kind == Kind::PrivateHugetlb || len == 0 {
         return pre(Errno::EINVAL);
     }
-    let Some(rounded) = len.checked_next_multiple_of(ps) else {
+    // PAGE_ALIGN(len) wraps to 0.
+    let Some(rounded) = len.checked_next_multiple_of(ps).filter(|&r| r <= ulong_max) else {
         return pre(Errno::ENOMEM);
     };
     let pgoff = offset / ps;
     let pages = rounded / ps;
-    if pgoff.checked_add(pages).is_none() {
+    if pgoff.checked_add(pages).is_none_or(|end| end > ulong_max) {
         return pre(Errno::EOVERFLOW);
     }
     // Without an address hint above it, mmap stays below the default
     // window (DEFAULT_MAP_WINDOW: 128 TiB on x86_64 even with 5-level
-    // paging, 256 TiB on arm64 even with 52-bit addresses).
+    // paging, 256 TiB on arm64 even with 52-bit addresses; TASK_SIZE on
+    // 32-bit ARM).
     if rounded > model.map_window - ps {
         return pre(Errno::ENOMEM);
     }
     if matches!(op.place, Place::NoReplace(_)) {
         return pre(Errno::EEXIST);
     }
-    if pgoff > (u64::MAX - rounded) / ps {
+    // file_mmap_ok(): offset + length at most ULONG_MAX for a device.
+    if pgoff > (ulong_max - rounded) / ps {
         return pre(Errno::EOVERFLOW);
     }
     if let Err(e) = mmap_file_errno(op.kind, op.prot, access, noexec) {
@@ -427,7 +441,7 @@ pub struct RwPlan {
 /// (`user_ptr_max`: the highest address `access_ok` accepts). `None` when
 /// the user buffer in the arena could run past its end, or when the driver
 /// would copy between the buffer and a mapping of the same bytes (which has
-/// no single right answer).
+/// no single right answer), or for a length that is no `size_t` here.
 pub fn rw(
     model: &Model,
     op: &ops::Rw,
@@ -435,6 +449,9 @@ pub fn rw(
     addr: usize,
     user_ptr_max: usize,
 ) -> Option<RwPlan> {
+    if op.len > model.ulong_max {
+        return None;
+    }
     let positional = matches!(op.call, Call::Pread | Call::Pwrite);
     let pos = if positional {
         op.offset
@@ -449,7 +466,7 @@ pub fn rw(
         }
     }
     let access = file.map(|f| f.access);
-    let want = rw_errno(op, pos, access, addr, user_ptr_max, model.shadow.len());
+    let want = rw_errno(op, pos, access, (addr, user_ptr_max), model);
     // How many bytes the user memory takes or gives.
     let avail = match op.buf {
         UserBuf::Heap => k,
@@ -503,15 +520,16 @@ fn rw_overlaps_itself(model: &Model, fills: bool, b: usize, pos: i64, k: usize) 
 }
 
 /// The errno of a read or write, in the kernel's order of checks, before
-/// the user memory is touched.
+/// the user memory is touched (the user buffer at `addr`, `access_ok`'s
+/// highest address `user_ptr_max`).
 fn rw_errno(
     op: &ops::Rw,
     pos: i64,
     access: Option<Access>,
-    addr: usize,
-    user_ptr_max: usize,
-    size: usize,
+    (addr, user_ptr_max): (usize, usize),
+    model: &Model,
 ) -> Want {
+    let size = model.shadow.len();
     let positional = matches!(op.call, Call::Pread | Call::Pwrite);
     let fills = op.call.fills_user();
     let len = op.len;
@@ -526,7 +544,10 @@ fn rw_errno(
         Err(Errno::EBADF)
     } else if !access_ok {
         Err(Errno::EFAULT)
-    } else if (len as i64) < 0 || pos < 0 || pos.checked_add(len as i64).is_none() {
+    } else if len > model.ulong_max >> 1 // (ssize_t)count < 0
+        || pos < 0
+        || pos.checked_add(len as i64).is_none()
+    {
         Err(Errno::EINVAL)
     } else if !fills && len > 0 && pos >= size as i64 {
         Err(Errno::ENOSPC)

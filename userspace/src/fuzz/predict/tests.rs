@@ -154,6 +154,76 @@ fn mmap_refuses_lengths_and_offsets_that_overflow() {
     assert_eq!(mmap_want(&fits, RW, false), (Err(Errno::EINVAL), true));
 }
 
+/// 32-bit ARM: `unsigned long` and `size_t` are 32 bits, user space ends
+/// at TASK_SIZE, and libc's mmap64 hands the kernel a page number.
+fn model_32() -> Model {
+    let mut m = model();
+    m.ulong_max = u32::MAX.into();
+    m.map_window = 0xbf00_0000;
+    m
+}
+
+#[test]
+fn mmap_on_a_32_bit_kernel_wraps_at_2_to_the_32() {
+    let m = model_32();
+    let want = |op: &Mmap| {
+        let plan = mmap(&m, op, RW, false).expect("applicable");
+        (plan.want, plan.driver_refused)
+    };
+    let ps = PS as u64;
+    let ulong_max = u64::from(u32::MAX);
+    // A length that is no size_t here cannot be made (a 64-bit replay).
+    let long = anywhere(1 << 32, 0, Prot::R, Kind::Shared);
+    assert_eq!(mmap(&m, &long, RW, false), None);
+    // PAGE_ALIGN wraps to 0; the whole of user space finds no room.
+    let huge = anywhere(ulong_max - 5, 0, Prot::R, Kind::Shared);
+    assert_eq!(want(&huge), (Err(Errno::ENOMEM), false));
+    let window = anywhere(0xbf00_0000, 0, Prot::R, Kind::Shared);
+    assert_eq!(want(&window), (Err(Errno::ENOMEM), false));
+    // A page number beyond 32 bits: libc's mmap64 refuses it, before the
+    // file is looked at; the last 32-bit page number wraps with 2 pages.
+    let far = anywhere(ps, 1 << 44, Prot::R, Kind::Shared);
+    assert_eq!(
+        mmap(&m, &far, None, false).unwrap().want,
+        Err(Errno::EINVAL)
+    );
+    let last = anywhere(2 * ps, ulong_max * ps, Prot::R, Kind::Shared);
+    assert_eq!(want(&last), (Err(Errno::EOVERFLOW), false));
+    // file_mmap_ok(): offset + length past ULONG_MAX in bytes...
+    let top = anywhere(ps, (ulong_max - ps + 1) & !(ps - 1), Prot::R, Kind::Shared);
+    assert_eq!(want(&top), (Err(Errno::EOVERFLOW), false));
+    let wraps = anywhere(2 * ps, (ulong_max - ps) & !(ps - 1), Prot::R, Kind::Shared);
+    assert_eq!(want(&wraps), (Err(Errno::EOVERFLOW), false));
+    // ...just below it, the driver's end of the buffer.
+    let fits = anywhere(
+        2 * ps,
+        (ulong_max - 2 * ps) & !(ps - 1),
+        Prot::R,
+        Kind::Shared,
+    );
+    assert_eq!(want(&fits), (Err(Errno::EINVAL), true));
+    // On 64-bit the same offsets are far inside: the driver refuses them.
+    assert_eq!(mmap_want(&wraps, RW, false), (Err(Errno::EINVAL), true));
+}
+
+#[test]
+fn rw_on_a_32_bit_kernel_takes_a_32_bit_ssize_t() {
+    let m = model_32();
+    let (addr, user_ptr_max) = (0x1000_0000, 0xbf00_0000);
+    let want = |len: u64| {
+        let op = rw_op(Call::Pread, 0, len, UserBuf::Heap);
+        rw(&m, &op, file(Access::ReadWrite, 0), addr, user_ptr_max).map(|p| p.want)
+    };
+    // Past SSIZE_MAX: EINVAL, once access_ok has passed it.
+    assert_eq!(want(0x7fff_ffff), Some(Ok(())));
+    assert_eq!(want(0x8000_0000), Some(Err(Errno::EINVAL)));
+    assert_eq!(want(0xb000_0000), Some(Err(Errno::EFAULT)));
+    assert_eq!(want(1 << 32), None);
+    // 64-bit: the same lengths are fine.
+    let op = rw_op(Call::Pread, 0, 0x8000_0000, UserBuf::Heap);
+    assert_eq!(rw_plan(&model(), &op).want, Ok(()));
+}
+
 #[test]
 fn mmap_fixed_noreplace_over_the_arena_exists() {
     let op = mmap_op(Place::NoReplace(2), PS as u64, 0, Prot::R, Kind::Shared);
