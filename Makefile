@@ -3,15 +3,16 @@
 # rust-mapdrv: the two commands a newcomer needs are
 #   make run    set up everything, boot a VM, load the module, show it working
 #   make test   the same, plus the whole test suite (also on a debug kernel),
-#               on every architecture (x86_64, arm64)
+#               on every architecture (x86_64, arm64, arm)
 #   make bench  the module's modes against the kernel's own paths, as tables
 #   make soak   fuzz and stress on the debug kernel, long, with new seeds
 #
 # Everything downloaded or built outside this tree lives in the cache,
 # ${MAPDRV_CACHE:-~/.cache/rust-mapdrv} (make distclean removes it).
 # KDIR=/path/to/tree builds the module against your own Rust-enabled kernel.
-# ARCH=arm64 does it all for arm64 (qemu-system-aarch64 -M virt, TCG); the
-# default is x86_64; make test without ARCH tests both.
+# ARCH=arm64 does it all for arm64 (qemu-system-aarch64 -M virt, TCG), ARCH=arm
+# for 32-bit ARM with highmem (qemu-system-arm -M virt, TCG); the default is
+# x86_64; make test without ARCH tests all three.
 
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -25,18 +26,20 @@ $(error ARCH=$(ARCH) is not an architecture this project builds (see above))
 endif
 export MAPDRV_ARCH
 # make test without ARCH tests every architecture; with it, that one.
-TEST_ARCHES := $(if $(ARCH),$(MAPDRV_ARCH),x86_64 arm64)
+TEST_ARCHES := $(if $(ARCH),$(MAPDRV_ARCH),x86_64 arm64 arm)
 
 KDIR_ARG = $(if $(KDIR),--kdir $(KDIR))
 # Per architecture: x86_64's module is built in the tree, another's in a
 # copy under build/ARCH (so that neither replaces the other's objects).
 MODULE_x86_64 := $(ROOT)/rust_mapdrv.ko
 MODULE_arm64 := $(ROOT)/build/arm64/rust_mapdrv.ko
+MODULE_arm := $(ROOT)/build/arm/rust_mapdrv.ko
 MODULE := $(MODULE_$(MAPDRV_ARCH))
 MODULE_COPY = $(if $(filter-out x86_64,$(MAPDRV_ARCH)),--copy-to $(ROOT)/build/$(MAPDRV_ARCH))
 # The statically linked tool for each architecture (scripts/build-tool.sh).
 TOOL_x86_64 := $(ROOT)/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv
 TOOL_arm64 := $(ROOT)/userspace/target/aarch64-unknown-linux-gnu/release/mapdrv
+TOOL_arm := $(ROOT)/userspace/target/armv7-unknown-linux-gnueabihf/release/mapdrv
 TOOL := $(TOOL_$(MAPDRV_ARCH))
 DEBUG_MODULE := $(ROOT)/build/debug/rust_mapdrv.ko
 SOAK_SECONDS ?= 600
@@ -104,6 +107,9 @@ test:
 	$(if $(filter arm64,$(TEST_ARCHES)), \
 		MAPDRV_ARM64_MODULE=$(MODULE_arm64) MAPDRV_ARM64_TOOL=$(TOOL_arm64) \
 		MAPDRV_ARM64_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh vm arm64)/arch/arm64/boot/Image,) \
+	$(if $(filter arm,$(TEST_ARCHES)), \
+		MAPDRV_ARM_MODULE=$(MODULE_arm) MAPDRV_ARM_TOOL=$(TOOL_arm) \
+		MAPDRV_ARM_KERNEL=$$(bash $(ROOT)/scripts/build-kernel.sh vm arm)/arch/arm/boot/zImage,) \
 		bash $(ROOT)/tests/run.sh $(if $(filter x86_64,$(TEST_ARCHES)),,--only-arch $(MAPDRV_ARCH))
 
 ## Long runs are benchmarks, not tests: fuzz and stress on the debug kernel for

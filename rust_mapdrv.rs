@@ -62,6 +62,7 @@ mod vm_ops;
 mod vmalloc_util;
 
 use contract::Mode;
+use decimal::SignedDecimal;
 use device::{Mapdrv, Params};
 use registration::Registration;
 use uapi::{MapdrvInfo, MAPDRV_IOC_INFO};
@@ -191,7 +192,7 @@ impl MiscDevice for Mapdrv {
 
     fn read_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterDest<'_>) -> Result<usize> {
         let dev = kiocb.file();
-        let pos = usize::try_from(kiocb.ki_pos()).map_err(|_| EINVAL)?;
+        let pos = contract::file_offset(kiocb.ki_pos());
         let wanted = iov.len();
         let n = dev.buffer.read_at(pos, iov);
         if n == 0 && wanted > 0 && pos < dev.buffer.size() {
@@ -204,7 +205,7 @@ impl MiscDevice for Mapdrv {
 
     fn write_iter(mut kiocb: Kiocb<'_, Self::Ptr>, iov: &mut IovIterSource<'_>) -> Result<usize> {
         let dev = kiocb.file();
-        let pos = usize::try_from(kiocb.ki_pos()).map_err(|_| EINVAL)?;
+        let pos = contract::file_offset(kiocb.ki_pos());
         let wanted = iov.len();
         if wanted == 0 {
             return Ok(0);
@@ -261,7 +262,7 @@ fn parameters() -> Result<Params> {
     let Some(pages) = contract::check_pages(pages_param) else {
         pr_err!(
             "pages={} is out of range 1..={}\n",
-            pages_param,
+            SignedDecimal(pages_param),
             contract::MAX_PAGES
         );
         return Err(EINVAL);

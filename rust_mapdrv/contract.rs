@@ -59,6 +59,15 @@ pub(crate) fn check_pages(pages: i64) -> Option<usize> {
         .filter(|p| (1..=MAX_PAGES).contains(p))
 }
 
+/// The buffer offset of a `read`/`write` file position. The VFS refuses
+/// negative positions before the file sees them; a position past what
+/// `usize` holds (4 GiB on a 32-bit kernel) is past the end of any buffer,
+/// so it saturates and reads at end of file (0) or writes `ENOSPC`, as on
+/// a 64-bit kernel, instead of being refused.
+pub(crate) fn file_offset(pos: i64) -> usize {
+    usize::try_from(pos).unwrap_or(usize::MAX)
+}
+
 /// Checks the `faultaround_pages` parameter.
 pub(crate) fn check_faultaround_pages(n: u32) -> Option<usize> {
     (1..=MAX_FAULTAROUND_PAGES)
@@ -127,6 +136,19 @@ pub(crate) const PAGE_SIZE_U32: u32 = PAGE_SIZE as u32;
 #[kernel::macros::kunit_tests(rust_mapdrv_contract)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_offsets_saturate() {
+        assert_eq!(file_offset(0), 0);
+        assert_eq!(file_offset(4096), 4096);
+        assert_eq!(
+            file_offset(i64::MAX),
+            usize::try_from(i64::MAX).unwrap_or(usize::MAX)
+        );
+        assert_eq!(file_offset(-1), usize::MAX);
+        // Past 4 GiB: beyond any buffer on every architecture.
+        assert!(file_offset(1 << 40) >= MAX_PAGES * kernel::page::PAGE_SIZE);
+    }
 
     #[test]
     fn mode_names_and_numbers() {

@@ -62,24 +62,46 @@ impl kernel::fmt::Display for Decimal {
     }
 }
 
+/// Writes an `i64` in decimal, as [`Decimal`] does a `u64`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SignedDecimal(pub(crate) i64);
+
+impl fmt::Display for SignedDecimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        fmt::Display::fmt(&Decimal(self.0.unsigned_abs()), f)
+    }
+}
+
+impl kernel::fmt::Display for SignedDecimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 #[kernel::macros::kunit_tests(rust_mapdrv_decimal)]
 mod tests {
     use super::*;
     use kernel::{alloc::KVec, prelude::*};
 
+    /// Text written into a vector.
+    struct Buf<'a>(&'a mut KVec<u8>);
+
+    impl fmt::Write for Buf<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0
+                .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+                .map_err(|_| fmt::Error)
+        }
+    }
+
     /// `Decimal(v)` as text.
     fn text(v: u64) -> KVec<u8> {
-        struct Buf(KVec<u8>);
-        impl fmt::Write for Buf {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                self.0
-                    .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-                    .map_err(|_| fmt::Error)
-            }
-        }
-        let mut buf = Buf(KVec::new());
-        let _ = fmt::Write::write_fmt(&mut buf, format_args!("{}", Decimal(v)));
-        buf.0
+        let mut buf = KVec::new();
+        let _ = fmt::Write::write_fmt(&mut Buf(&mut buf), format_args!("{}", Decimal(v)));
+        buf
     }
 
     #[test]
@@ -89,5 +111,21 @@ mod tests {
         assert_eq!(&text(4_294_967_296)[..], b"4294967296");
         assert_eq!(&text(1_000_000_000_007)[..], b"1000000000007");
         assert_eq!(&text(u64::MAX)[..], b"18446744073709551615");
+    }
+
+    #[test]
+    fn signed() {
+        let mut buf = KVec::<u8>::new();
+        for (v, want) in [
+            (i64::MIN, &b"-9223372036854775808"[..]),
+            (-1, b"-1"),
+            (0, b"0"),
+            (i64::MAX, b"9223372036854775807"),
+        ] {
+            buf.clear();
+            let mut w = Buf(&mut buf);
+            let _ = fmt::Write::write_fmt(&mut w, format_args!("{}", SignedDecimal(v)));
+            assert_eq!(&buf[..], want);
+        }
     }
 }

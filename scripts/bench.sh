@@ -17,7 +17,7 @@
 #   --timeout SECS  stop the VM after SECS (default 3600)
 #   --smoke         a quick run: one small size, 2 rounds, load timing at
 #                   one size (what `make test` runs), 1G of guest memory
-#   --arch ARCH     the VM's architecture (x86_64 or arm64; default
+#   --arch ARCH     the VM's architecture (x86_64, arm64 or arm; default
 #                   $MAPDRV_ARCH, else x86_64). On arm64 the VM is emulated
 #                   (TCG): its ratios compare paths under emulation
 #   --module FILE   rust_mapdrv.ko (default: the one make module builds for

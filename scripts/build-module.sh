@@ -8,7 +8,7 @@
 #                  kernel, set up and built first if missing)
 #   --flavour F    the project's kernel of flavour F (vm, debug, gdb; see
 #                  scripts/build-kernel.sh), built first if missing
-#   --arch ARCH    the architecture to build for (x86_64 or arm64; default
+#   --arch ARCH    the architecture to build for (x86_64, arm64 or arm; default
 #                  $MAPDRV_ARCH, the Makefile's ARCH=, else x86_64); a KDIR
 #                  configured for another architecture is refused
 #   --copy-to DIR  build a copy of the module's sources in DIR, so that the

@@ -168,7 +168,7 @@ build_static_c() {
 }
 
 # kernel_config_arch CONFIG: the architecture a kernel .config is for
-# (x86_64, arm64, or the kernel's own name for others: i386, arm, riscv...).
+# (x86_64, arm64, arm, or the kernel's own name for others: i386, riscv...).
 kernel_config_arch() {
 	local cfg=$1
 	if grep -qx CONFIG_X86_64=y "$cfg"; then echo x86_64

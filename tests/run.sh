@@ -21,13 +21,17 @@
 #                  MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE,
 #                  MAPDRV_ARM64_TOOL; default: no arm64 kernel, and the
 #                  arm64 runs are left out with a note)
+#   --arm-kernel FILE, --arm-module FILE, --arm-tool FILE
+#                  the same for the 32-bit ARM VM (zImage; env
+#                  MAPDRV_ARM_KERNEL, MAPDRV_ARM_MODULE, MAPDRV_ARM_TOOL)
 #   --soak SECONDS run only the suites marked "# soak: yes", on the debug
 #                  kernel, for about SECONDS each with new seeds (make soak;
 #                  a benchmark, not a test)
 #   --out DIR      logs and built helpers (env MAPDRV_TEST_OUT; default
 #                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start
-#   --only-arch A  only the runs on architecture A: arm64 (the arm64/NAME
-#                  runs) or x86_64 (host, guest and debug runs)
+#   --only-arch A  only the runs on architecture A: arm64 or arm (the
+#                  arm64/NAME or arm/NAME runs) or x86_64 (host, guest and
+#                  debug runs)
 #   --verbose      show each VM's console (on standard error)
 #   SUITE          only these suites: host/NAME, guest/NAME, debug/NAME or
 #                  NAME (all runs of it) (default: all of tests/host/*.sh
@@ -54,14 +58,16 @@
 #                        of a "# run-vm-debug: OPTIONS" line; "# kernels:
 #                        debug" runs it there only (default: vm). The guest
 #                        sees mapdrv.debug=1 on its command line. "arm64"
-#                        in that line runs it a third time, as arm64/NAME,
-#                        on the arm64 VM (qemu-system-aarch64 -M virt under
-#                        TCG) with the arm64 module, tool and helpers, then
-#                        the options of a "# run-vm-arm64: OPTIONS" line; a
-#                        suite that is not run there says why in a "# not on
-#                        arm64: REASON" line, which becomes the result
-#                        "SKIP arm64/NAME: REASON" (counted as skipped,
-#                        never as passed). After the
+#                        in that line runs it again, as arm64/NAME, on the
+#                        arm64 VM (qemu-system-aarch64 -M virt under TCG)
+#                        with the arm64 module, tool and helpers, then the
+#                        options of a "# run-vm-arm64: OPTIONS" line; "arm"
+#                        likewise as arm/NAME on the 32-bit ARM VM
+#                        (qemu-system-arm -M virt), with a "# run-vm-arm:"
+#                        line. A suite that is not run on one of them says
+#                        why in a "# not on ARCH: REASON" line, which becomes
+#                        the result "SKIP ARCH/NAME: REASON" (counted as
+#                        skipped, never as passed). After the
 #                        suite, the runner has kmemleak scan (echo scan >
 #                        /sys/kernel/debug/kmemleak) and adds "debug/NAME/
 #                        kmemleak finds no leak".
@@ -105,13 +111,20 @@ debug_module=${MAPDRV_DEBUG_MODULE:-}
 arm64_kernel=${MAPDRV_ARM64_KERNEL:-}
 arm64_module=${MAPDRV_ARM64_MODULE:-}
 arm64_tool=${MAPDRV_ARM64_TOOL:-}
+arm_kernel=${MAPDRV_ARM_KERNEL:-}
+arm_module=${MAPDRV_ARM_MODULE:-}
+arm_tool=${MAPDRV_ARM_TOOL:-}
+# The architectures whose VMs are emulated (TCG), each with its own kernel,
+# module, tool and helpers: $<arch>_kernel and so on.
+EMULATED_ARCHES="arm64 arm"
 soak=
 only_arch=
 verbose=false
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel | --module | --tool | --kvm | --out | --debug-kernel | --debug-module | --soak | \
-		--arm64-kernel | --arm64-module | --arm64-tool | --only-arch)
+		--arm64-kernel | --arm64-module | --arm64-tool | \
+		--arm-kernel | --arm-module | --arm-tool | --only-arch)
 		[ $# -ge 2 ] || { echo "tests/run.sh: $1 needs an argument" >&2; usage; }
 		opt=${1#--}
 		declare "${opt//-/_}=$2"
@@ -133,9 +146,14 @@ fi
 [ -z "$tool" ] || [ -f "$tool" ] || die "no mapdrv tool at $tool"
 [ -z "$debug_kernel" ] || [ -f "$debug_kernel" ] || die "no debug kernel at $debug_kernel"
 [ -z "$debug_module" ] || [ -f "$debug_module" ] || die "no debug module at $debug_module"
-[ -z "$arm64_kernel" ] || [ -f "$arm64_kernel" ] || die "no arm64 kernel at $arm64_kernel"
-[ -z "$arm64_module" ] || [ -f "$arm64_module" ] || die "no arm64 module at $arm64_module"
-[ -z "$arm64_tool" ] || [ -f "$arm64_tool" ] || die "no arm64 mapdrv tool at $arm64_tool"
+# arch_file ARCH kernel|module|tool: the file given for an emulated ARCH.
+arch_file() { local v="${1}_$2"; echo "${!v}"; }
+for a in $EMULATED_ARCHES; do
+	for what in kernel module tool; do
+		f=$(arch_file "$a" "$what")
+		[ -z "$f" ] || [ -f "$f" ] || die "no $a $what at $f"
+	done
+done
 if [ -n "$soak" ]; then
 	[[ $soak =~ ^[1-9][0-9]*$ ]] || die_status 2 "--soak takes a number of seconds, not '$soak'"
 	[ -n "$debug_kernel" ] || die_status 2 "--soak needs --debug-kernel"
@@ -148,8 +166,8 @@ suite_line() { sed -n "s/^# $2: *//p" "$1" | head -n1; }
 suite_kernels() { local k; k=$(suite_line "$1" kernels); echo "${k:-vm}"; }
 
 # The suites to run, as host/NAME, guest/NAME (the VM kernel), debug/NAME
-# (the debug kernel) and arm64/NAME (the arm64 VM; a suite that does not
-# run there is still listed, and reported as skipped).
+# (the debug kernel), arm64/NAME and arm/NAME (the emulated VMs; a suite
+# that does not run there is still listed, and reported as skipped).
 all_suites() {
 	local f k
 	if [ -n "$soak" ]; then
@@ -169,7 +187,7 @@ all_suites() {
 			debug) echo "debug/$(basename "$f" .sh)" ;;
 			esac
 		done
-		echo "arm64/$(basename "$f" .sh)"
+		for k in $EMULATED_ARCHES; do echo "$k/$(basename "$f" .sh)"; done
 	done
 }
 mapfile -t known < <(all_suites)
@@ -193,7 +211,7 @@ if [ -n "$only_arch" ]; then
 	only_arch=$(mapdrv_arch "$only_arch")
 	kept=()
 	for s in "${suites[@]}"; do
-		case $only_arch:$s in arm64:arm64/* | x86_64:host/* | x86_64:guest/* | x86_64:debug/*) kept+=("$s") ;; esac
+		case $only_arch:$s in "$only_arch:$only_arch"/* | x86_64:host/* | x86_64:guest/* | x86_64:debug/*) kept+=("$s") ;; esac
 	done
 	suites=("${kept[@]}")
 fi
@@ -208,13 +226,15 @@ leave_out() {
 	suites=("${kept[@]}")
 }
 # Without a debug kernel the debug runs are left out, with a note; likewise
-# without an arm64 kernel.
+# without an arm64 or arm kernel.
 [ -n "$debug_kernel" ] || leave_out debug "no debug kernel given (--debug-kernel, or make test)"
-[ -n "$arm64_kernel" ] || leave_out arm64 "no arm64 kernel given (--arm64-kernel, or make test)"
+for a in $EMULATED_ARCHES; do
+	[ -n "$(arch_file "$a" kernel)" ] || leave_out "$a" "no $a kernel given (--$a-kernel, or make test)"
+done
 
 logs=$out/logs
 rm -rf "$logs"
-mkdir -p "$logs"/{host,guest,debug,arm64,build} "$out/work" "$out/bin"
+mkdir -p "$logs"/{host,guest,debug,arm64,arm,build} "$out/work" "$out/bin"
 
 # Counts per architecture ("host" for the checks on the host), in the order
 # they first report.
@@ -227,6 +247,7 @@ result_group() {
 	case $1 in
 	host/*) echo host ;;
 	arm64/*) echo arm64 ;;
+	arm/*) echo arm ;;
 	build/*) local rest=${1#build/}; echo "${rest%%/*}" ;;
 	*) echo x86_64 ;;
 	esac
@@ -344,30 +365,32 @@ run_host_suite() {
 	mkdir -p "$out/work/$suite"
 	MAPDRV_KERNEL=$kernel MAPDRV_MODULE=$module MAPDRV_TOOL=$tool MAPDRV_TEST_WORK=$out/work/$suite \
 		MAPDRV_ARM64_KERNEL=$arm64_kernel MAPDRV_ARM64_MODULE=$arm64_module MAPDRV_ARM64_TOOL=$arm64_tool \
+		MAPDRV_ARM_KERNEL=$arm_kernel MAPDRV_ARM_MODULE=$arm_module MAPDRV_ARM_TOOL=$arm_tool \
 		bash "$MAPDRV_ROOT/tests/$suite.sh" </dev/null >"$log" 2>&1 || rc=$?
 	collect "$suite" "$log" "$rc"
 }
 
-# run_guest_suite guest/NAME | debug/NAME | arm64/NAME: one VM, on the VM
-# kernel, the debug kernel or the arm64 VM kernel.
+# run_guest_suite guest/NAME | debug/NAME | arm64/NAME | arm/NAME: one VM,
+# on the VM kernel, the debug kernel or an emulated architecture's kernel.
 run_guest_suite() {
 	local suite=$1 name=${1#*/} log=$logs/$1.log runlog=$logs/$1.run rc=0 opts=() more=() reports
 	local file=$MAPDRV_ROOT/tests/guest/$name.sh
 	local kern=$kernel mod=$module tl=$tool arch=x86_64 cmd="sh /tests/$name.sh" debug=false
 	read -r -a opts <<<"$(suite_line "$file" run-vm)"
-	if [ "${suite%%/*}" = arm64 ]; then
-		if [[ " $(suite_kernels "$file") " != *" arm64 "* ]]; then
+	local prefix=${suite%%/*}
+	if [[ " $EMULATED_ARCHES " == *" $prefix "* ]]; then
+		if [[ " $(suite_kernels "$file") " != *" $prefix "* ]]; then
 			local why
-			why=$(suite_line "$file" "not on arm64")
+			why=$(suite_line "$file" "not on $prefix")
 			if [ -n "$why" ]; then
 				result SKIP "$suite" "$why"
 			else
-				result FAIL "$suite" "not run on arm64 and no '# not on arm64: REASON' line says why"
+				result FAIL "$suite" "not run on $prefix and no '# not on $prefix: REASON' line says why"
 			fi
 			return 0
 		fi
-		arch=arm64 kern=$arm64_kernel mod=$arm64_module tl=$arm64_tool
-		read -r -a more <<<"$(suite_line "$file" run-vm-arm64)"
+		arch=$prefix kern=$(arch_file "$prefix" kernel) mod=$(arch_file "$prefix" module) tl=$(arch_file "$prefix" tool)
+		read -r -a more <<<"$(suite_line "$file" "run-vm-$prefix")"
 		opts+=("${more[@]}")
 	fi
 	if [ "${suite%%/*}" = debug ]; then
@@ -444,30 +467,37 @@ run_guest_suite() {
 }
 
 accel_shown=
-[ "$only_arch" = arm64 ] || build_helpers x86_64
-if [ -n "$arm64_kernel" ]; then
+[ -n "$only_arch" ] && [ "$only_arch" != x86_64 ] || build_helpers x86_64
+for a in $EMULATED_ARCHES; do
+	[ -n "$(arch_file "$a" kernel)" ] || continue
 	for s in "${suites[@]}"; do
-		case $s in arm64/*) build_helpers arm64; break ;; esac
+		case $s in "$a"/*) build_helpers "$a"; break ;; esac
 	done
-fi
+done
 times=()
 for suite in "${suites[@]}"; do
 	t0=$(date +%s)
 	case $suite in
 	host/*) run_host_suite "$suite" ;;
-	guest/* | debug/* | arm64/*) run_guest_suite "$suite" ;;
+	guest/* | debug/* | arm64/* | arm/*) run_guest_suite "$suite" ;;
 	esac
 	times+=("$suite $(($(date +%s) - t0))s")
 done
-# The debug kernel's runs are x86_64's alone: say so once for arm64, as a
-# skip, when its suites ran.
-for s in "${suites[@]}"; do
-	case $s in
-	arm64/*)
-		result SKIP "arm64/debug runs" "the debug kernel (KASAN, KFENCE, lockdep, kmemleak) is built for x86_64 only: a second one for arm64, and its suites under KASAN in an emulated aarch64 VM, do not fit make test's time budget"
-		break
-		;;
-	esac
+# The debug kernel's runs are x86_64's alone: say so once for each emulated
+# architecture, as a skip, when its suites ran.
+for a in $EMULATED_ARCHES; do
+	for s in "${suites[@]}"; do
+		case $a:$s in
+		arm64:arm64/*)
+			result SKIP "arm64/debug runs" "the debug kernel (KASAN, KFENCE, lockdep, kmemleak) is built for x86_64 only: a second one for arm64, and its suites under KASAN in an emulated aarch64 VM, do not fit make test's time budget"
+			break
+			;;
+		arm:arm/*)
+			result SKIP "arm/debug runs" "the debug kernel is built for x86_64 only: KASAN cannot be combined with Rust on 32-bit ARM (arch/arm/Kconfig: HAVE_RUST needs !KASAN)"
+			break
+			;;
+		esac
+	done
 done
 info "time per suite: ${times[*]}"
 info "logs: $logs"

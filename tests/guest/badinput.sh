@@ -10,7 +10,7 @@
 # in each mode. (Module parameters: params.sh; rmmod while open or mapped
 # and load/unload cycles: lifecycle.sh.)
 # run-vm: --timeout 300
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 600
 . /tests/lib.sh
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # The test VM itself: the file systems /init mounts, the devices and tools the
 # other suites use, the CPUs and memory asked for. Needs no module.
-# kernels: vm arm64
+# kernels: vm arm64 arm
 # shellcheck source=lib.sh
 . /tests/lib.sh
 
@@ -21,7 +21,7 @@ expect_match "at least one CPU is online" '^0' cat /sys/devices/system/cpu/onlin
 note "CPUs online: $(cat /sys/devices/system/cpu/online), $(grep MemTotal /proc/meminfo)"
 # The serial console: the PC's 8250 UART, or the virt machine's PL011.
 case $(guest_arch) in
-arm64) console=ttyAMA0 ;;
+arm64 | arm) console=ttyAMA0 ;;
 *) console=ttyS0 ;;
 esac
 expect_match "kernel command line has a serial console" "console=$console" cat /proc/cmdline

@@ -4,7 +4,7 @@
 # source finer than jiffies (4 ms at HZ=250). Under TCG, scripts/run-vm.sh
 # passes the host's TSC frequency (tsc_early_khz=...) for that on x86_64;
 # arm64's architected timer counts at a fixed frequency without help.
-# kernels: vm arm64
+# kernels: vm arm64 arm
 # shellcheck source=lib.sh
 . /tests/lib.sh
 
@@ -14,8 +14,8 @@ note "clock source $cs (available: $(cat $CS/available_clocksource))"
 case $(guest_arch):$cs in
 x86_64:tsc | x86_64:tsc-early | x86_64:kvm-clock) pass "clock source is the TSC or kvm-clock" ;;
 x86_64:*) fail "clock source is the TSC or kvm-clock" "it is $cs; kernel command line: $(cat /proc/cmdline)" ;;
-arm64:arch_sys_counter) pass "clock source is the architected timer" ;;
-arm64:*) fail "clock source is the architected timer" "it is $cs" ;;
+arm64:arch_sys_counter | arm:arch_sys_counter) pass "clock source is the architected timer" ;;
+arm64:* | arm:*) fail "clock source is the architected timer" "it is $cs" ;;
 esac
 
 require "clockres helper is there" /bin/clockres

@@ -4,7 +4,7 @@
 # demand, every claim it checks passing, its debugfs files and their bad
 # input, /proc/buddyinfo while a block is held, and the tool's views of it
 # (mapdrv layout table, --json, --svg, --self; mapdrv buddy).
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 900
 . /tests/lib.sh
 
@@ -21,7 +21,7 @@ demo_lines >/tmp/load-report
 
 # One line per allocation, with the fields the classic allocation demo
 # (the small module taught alongside map_driver.c) printed.
-for name in kmalloc kzalloc kcalloc kmem_cache_a kmem_cache_b vmalloc alloc_page get_free_pages alloc_pages_max; do
+for name in kmalloc kzalloc kcalloc kmem_cache_a kmem_cache_b vmalloc alloc_page get_free_pages alloc_pages_max kmap_local kmap; do
 	expect_match "load report: one alloc line for $name" \
 		"^demo: alloc $name api=[^ ]+ via=[^ ]+ .*vaddr=0x[0-9a-f]+ region=[a-z_]+ phys=0x[0-9a-f]+ .*pages=[0-9]+ contiguous=(yes|no) (runs=[0-9]+ )?gfp=[A-Z_|]+" \
 		cat /tmp/load-report
@@ -36,6 +36,27 @@ expect_match "order-3 block: 8 contiguous pages" \
 	'^demo: alloc get_free_pages api=__get_free_pages .*order=3 .*pages=8 contiguous=yes' cat /tmp/load-report
 expect_match "the largest block is asked for quietly (NOWARN, NORETRY)" \
 	'^demo: alloc alloc_pages_max .*gfp=GFP_KERNEL\|__GFP_NOWARN\|__GFP_NORETRY ' cat /tmp/load-report
+# The highmem page: on 32-bit ARM it comes from ZONE_HIGHMEM, has no
+# permanent address, and its two mappings lie in the fixmap (kmap_local)
+# and the pkmap window (kmap); on a 64-bit kernel both are its direct-map
+# address.
+if [ "$(guest_arch)" = arm ]; then
+	expect_match "a __GFP_HIGHMEM page comes from HighMem, page_address() NULL" \
+		'^demo: check ok highmem_page no-permanent-address: ' cat /tmp/load-report
+	expect_match "kmap_local_page maps it in the fixmap" \
+		'^demo: alloc kmap_local api=kmap_local_page .*region=fixmap ' cat /tmp/load-report
+	expect_match "kmap maps it in the pkmap window" \
+		'^demo: alloc kmap api=kmap .*vaddr=0xbf[ef][0-9a-f]{5} region=pkmap ' cat /tmp/load-report
+	expect_match "while kmapped, page_address() is the kmap address" \
+		'^demo: check ok kmap page-address: ' cat /tmp/load-report
+	expect_match "vmalloc pages are highmem, read back through kmap_local_page" \
+		'^demo: check ok vmalloc direct-map-alias: 15 of 15 .* 0 through PAGE_OFFSET .* 15 highmem pages through kmap_local_page' cat /tmp/load-report
+else
+	expect_match "without highmem the page is in the direct map" \
+		'^demo: check ok highmem_page direct-map: ' cat /tmp/load-report
+	expect_match "kmap_local_page and kmap of it are its direct-map address" \
+		'^demo: alloc kmap api=kmap .*region=direct_map ' cat /tmp/load-report
+fi
 vpages=$(grep -c '^demo: page vmalloc index=' /tmp/load-report)
 check "one page line per vmalloc page (15)" test "$vpages" -eq 15
 
@@ -46,17 +67,22 @@ check "the load report checks at least 25 claims" test "$checks" -ge 25
 expect_no_match "no claim of the load report failed" '^demo: check FAIL' cat /tmp/load-report
 for claim in "kmalloc direct-map" "kmalloc virt-to-phys" "kzalloc zeroed" "kcalloc zeroed" \
 	"kcalloc overflow-refused" "vmalloc vmalloc-range" "vmalloc page-walk" "vmalloc direct-map-alias" \
-	"get_free_pages contiguous" "get_free_pages aligned" "alloc_pages_max contiguous" "alloc_pages_max virt-to-phys"; do
+	"get_free_pages contiguous" "get_free_pages aligned" "alloc_pages_max contiguous" "alloc_pages_max virt-to-phys" \
+	"kmap_local window" "kmap_local same-page" "kmap window" "kmap same-page" "kmap same-memory"; do
 	expect_match "claim checked and ok: $claim" "^demo: check ok $claim: " cat /tmp/load-report
 done
 expect_match "the load report ends with its summary" \
-	"^demo: done run=1 allocations=9 checks=$checks failed=0 freed=yes$" cat /tmp/load-report
+	"^demo: done run=1 allocations=11 checks=$checks failed=0 freed=yes$" cat /tmp/load-report
 
 # The layout: key value lines, at load and in debugfs, the same.
 expect_match "layout is logged at load" 'rust_mapdrv: layout: page_offset 0x[0-9a-f]+$' dmesg
 check "debugfs layout is readable" cat "$DFS/layout"
 expect_no_match "debugfs layout has only key value lines" '^([^ ]+|[^ ]+ [^ ]+ .*)$' cat "$DFS/layout"
-for key in page_offset vmalloc_start vmalloc_end vmemmap_start modules_start fixmap_start kernel_image_start kaslr_memory max_page_order; do
+case $(guest_arch) in
+arm) keys="page_offset task_size high_memory vmalloc_start vmalloc_end modules_start pkmap_start fixmap_start vectors_start highmem_pages lowmem_bytes" ;;
+*) keys="page_offset vmalloc_start vmalloc_end vmemmap_start modules_start fixmap_start kernel_image_start" ;;
+esac
+for key in $keys kaslr_memory max_page_order; do
 	expect_match "debugfs layout has $key" "^$key [0-9a-fx]+|^$key (yes|no)$" cat "$DFS/layout"
 done
 dmesg | sed -n 's/^.*rust_mapdrv: layout: //p' >/tmp/layout-dmesg

@@ -4,17 +4,20 @@
 # PFNs against debugfs, shared and private mappings, bounds, PROT_EXEC,
 # mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
 # (and for fault and faultaround without .map_pages, debugfs map_pages)
-# and for buffers of 1, 10 and 65536 pages, plus map_driver.c's test.c
-# flow (mapdrv dump).
+# and for buffers of 1, 10 and 65536 pages (32768 on 32-bit ARM, whose
+# whole vmalloc area is 240 MiB), plus map_driver.c's test.c flow (mapdrv
+# dump).
 # run-vm: --mem 1G --timeout 600
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 1500
 . /tests/lib.sh
 
 require "module file is there" "$MODULE"
 require "mapdrv tool is there" /bin/mapdrv
 
-for pages in 1 10 65536; do
+large=65536
+[ "$(guest_arch)" = arm ] && large=32768
+for pages in 1 10 $large; do
 	for mode in 0 1 2; do
 		case $mode in 0) name=fault ;; 1) name=faultaround ;; 2) name=prefault ;; esac
 		c="pages=$pages mode=$name"

@@ -8,7 +8,7 @@
 # Under make soak (mapdrv.soak=SECONDS on the command line) it runs that
 # long with new random seeds instead: a benchmark, not a test.
 # run-vm: --timeout 300
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 900
 # soak: yes
 . /tests/lib.sh

@@ -4,7 +4,7 @@
 # sources, each beside the code it tests), one result per test case: they
 # run when the module is loaded and report in KTAP on the kernel log, which
 # is parsed here.
-# kernels: vm arm64
+# kernels: vm arm64 arm
 . /tests/lib.sh
 
 require "module file is there" "$MODULE"

@@ -34,10 +34,12 @@ fail() {
 # fact on arm64, say); tests/run.sh counts it as skipped, not passed.
 skip() { echo "SKIP: $1: $2"; }
 
-# guest_arch: the VM's architecture as the project names it (x86_64, arm64).
+# guest_arch: the VM's architecture as the project names it (x86_64, arm64,
+# arm).
 guest_arch() {
 	case $(uname -m) in
 	aarch64) echo arm64 ;;
+	armv7l | armv7*) echo arm ;;
 	*) uname -m ;;
 	esac
 }

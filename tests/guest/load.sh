@@ -3,7 +3,7 @@
 # Loading and unloading the module: insmod, /proc/modules, /sys/module, the
 # misc device, the kernel log lines of load and unload, rmmod, and a second
 # load after the unload.
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # shellcheck source=lib.sh
 . /tests/lib.sh
 

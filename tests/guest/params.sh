@@ -4,7 +4,7 @@
 # VM cannot hold), one distinct dmesg line saying why, and nothing left
 # behind: no module, no /dev/mapdrv, no warning in the kernel log.
 # run-vm: --mem 1G
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --mem 1G --timeout 600
 . /tests/lib.sh
 
@@ -60,8 +60,11 @@ refused "pages given twice" EEXIST "invalid for parameter .pages" pages=4 pages=
 refused "pages=262144 in a 1 GiB VM" ENOMEM 'cannot allocate 262144 pages' pages=262144
 expect_no_match "a failed allocation does not wake the OOM killer" 'Out of memory|oom-kill|invoked oom-killer' dmesg
 
-# The edges that are valid load.
-for ok in pages=1 pages=65536 mode=0 mode=1 mode=2 faultaround_pages=1 faultaround_pages=512; do
+# The edges that are valid load (a 256 MiB buffer; 128 MiB on 32-bit ARM,
+# whose vmalloc area is 240 MiB).
+large=65536
+[ "$(guest_arch)" = arm ] && large=32768
+for ok in pages=1 pages=$large mode=0 mode=1 mode=2 faultaround_pages=1 faultaround_pages=512; do
 	check "$ok is accepted" insmod "$MODULE" "$ok" && check "$ok unloads" rmmod "$MODNAME"
 	module_unload_all
 done

@@ -17,7 +17,7 @@
 #    --help); zero SIGBUS inside the buffer, content right.
 # Each scenario runs for a fixed time on both CPUs; its operation count goes
 # to a "# ..." line.
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm: --timeout 300
 # run-vm-debug: --timeout 900
 . /tests/lib.sh

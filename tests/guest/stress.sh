@@ -7,7 +7,7 @@
 # its lock and memory checkers); under make soak (mapdrv.soak=SECONDS) that
 # long with a new seed and more workers: a benchmark, not a test.
 # run-vm: --timeout 300
-# kernels: vm debug arm64
+# kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 900
 # soak: yes
 . /tests/lib.sh

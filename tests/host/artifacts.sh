@@ -5,14 +5,14 @@
 # architecture, GPL) and the static mapdrv tool.
 # Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL
 # (x86_64); MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE, MAPDRV_ARM64_TOOL
-# (arm64, when make test runs it).
+# (arm64, when make test runs it), and MAPDRV_ARM_* likewise (arm).
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 
 # check_artifacts ARCH KERNEL MODULE TOOL: the checks for one architecture,
 # named with an "ARCH " prefix but for x86_64's (their names predate arm64).
 check_artifacts() {
-	local arch=$1 kernel=$2 module=$3 tool=$4 p= image_re image_name elf_re elf_name
+	local arch=$1 kernel=$2 module=$3 tool=$4 p= image_re image_name elf_re elf_name bits=64
 	[ "$arch" = x86_64 ] || p="$arch "
 	case $arch in
 	x86_64)
@@ -22,6 +22,10 @@ check_artifacts() {
 	arm64)
 		image_re="Linux kernel ARM64 boot executable Image" image_name="an ARM64 Image"
 		elf_re="ARM aarch64" elf_name="aarch64"
+		;;
+	arm)
+		image_re="Linux kernel ARM boot executable zImage" image_name="an ARM zImage"
+		elf_re="ARM, EABI5" elf_name="32-bit ARM" bits=32
 		;;
 	esac
 	local kernel_info kernel_version
@@ -46,7 +50,7 @@ check_artifacts() {
 
 	if [ -f "$module" ]; then
 		pass "${p}module file is there"
-		expect_match "${p}module is an $elf_name ELF relocatable" "ELF 64-bit LSB relocatable, $elf_re" file -b "$module"
+		expect_match "${p}module is an $elf_name ELF relocatable" "ELF $bits-bit LSB relocatable, $elf_re" file -b "$module"
 		local vermagic
 		vermagic=$(modinfo vermagic)
 		note "$arch module vermagic: $vermagic"
@@ -70,7 +74,7 @@ check_artifacts() {
 	if [ -n "$tool" ] && [ -f "$tool" ]; then
 		pass "${p}mapdrv tool is there"
 		expect_match "${p}mapdrv tool is a static $elf_name executable" \
-			"ELF 64-bit LSB .*$elf_re.*(statically linked|static-pie linked)" file -b "$tool"
+			"ELF $bits-bit LSB .*$elf_re.*(statically linked|static-pie linked)" file -b "$tool"
 	else
 		fail "${p}mapdrv tool is there" "no mapdrv tool given (tests/run.sh --${p:+$arch-}tool)"
 	fi
@@ -81,5 +85,10 @@ if [ -n "${MAPDRV_ARM64_KERNEL:-}" ]; then
 	check_artifacts arm64 "$MAPDRV_ARM64_KERNEL" "${MAPDRV_ARM64_MODULE:-}" "${MAPDRV_ARM64_TOOL:-}"
 else
 	skip "arm64 artifacts" "no arm64 kernel given (make test without ARCH gives it)"
+fi
+if [ -n "${MAPDRV_ARM_KERNEL:-}" ]; then
+	check_artifacts arm "$MAPDRV_ARM_KERNEL" "${MAPDRV_ARM_MODULE:-}" "${MAPDRV_ARM_TOOL:-}"
+else
+	skip "arm artifacts" "no arm kernel given (make test without ARCH gives it)"
 fi
 finish

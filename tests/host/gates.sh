@@ -32,11 +32,38 @@ clippy_module() {
 		pass "${p}clippy: module has no warnings"
 	fi
 }
+# no_u64_decimal ARCH: a 32-bit kernel's module formats no 64-bit integer
+# in decimal with core's code, which divides by 10^4 with a 64-bit
+# division: on 32-bit ARM the runtime's __aeabi_uldivmod is a stub that
+# traps (an oops on the first pr_info! of a u64). rust_mapdrv/decimal.rs is
+# the way; this looks for references to the Display of u64, i64, u128 or
+# i128 (v0 mangling: y, x, o, n), core's or the kernel crate's adapter for
+# pr_*! (Adapter<&i64>), in the object clippy just built.
+no_u64_decimal() {
+	local arch=$1 obj=$work/clippy-$1/rust_mapdrv.o refs
+	if [ ! -f "$obj" ]; then
+		fail "$arch module formats no u64 in decimal with core's division" "no object at $obj"
+		return
+	fi
+	refs=$(llvm-readelf-19 -r "$obj" | grep -oE '_R[A-Za-z0-9_]*(4core3fmt3num3imp[xyno]Nt|6kernel3fmtINtB5_7AdapterR+[xyno]E)[A-Za-z0-9_]*Display3fmt[A-Za-z0-9_]*' | sort -u)
+	if [ -z "$refs" ]; then
+		pass "$arch module formats no u64 in decimal with core's division"
+	else
+		fail "$arch module formats no u64 in decimal with core's division" \
+			"references $(printf '%s' "$refs" | tr '\n' ' '): format through decimal::Decimal"
+	fi
+}
 clippy_module x86_64 "$(bash scripts/build-module.sh --arch x86_64 --print-kdir 2>/dev/null)"
 if [ -n "${MAPDRV_ARM64_KERNEL:-}" ]; then
 	clippy_module arm64 "${MAPDRV_ARM64_KERNEL%/arch/arm64/boot/Image}"
 else
 	skip "arm64 clippy: module has no warnings" "no arm64 kernel given (make test without ARCH gives it)"
+fi
+if [ -n "${MAPDRV_ARM_KERNEL:-}" ]; then
+	clippy_module arm "${MAPDRV_ARM_KERNEL%/arch/arm/boot/zImage}"
+	no_u64_decimal arm
+else
+	skip "arm clippy: module has no warnings" "no arm kernel given (make test without ARCH gives it)"
 fi
 
 check "clippy: tool has no warnings" \

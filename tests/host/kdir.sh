@@ -55,9 +55,9 @@ expect_match "an arm64 KDIR without ARCH: names both architectures" \
 # A tree for an architecture the project does not build for at all.
 i386=$(fake_tree i386tree -e 's/^CONFIG_X86_64=y$/# CONFIG_X86_64 is not set/' -e '$a CONFIG_X86_32=y')
 expect_match "an i386 KDIR: names it and the architectures the project builds" \
-	"KDIR=$i386 is configured for i386, but the module is being built for x86_64 \\(ARCH=x86_64\\): pass a KDIR built for x86_64 \\(this project builds for x86_64 arm64\\)" \
+	"KDIR=$i386 is configured for i386, but the module is being built for x86_64 \\(ARCH=x86_64\\): pass a KDIR built for x86_64 \\(this project builds for x86_64 arm64 arm\\)" \
 	bash -c "make -C '$root' --no-print-directory module KDIR='$i386' 2>&1; test \$? -ne 0"
-expect_match "an unknown ARCH: says which are known" "unknown architecture 'sparc' \(known: x86_64 arm64\)" \
+expect_match "an unknown ARCH: says which are known" "unknown architecture 'sparc' \(known: x86_64 arm64 arm\)" \
 	bash -c "make -C '$root' --no-print-directory module ARCH=sparc 2>&1; test \$? -ne 0"
 check "make kdir prints the tree in use" bash -c "make -C '$root' --no-print-directory kdir 2>/dev/null | grep -qx '$kdir'"
 finish

@@ -9,11 +9,11 @@
 # (scripts/run-vm.sh --export, scripts/guest/export-file,
 # scripts/extract-exports.sh). The VM boots `quiet`, so its whole kernel log
 # comes home too (run-vm.sh --kernel-log) and must be clean.
-# On x86_64, and on arm64 when make test gives its VM (the arm64 checks'
-# names start with "arm64 ").
+# On x86_64, and on arm64 and arm when make test gives their VMs (those
+# checks' names start with "arm64 " or "arm ").
 # Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_MODULE, MAPDRV_TOOL,
-# MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE, MAPDRV_ARM64_TOOL,
-# MAPDRV_TEST_WORK.
+# MAPDRV_ARM64_KERNEL, MAPDRV_ARM64_MODULE, MAPDRV_ARM64_TOOL, MAPDRV_ARM_*
+# likewise, MAPDRV_TEST_WORK.
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -78,7 +78,13 @@ partial = [(a[0], b[0]) for i, a in enumerate(regions) for b in regions[i + 1:]
            and not (a[1] <= b[1] and b[2] <= a[2]) and not (b[1] <= a[1] and a[2] <= b[2])]
 result(not partial, "regions do not overlap but where one holds another", partial)
 names = {n for n, _, _ in regions}
-for want in ["direct_map", "vmalloc", "vmemmap", "kernel_image", "modules", "fixmap"]:
+# A 32-bit kernel (ARM, the only one the project builds) says va_bits 32.
+arch = "arm" if j["layout"].get("va_bits") == "32" else "64-bit"
+# 32-bit ARM has no vmemmap (FLATMEM) and its kernel image is in lowmem;
+# it has the pkmap window and the vectors page instead.
+wanted = (["direct_map", "vmalloc", "pkmap", "vectors", "modules", "fixmap"] if arch == "arm"
+          else ["direct_map", "vmalloc", "vmemmap", "kernel_image", "modules", "fixmap"])
+for want in wanted:
     result(want in names, f"region {want} is listed", sorted(names))
 layout = j["layout"]
 po = int(layout["page_offset"], 16)
@@ -88,7 +94,7 @@ result(dict((n, s) for n, s, _ in regions)["direct_map"] == po, "direct_map star
 phys_offset = int(layout.get("memstart_addr", layout.get("phys_offset", "0x0")), 16)
 
 allocs = j["demo"]["allocations"]
-result(len(allocs) == 9, "the JSON has the demo's 9 allocations", len(allocs))
+result(len(allocs) == 11, "the JSON has the demo's 11 allocations", len(allocs))
 def region_of(addr):
     # The innermost region that holds addr.
     holding = [(e - s, n) for n, s, e in regions if s <= addr < e]
@@ -114,7 +120,8 @@ def local(tag):
     return tag.rsplit("}", 1)[-1]
 result(local(svg.tag) == "svg" and svg.tag.startswith("{"), "the picture's root is a namespaced svg element", svg.tag)
 texts = " | ".join(t.text or "" for t in svg.iter() if local(t.tag) == "text")
-for want in ["direct_map", "vmalloc (", "kernel_image", "modules", "kmalloc", "/dev/mapdrv buffer", "page frame number"]:
+for want in ["direct_map", "vmalloc (", "kernel_image" if arch != "arm" else "pkmap", "modules", "kmalloc",
+             "/dev/mapdrv buffer", "page frame number"]:
     result(want in texts, f"the picture shows {want}", texts[:200])
 circles = sum(1 for t in svg.iter() if local(t.tag) == "circle")
 result(circles >= 15 + 10, "the picture plots the vmalloc pages and the buffer's pages", f"{circles} circles")
@@ -135,5 +142,10 @@ if [ -n "${MAPDRV_ARM64_KERNEL:-}" ]; then
 	check_layout arm64 "$MAPDRV_ARM64_KERNEL" "${MAPDRV_ARM64_MODULE:-}" "${MAPDRV_ARM64_TOOL:-}"
 else
 	skip "arm64 layout" "no arm64 kernel given (make test without ARCH gives it)"
+fi
+if [ -n "${MAPDRV_ARM_KERNEL:-}" ]; then
+	check_layout arm "$MAPDRV_ARM_KERNEL" "${MAPDRV_ARM_MODULE:-}" "${MAPDRV_ARM_TOOL:-}"
+else
+	skip "arm layout" "no arm kernel given (make test without ARCH gives it)"
 fi
 finish

@@ -51,6 +51,12 @@ pub struct Env {
     /// access (x86_64), not up to a store's width before it (arm64); see
     /// [`predict::RwPlan::allows`].
     pub exact_uaccess: bool,
+    /// A copy from user memory that can reach fewer bytes than this before
+    /// memory it cannot access may copy nothing at all (0 on x86_64 and
+    /// arm64; 64 on 32-bit ARM, whose copy loops load a block of words
+    /// before storing any, and whose fault fixup then reports the whole
+    /// copy as not done): see [`predict::RwPlan::may_copy_nothing`].
+    pub copy_nothing_below: usize,
     /// The debugfs `mode` file, if there is one.
     pub mode_file: Option<PathBuf>,
     pub info_cmd: u32,
@@ -595,11 +601,23 @@ impl World {
             "{:?} of {:#x} at {} into/from {:?}",
             op.call, op.len, plan.pos, op.buf
         );
-        let n = expect_result(&what, rw_call(op, fd, addr), plan.want)?;
+        let got = rw_call(op, fd, addr);
+        // A copy that reported nothing moved (EFAULT) although a few bytes
+        // were reachable: then it is settled like one cut short after 0
+        // bytes (the bytes it may have stored are checked by settle_tail).
+        let copied_nothing = got == Err(Errno::EFAULT)
+            && plan.want.is_ok()
+            && plan.may_copy_nothing(self.env.copy_nothing_below);
+        let n = if copied_nothing {
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+            0
+        } else {
+            expect_result(&what, got, plan.want)?
+        };
         if plan.want.is_err() {
             return Ok(Applied::Done);
         }
-        if !plan.allows(n, self.env.exact_uaccess) {
+        if !copied_nothing && !plan.allows(n, self.env.exact_uaccess) {
             return Err(format!(
                 "{what}: moved {n} bytes, the model says {}",
                 plan.moved
@@ -612,7 +630,7 @@ impl World {
                 s.pos += n as i64;
             }
         }
-        if n == 0 {
+        if n == 0 && !copied_nothing {
             return Ok(Applied::Done);
         }
         let fills = op.call.fills_user();

@@ -675,6 +675,7 @@ impl Target {
             user_ptr_max: user_ptr_max(page_size),
             map_window: map_window(&maps, user_space_top(page_size)),
             exact_uaccess: cfg!(target_arch = "x86_64"),
+            copy_nothing_below: if cfg!(target_arch = "arm") { 64 } else { 0 },
             mode_file,
             info_cmd: abi::MAPDRV_IOC_INFO,
             info,

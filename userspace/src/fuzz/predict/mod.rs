@@ -570,6 +570,16 @@ impl RwPlan {
         n == self.moved || (!exact_uaccess && self.cut_short && (1..self.moved).contains(&n))
     }
 
+    /// Whether a transfer may fail with `EFAULT`, having reported nothing
+    /// copied although its first [`RwPlan::moved`] bytes of user memory are
+    /// reachable: the copy is cut short by memory it cannot access, and
+    /// fewer than `below` bytes come before it (32-bit ARM's
+    /// `arm_copy_{from,to}_user` move blocks of words, and a fault in the
+    /// first block reports the whole copy as not done).
+    pub fn may_copy_nothing(&self, below: usize) -> bool {
+        self.cut_short && self.moved < below
+    }
+
     /// The plan for a transfer that moved `n` bytes ([`RwPlan::allows`]).
     pub fn with_moved(&self, n: usize) -> RwPlan {
         RwPlan {
