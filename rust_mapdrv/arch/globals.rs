@@ -24,16 +24,13 @@ pub(crate) fn high_memory_addr() -> usize {
 
 /// `totalram_pages()`.
 pub(crate) fn totalram_pages() -> u64 {
-    // SAFETY: `_totalram_pages` is an `atomic_long_t`, which
-    // `atomic_long_read` reads as the atomic of the word's size (what
-    // `totalram_pages()` does in C); the pointer is to a kernel global,
-    // valid for the module's whole life.
+    // `atomic_long_t` is the atomic of the word's size.
     #[cfg(CONFIG_64BIT)]
-    let pages =
-        unsafe { bindings::atomic64_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)) };
-    // SAFETY: As above; on a 32-bit kernel `atomic_long_t` is `atomic_t`.
+    use bindings::atomic64_read as atomic_long_read;
     #[cfg(not(CONFIG_64BIT))]
-    let pages =
-        unsafe { bindings::atomic_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)) };
-    pages as u64
+    use bindings::atomic_read as atomic_long_read;
+    // SAFETY: `_totalram_pages` is an `atomic_long_t`, which
+    // `atomic_long_read` reads (what `totalram_pages()` does in C); the
+    // pointer is to a kernel global, valid for the module's whole life.
+    unsafe { atomic_long_read(core::ptr::addr_of_mut!(bindings::_totalram_pages)) as u64 }
 }

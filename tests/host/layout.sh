@@ -66,7 +66,9 @@ except Exception as e:
     sys.exit(0)
 
 regions = [(r["name"], int(r["start"], 16), int(r["end"], 16)) for r in j["regions"]]
-result(len(regions) >= 8, "the JSON lists the regions", f"{len(regions)} regions")
+# A 32-bit kernel (ARM, the only one the project builds) says va_bits 32.
+arch = "arm" if j["layout"].get("va_bits") == "32" else "64-bit"
+result(len(regions) >= (7 if arch == "arm" else 8), "the JSON lists the regions", f"{len(regions)} regions")
 bad = [n for n, s, e in regions if not s < e]
 result(not bad, "every region has start < end", bad)
 # In address order; two regions are disjoint or one holds the other (arm64
@@ -78,8 +80,6 @@ partial = [(a[0], b[0]) for i, a in enumerate(regions) for b in regions[i + 1:]
            and not (a[1] <= b[1] and b[2] <= a[2]) and not (b[1] <= a[1] and a[2] <= b[2])]
 result(not partial, "regions do not overlap but where one holds another", partial)
 names = {n for n, _, _ in regions}
-# A 32-bit kernel (ARM, the only one the project builds) says va_bits 32.
-arch = "arm" if j["layout"].get("va_bits") == "32" else "64-bit"
 # 32-bit ARM has no vmemmap (FLATMEM) and its kernel image is in lowmem;
 # it has the pkmap window and the vectors page instead.
 wanted = (["direct_map", "vmalloc", "pkmap", "vectors", "modules", "fixmap"] if arch == "arm"
