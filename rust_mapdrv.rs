@@ -127,9 +127,25 @@ impl FaultHandler for FaultAround {
 /// counts the fault and the pages inserted. `mmap` checked the range, and a
 /// VMA cannot grow (`VM_DONTEXPAND`), but a fault past the buffer must never
 /// map anything: there `page` finds no page and the fault gets `SIGBUS`.
+///
+/// A write fault on a private mapping maps nothing: the faulting page is
+/// handed to the core, which writes a copy into the process in the same
+/// fault (one trap per written page; mapping our page read-only first would
+/// make the write fault again to be copied). The window is not used then:
+/// its other pages would be read-only entries each written page faults on
+/// anyway.
 fn map_window(dev: &Mapdrv, fault: &Fault<'_>, window: core::ops::Range<usize>) -> FaultOutcome {
     dev.stats.faults.fetch_add(1, Relaxed);
     let first_pgoff = vm_ops::vma_pgoff(&fault.vma());
+    if fault.is_private_write() {
+        return match dev.buffer.page(first_pgoff + fault.index()) {
+            Some(page) => {
+                dev.stats.pages_copied.fetch_add(1, Relaxed);
+                fault.copy_on_write(page)
+            }
+            None => FaultOutcome::SigBus,
+        };
+    }
     // No allocation here: `insert_pages` passes the pages on through an
     // array on the stack.
     let (outcome, inserted) = fault.map(window, |i| dev.buffer.page(first_pgoff + i));

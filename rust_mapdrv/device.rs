@@ -46,6 +46,8 @@ pub(crate) struct Params {
 pub(crate) struct Stats {
     pub(crate) faults: Atomic<u64>,
     pub(crate) pages_inserted: Atomic<u64>,
+    /// Private write faults answered with our page for the core to copy.
+    pub(crate) pages_copied: Atomic<u64>,
     pub(crate) mmaps: Atomic<u64>,
     pub(crate) bytes_read: Atomic<u64>,
     pub(crate) bytes_written: Atomic<u64>,
@@ -56,6 +58,7 @@ impl Stats {
         Self {
             faults: Atomic::new(0),
             pages_inserted: Atomic::new(0),
+            pages_copied: Atomic::new(0),
             mmaps: Atomic::new(0),
             bytes_read: Atomic::new(0),
             bytes_written: Atomic::new(0),
@@ -63,10 +66,11 @@ impl Stats {
     }
 
     /// The counters as (name, value) pairs, in the order they are shown.
-    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 5] {
+    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 6] {
         [
             ("faults", self.faults.load(Relaxed)),
             ("pages_inserted", self.pages_inserted.load(Relaxed)),
+            ("pages_copied", self.pages_copied.load(Relaxed)),
             ("mmaps", self.mmaps.load(Relaxed)),
             ("bytes_read", self.bytes_read.load(Relaxed)),
             ("bytes_written", self.bytes_written.load(Relaxed)),

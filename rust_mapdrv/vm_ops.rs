@@ -12,7 +12,8 @@
 //! - [`VmOps::install`] puts a handler's `vm_operations_struct` on a new VMA,
 //!   with data that the mapped file owns (and checks that it does);
 //! - [`Fault`] answers questions about the fault and maps the faulting page,
-//!   or a window of pages around it, with [`insert_pages`];
+//!   or a window of pages around it, with [`insert_pages`], or hands the
+//!   page to the core to copy for a private write ([`Fault::copy_on_write`]);
 //! - [`MixedMapVma`] is a VMA that may be given pages, under the lock a
 //!   fault holds (the mmap or the per-VMA read lock).
 //!
@@ -26,28 +27,44 @@ use kernel::{
     mm::virt::{VmaMixedMap, VmaNew, VmaRef},
     page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow,
+    },
     types::ForeignOwnable,
 };
 
 use crate::sched;
 
 /// What a fault handler tells the core.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(PartialEq, Eq, Debug)]
 pub(crate) enum FaultOutcome {
     /// The page is mapped (by us or by a racing fault), or its page table
     /// went away while we mapped it; retry the access.
     Mapped,
+    /// The faulting page is handed to the core to be copied (a write fault
+    /// on a private mapping, see [`Fault::copy_on_write`]).
+    Handed(HandedPage),
     /// The address has no page: the process gets `SIGBUS`.
     SigBus,
     /// Out of memory while mapping.
     Oom,
 }
 
+/// The proof that [`Fault::copy_on_write`] put a page, with a reference for
+/// the core, into the fault being handled. Only that method makes one, and it
+/// is neither `Copy` nor `Clone`: a `.fault` that answers 0 must have set
+/// `vmf->page`, or the core dereferences NULL.
+#[derive(PartialEq, Eq, Debug)]
+pub(crate) struct HandedPage(());
+
 impl FaultOutcome {
     fn into_raw(self) -> bindings::vm_fault_t {
         match self {
             FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+            // `vmf->page` is set and referenced; the core locks the page,
+            // copies it, maps the copy and unlocks and puts the page.
+            FaultOutcome::Handed(HandedPage(())) => 0,
             FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
             FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
         }
@@ -142,6 +159,48 @@ impl<'a> Fault<'a> {
     /// The index in the VMA (in pages from its start) of the faulting page.
     pub(crate) fn index(&self) -> usize {
         (self.raw().address - self.vma.start()) >> PAGE_SHIFT
+    }
+
+    /// Whether this is a write fault on a private (`MAP_PRIVATE`) mapping:
+    /// the core is in `do_cow_fault`, with a new anonymous page ready for
+    /// the copy, and answers the write in this one fault if
+    /// [`Self::copy_on_write`] hands it the page.
+    pub(crate) fn is_private_write(&self) -> bool {
+        // SAFETY: `vmf` is valid for `'a` (type invariant); `flags` is set
+        // by the core before `.fault` is called and only read here.
+        let flags = unsafe { (*self.vmf).flags };
+        flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+            && self.vma.flags() & bindings::VM_SHARED as bindings::vm_flags_t == 0
+    }
+
+    /// Answers a write fault on a private mapping ([`Self::is_private_write`])
+    /// with `page`, for the core to copy: `do_cow_fault` locks it, copies it
+    /// into the anonymous page it allocated, maps the copy writable, then
+    /// unlocks the page and drops the reference taken here. One trap per
+    /// written page, where mapping our page read-only (as for a read) would
+    /// take a second fault for the copy. Our page is never mapped by this.
+    ///
+    /// Must be what the handler returns: the outcome is the only thing that
+    /// tells the core to look at the page.
+    pub(crate) fn copy_on_write(&self, page: BorrowedPage<'_>) -> FaultOutcome {
+        let raw = page.as_ptr();
+        // SAFETY: `raw` is a live page (borrowed) with a reference of its
+        // owner, so its count is positive and it cannot be freed while we
+        // add one. The buffer's pages are order-0 pages that are not part of
+        // a compound page (vmalloc splits its higher orders, `split_page`),
+        // so the page is its own folio and its `_refcount` is the folio's:
+        // this is `get_page()`, an inline function that modules cannot
+        // call, without its page_ref tracepoint (`CONFIG_DEBUG_PAGE_REF`).
+        // `add` with `Relaxed` is `atomic_add`, as in `atomic_inc`.
+        unsafe {
+            Atomic::<i32>::from_ptr(&raw mut (*raw)._refcount.counter).add(1, Relaxed);
+        }
+        // SAFETY: `vmf` is valid for `'a` (type invariant) and `page` is
+        // the field a `.fault` handler fills in; the core reads it only
+        // because of the 0 that `FaultOutcome::Handed` becomes, and then
+        // owns the reference taken above.
+        unsafe { (*self.vmf).page = raw };
+        FaultOutcome::Handed(HandedPage(()))
     }
 
     /// Maps the pages `window` of the VMA (indices from its start; the

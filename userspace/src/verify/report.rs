@@ -56,6 +56,9 @@ checks! {
     SharedWriteFork = "shared-write-fork",
     /// A MAP_PRIVATE write stays in that mapping.
     PrivateIsolation = "private-isolation",
+    /// A first write to a fresh MAP_PRIVATE mapping takes one fault per
+    /// page and gets a full copy of the page.
+    PrivateWriteFirstTouch = "private-write-first-touch",
     /// Mapping exactly the whole buffer works.
     MmapWholeBuffer = "mmap-whole-buffer",
     /// Mapping exactly the last page works and shows that page.
