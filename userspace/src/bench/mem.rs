@@ -28,6 +28,9 @@ pub enum Kind {
     SharedFilePopulate,
     /// `MAP_PRIVATE | MAP_ANONYMOUS`, `PROT_READ | PROT_WRITE`.
     Anonymous,
+    /// `MAP_PRIVATE`, `PROT_READ | PROT_WRITE`, of a file: a write gets a
+    /// private copy of the page.
+    PrivateFile,
 }
 
 /// Maps `len` bytes as `kind` (of `fd` at offset 0 for the file kinds), for
@@ -49,6 +52,13 @@ pub fn map(kind: Kind, fd: Option<BorrowedFd<'_>>, len: usize) -> Result<Mapping
                 MapFlags::MAP_SHARED | populate,
             )
         }
+        Kind::PrivateFile => Mapping::file(
+            fd.ok_or(Errno::EBADF)?,
+            0,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_PRIVATE,
+        ),
         Kind::Anonymous => Mapping::anonymous(
             len,
             ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,

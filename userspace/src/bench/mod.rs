@@ -23,7 +23,7 @@
 //! separately per size (`--module`).
 
 mod load;
-mod mem;
+pub(crate) mod mem;
 pub mod model;
 mod plot;
 mod report;
@@ -228,6 +228,7 @@ fn check_sizes(sizes: &[usize], what: &str) -> Result<()> {
 fn measure(device: &Path, args: &Args) -> Result<Report> {
     let started = Instant::now();
     let status = Status::new(args.quiet);
+    let pinned_cpu = pin_to_this_cpu()?;
     let page_size = crate::device::system_page_size()?;
     let rounds = usize::from(args.rounds);
     check_sizes(&args.sizes, "--sizes")?;
@@ -270,7 +271,8 @@ fn measure(device: &Path, args: &Args) -> Result<Report> {
     if loaded_here {
         load::unload()?;
     }
-    let (env, sizes, results) = result?;
+    let (mut env, sizes, results) = result?;
+    env.pinned_cpu = Some(pinned_cpu);
     let mut report = Report {
         tool: format!("mapdrv bench {}", env!("CARGO_PKG_VERSION")),
         env,
@@ -537,7 +539,10 @@ fn map_job(
         (None, "memfd-populate") => (Kind::SharedFilePopulate, Some(memfd.as_fd())),
         (None, _) => (Kind::Anonymous, None),
     };
-    let mut cols: [Vec<f64>; 6] = Default::default();
+    let private_write = model::MAP_PATHS
+        .iter()
+        .any(|p| p.name == path && p.private_write);
+    let mut cols: [Vec<f64>; 8] = Default::default();
     let per_page = |ns: f64| ns / pages as f64;
     for _ in 0..samples {
         let (mmap_ns, region) = mem::time_ns(|| mem::map(kind, fd, len));
@@ -578,16 +583,50 @@ fn map_job(
             cols[5].push(runs);
         }
         drop(region);
+        if private_write {
+            // A second fresh mapping, MAP_PRIVATE, written first: each page's
+            // fault copies it (do_cow_fault).
+            let private = mem::map(Kind::PrivateFile, fd, len)
+                .with_context(|| format!("{path}: MAP_PRIVATE mmap of {pages} pages"))?;
+            let faults_before = mem::minor_faults();
+            let (write_ns, ()) = mem::time_ns(|| private.touch_write(ctx.page_size, 2));
+            let faults = mem::minor_faults() - faults_before;
+            cols[6].push(per_page(write_ns));
+            cols[7].push(faults as f64 / pages as f64);
+        }
     }
-    // (pfn_runs is left out when pagemap hides the PFNs.)
-    Ok(
-        ["touch", "faults", "mmap", "mmap_touch", "read", "pfn_runs"]
-            .into_iter()
-            .zip(&cols)
-            .filter(|(_, c)| !c.is_empty())
-            .map(|(name, c)| (name, model::median(c)))
-            .collect(),
-    )
+    // (pfn_runs is left out when pagemap hides the PFNs, the private_write
+    // pair on the paths that are not written privately.)
+    Ok([
+        "touch",
+        "faults",
+        "mmap",
+        "mmap_touch",
+        "read",
+        "pfn_runs",
+        "private_write",
+        "private_write_faults",
+    ]
+    .into_iter()
+    .zip(&cols)
+    .filter(|(_, c)| !c.is_empty())
+    .map(|(name, c)| (name, model::median(c)))
+    .collect())
+}
+
+/// Pins the calling thread, which does all the timed work, to the CPU it is
+/// running on, and returns that CPU: the scheduler must not move it between
+/// the CPUs of the guest (two by default) in the middle of a measurement,
+/// which would time a migration and a cold cache.
+fn pin_to_this_cpu() -> Result<usize> {
+    use nix::sched::{CpuSet, sched_getcpu, sched_setaffinity};
+    let cpu = sched_getcpu().context("sched_getcpu")?;
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .context("CPU number out of range of a cpu_set_t")?;
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("cannot pin the benchmark to CPU {cpu}"))?;
+    Ok(cpu)
 }
 
 /// Where the benchmark runs.
@@ -605,7 +644,13 @@ fn environment(page_size: usize, device_pages: usize, mode: &str) -> Env {
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into()),
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // Online CPUs, not this thread's affinity (it is pinned to one).
+        cpus: nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(1),
+        pinned_cpu: None,
         mem_total_kib: meminfo("MemTotal:").unwrap_or(0) / 1024,
         page_size,
         device_pages,

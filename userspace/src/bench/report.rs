@@ -89,6 +89,9 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
         e.mem_total_kib / 1024,
         e.page_size
     )?;
+    if let Some(cpu) = e.pinned_cpu {
+        writeln!(out, "timed thread pinned to CPU {cpu}")?;
+    }
     if e.accelerator == "TCG" {
         writeln!(
             out,
