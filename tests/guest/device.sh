@@ -5,8 +5,9 @@
 # mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
 # (and for fault and faultaround without .map_pages, debugfs map_pages)
 # and for buffers of 1, 10 and 65536 pages (32768 on 32-bit ARM, whose
-# whole vmalloc area is 240 MiB), plus map_driver.c's test.c flow (mapdrv
-# dump).
+# whole vmalloc area is 240 MiB; 16384 on the debug kernel, where KASAN
+# checks every access of verify's passes over the buffer, and 64 MiB still
+# spans 32 page tables), plus map_driver.c's test.c flow (mapdrv dump).
 # run-vm: --mem 1G --timeout 600
 # kernels: vm debug arm64 arm
 # run-vm-debug: --timeout 1500
@@ -17,6 +18,7 @@ require "mapdrv tool is there" /bin/mapdrv
 
 large=65536
 [ "$(guest_arch)" = arm ] && large=32768
+debug_kernel && large=16384
 for pages in 1 10 $large; do
 	for mode in 0 1 2; do
 		case $mode in 0) name=fault ;; 1) name=faultaround ;; 2) name=prefault ;; esac

@@ -24,7 +24,7 @@ elif debug_kernel; then
 	# seed 1 on a 16-page buffer, seed 2 on a one-page buffer (every
 	# mapping is at an edge).
 	runs="16:1 1:2"
-	seconds=30
+	seconds=20
 else
 	runs="16:1 1:2 64:3"
 	seconds=10
