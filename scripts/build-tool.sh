@@ -9,6 +9,13 @@
 #
 # The binary is userspace/target/<rust_target ARCH>/release/mapdrv.
 #
+# Cargo builds in $MAPDRV_CACHE/cargo-target and the binary is copied into
+# the tree: the tool's dependencies (clap, serde, plotters, nix, rand...)
+# are compiled once per machine and architecture, not once per clone, which
+# took a fresh clone's `make test` about a minute per architecture. Cargo
+# keys a crate's units by its source path, so two clones never share the
+# tool's own units, only the registry crates.
+#
 # The host's own architecture is built as `cargo build` in userspace/ does:
 # the cargo and rustc first on PATH (rustup's), with the static linking of
 # userspace/.cargo/config.toml.
@@ -24,7 +31,7 @@
 # to the tool's crates only: proc macros and build scripts are built for
 # the host, by the same rustc, with its default sysroot. The units of one
 # rustc never replace the other's (cargo keys them by the rustc version),
-# so the builds for every architecture share userspace/target/ and neither
+# so the builds for every architecture share one target directory and neither
 # rebuilds because of the other.
 source "$(dirname "$0")/lib.sh"
 
@@ -35,12 +42,14 @@ target=$(rust_target "$arch")
 cargo=${CARGO:-cargo}
 userspace=$MAPDRV_ROOT/userspace
 binary=$userspace/target/$target/release/mapdrv
+target_dir=$MAPDRV_CACHE/cargo-target
+built=$target_dir/$target/release/mapdrv
 
 command -v "$cargo" >/dev/null ||
 	die "no $cargo on PATH: install Rust (rustup) to build the mapdrv tool"
 
 if [ "$arch" = "$host" ]; then
-	(cd "$userspace" && "$cargo" build --quiet --release --locked --target "$target") >&2 ||
+	(cd "$userspace" && "$cargo" build --quiet --release --locked --target "$target" --target-dir "$target_dir") >&2 ||
 		die "building the mapdrv tool for $arch failed (cargo's errors are above)"
 elif [ "$arch" != x86_64 ] && [ "$host" = x86_64 ]; then
 	triple=$(c_target "$arch")
@@ -68,13 +77,14 @@ elif [ "$arch" != x86_64 ] && [ "$host" = x86_64 ]; then
 		env RUSTC="$KERNEL_RUSTC" \
 			"${env_name}_LINKER=$clang" \
 			"${env_name}_RUSTFLAGS=--sysroot=$sysroot -C link-arg=--target=$triple -C link-arg=-fuse-ld=lld" \
-			"$cargo" build --quiet --release --locked --target "$target") >&2 ||
+			"$cargo" build --quiet --release --locked --target "$target" --target-dir "$target_dir") >&2 ||
 		die "cross-building the mapdrv tool for $arch failed (cargo's errors are above)"
 else
 	die "building the mapdrv tool for $arch on a $host host is not set up (only the host's own architecture, and arm64 and arm on x86_64)"
 fi
 
-[ -x "$binary" ] || die "cargo succeeded but there is no $binary"
+[ -x "$built" ] || die "cargo succeeded but there is no $built"
+install -D -p -m 755 "$built" "$binary" || die "cannot copy $built to $binary"
 # The guest has no shared libraries: the binary must be static, and for ARCH.
 if command -v file >/dev/null; then
 	case $arch in

@@ -26,7 +26,7 @@ require "module file is there" "$MODULE"
 require "mapdrv tool is there" /bin/mapdrv
 check "the guest has two CPUs online" test "$(cat /sys/devices/system/cpu/online)" = 0-1
 
-if debug_kernel; then seconds=2; else seconds=1; fi
+seconds=1
 D=/sys/kernel/debug/mapdrv
 # Every file the module creates (the debugfs ones as listed by the module).
 FILES="/dev/mapdrv $D/pages $D/stats $D/mode $D/map_pages $D/demo $D/layout $D/hold"

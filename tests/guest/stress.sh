@@ -3,7 +3,7 @@
 # mapdrv stress, bounded: 2 processes x 4 threads map, fault, remap and unmap
 # the device at once on both vCPUs while the mode switches between fault,
 # faultaround and prefault; every read is checked and, at the end, every
-# byte of the buffer. 10 s on the VM kernel, 30 s on the debug kernel (with
+# byte of the buffer. 10 s on the VM kernel, 20 s on the debug kernel (with
 # its lock and memory checkers); under make soak (mapdrv.soak=SECONDS) that
 # long with a new seed and more workers: a benchmark, not a test.
 # run-vm: --timeout 300
@@ -19,7 +19,7 @@ soak=$(sed -n 's/.*mapdrv\.soak=\([0-9]*\).*/\1/p' /proc/cmdline)
 if [ -n "$soak" ]; then
 	set -- --threads 8 --procs 4 --seconds "$soak"
 elif debug_kernel; then
-	set -- --threads 4 --procs 2 --seconds 30 --seed 1
+	set -- --threads 4 --procs 2 --seconds 20 --seed 1
 else
 	set -- --threads 4 --procs 2 --seconds 10 --seed 1
 fi
