@@ -182,16 +182,30 @@ impl<'a> Fault<'a> {
     ///
     /// Must be what the handler returns: the outcome is the only thing that
     /// tells the core to look at the page.
+    ///
+    /// A tail page of a compound page cannot be handed (its reference count
+    /// is its head's): the fault gets `SIGBUS`. The buffer's pages never are
+    /// one (vmalloc splits its higher orders, `split_page`).
     pub(crate) fn copy_on_write(&self, page: BorrowedPage<'_>) -> FaultOutcome {
         let raw = page.as_ptr();
+        // SAFETY: `raw` is a live page (borrowed); `compound_info` is what
+        // `PageTail()` reads (bit 0 set on a tail page), read once as there.
+        let tail = unsafe {
+            core::ptr::read_volatile(
+                &raw const (*raw).__bindgen_anon_1.__bindgen_anon_3.compound_info,
+            )
+        } & 1
+            != 0;
+        if tail {
+            return FaultOutcome::SigBus;
+        }
         // SAFETY: `raw` is a live page (borrowed) with a reference of its
         // owner, so its count is positive and it cannot be freed while we
-        // add one. The buffer's pages are order-0 pages that are not part of
-        // a compound page (vmalloc splits its higher orders, `split_page`),
-        // so the page is its own folio and its `_refcount` is the folio's:
-        // this is `get_page()`, an inline function that modules cannot
-        // call, without its page_ref tracepoint (`CONFIG_DEBUG_PAGE_REF`).
-        // `add` with `Relaxed` is `atomic_add`, as in `atomic_inc`.
+        // add one. It is not a tail page (checked above), so its `_refcount`
+        // is its folio's: this is `get_page()`, an inline function that
+        // modules cannot call, without its page_ref tracepoint
+        // (`CONFIG_DEBUG_PAGE_REF`). `add` with `Relaxed` is `atomic_add`,
+        // as in `atomic_inc`.
         unsafe {
             Atomic::<i32>::from_ptr(&raw mut (*raw)._refcount.counter).add(1, Relaxed);
         }
