@@ -42,7 +42,7 @@ target=$(rust_target "$arch")
 cargo=${CARGO:-cargo}
 userspace=$MAPDRV_ROOT/userspace
 binary=$userspace/target/$target/release/mapdrv
-target_dir=$MAPDRV_CACHE/cargo-target
+target_dir=$TOOL_CARGO_TARGET
 built=$target_dir/$target/release/mapdrv
 
 command -v "$cargo" >/dev/null ||

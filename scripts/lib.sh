@@ -8,6 +8,10 @@ set -euo pipefail
 
 MAPDRV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MAPDRV_CACHE=${MAPDRV_CACHE:-$HOME/.cache/rust-mapdrv}
+# Cargo's target directory for the tool (userspace/), shared by every clone
+# on the machine: scripts/build-tool.sh and the host suites' cargo test and
+# clippy compile the tool's dependencies once, not once per clone.
+TOOL_CARGO_TARGET=$MAPDRV_CACHE/cargo-target
 
 # The kernel we build against: Debian's linux-source package from this suite.
 KERNEL_SERIES=${KERNEL_SERIES:-7.3}

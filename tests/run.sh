@@ -32,6 +32,10 @@
 #   --only-arch A  only the runs on architecture A: arm64 or arm (the
 #                  arm64/NAME or arm/NAME runs) or x86_64 (host, guest and
 #                  debug runs)
+#   --jobs N       run up to N suites at once (env MAPDRV_TEST_JOBS; default
+#                  the number of CPUs, at most 4): a TCG guest keeps about
+#                  one host CPU busy, so two suites on two CPUs take little
+#                  more than one. --verbose runs one at a time.
 #   --verbose      show each VM's console (on standard error)
 #   SUITE          only these suites: host/NAME, guest/NAME, debug/NAME or
 #                  NAME (all runs of it) (default: all of tests/host/*.sh
@@ -91,6 +95,10 @@
 # A check that does not apply to the architecture it runs on prints "SKIP:
 # <check>: <why>" (lib.sh's skip), which becomes "SKIP <suite>/<check>: why".
 #
+# Suites run side by side (--jobs), the longest first by the times of the
+# last run ($out/suite-times); each suite's results are printed together when
+# it ends, so suites appear in the order they end.
+#
 # Output (standard output): one line per result, "PASS <suite>/<check>",
 # "FAIL <suite>/<check>: <why>" or "SKIP <suite>/<check>: <why>", then one
 # line per architecture "ARCH: N passed, M failed, K skipped" (host: the
@@ -117,6 +125,7 @@ arm_tool=${MAPDRV_ARM_TOOL:-}
 # The architectures whose VMs are emulated (TCG), each with its own kernel,
 # module, tool and helpers: $<arch>_kernel and so on.
 EMULATED_ARCHES="arm64 arm"
+jobs=${MAPDRV_TEST_JOBS:-}
 soak=
 only_arch=
 verbose=false
@@ -124,7 +133,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel | --module | --tool | --kvm | --out | --debug-kernel | --debug-module | --soak | \
 		--arm64-kernel | --arm64-module | --arm64-tool | \
-		--arm-kernel | --arm-module | --arm-tool | --only-arch)
+		--arm-kernel | --arm-module | --arm-tool | --only-arch | --jobs)
 		[ $# -ge 2 ] || { echo "tests/run.sh: $1 needs an argument" >&2; usage; }
 		opt=${1#--}
 		declare "${opt//-/_}=$2"
@@ -154,6 +163,12 @@ for a in $EMULATED_ARCHES; do
 		[ -z "$f" ] || [ -f "$f" ] || die "no $a $what at $f"
 	done
 done
+if [ -z "$jobs" ]; then
+	jobs=$(nproc 2>/dev/null || echo 1)
+	[ "$jobs" -le 4 ] || jobs=4
+fi
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die_status 2 "--jobs takes a number of suites at once (1 or more), not '$jobs'"
+$verbose && jobs=1
 if [ -n "$soak" ]; then
 	[[ $soak =~ ^[1-9][0-9]*$ ]] || die_status 2 "--soak takes a number of seconds, not '$soak'"
 	[ -n "$debug_kernel" ] || die_status 2 "--soak needs --debug-kernel"
@@ -252,8 +267,16 @@ result_group() {
 	*) echo x86_64 ;;
 	esac
 }
+# In a suite's own process (the pool below), results go to its record file
+# ($result_record: one "STATUS<TAB>NAME<TAB>WHY" line each) and the main
+# process counts and prints them when the suite ends.
+result_record=
 result() { # result PASS|FAIL|SKIP NAME [WHY]
 	local g
+	if [ -n "$result_record" ]; then
+		printf '%s\t%s\t%s\n' "$1" "${2//$'\t'/ }" "${3:+${3//$'\t'/ }}" >>"$result_record"
+		return 0
+	fi
 	g=$(result_group "$2")
 	[ -n "${count_pass[$g]+set}" ] || { groups+=("$g"); count_pass[$g]=0 count_fail[$g]=0 count_skip[$g]=0; }
 	case $1 in
@@ -429,12 +452,8 @@ run_guest_suite() {
 		bash "$MAPDRV_ROOT/scripts/run-vm.sh" "${args[@]}" "${opts[@]}" -- "$cmd" \
 			>"$runlog" 2>&1 || rc=$?
 	fi
-	# Which accelerator, once; how long each VM took.
-	if [ -z "$accel_shown" ]; then
-		accel_shown=$(grep -a -m1 ' booting ' "$runlog" | sed 's/^.*\] //' || true)
-		[ -z "$accel_shown" ] || info "$accel_shown"
-	fi
-	sed -n 's/^ *\(VM finished .*\)/\1/p' "$runlog" | while IFS= read -r l; do info "$l"; done
+	# How long the VM took (the main process shows the accelerator once).
+	sed -n 's/^ *\(VM finished .*\)/\1/p' "$runlog" | while IFS= read -r l; do info "$suite: $l"; done
 	if [ -s "$log" ]; then
 		collect "$suite" "$log" "$rc"
 	else
@@ -456,7 +475,7 @@ run_guest_suite() {
 		result PASS "$suite/kernel log is clean"
 	else
 		result FAIL "$suite/kernel log is clean" "$(printf '%s' "$reports" | head -n1) (log: $log)"
-		printf '%s\n' "$reports" | while IFS= read -r l; do info "$l"; done
+		printf '%s\n' "$reports" | while IFS= read -r l; do info "$suite: $l"; done
 	fi
 	if $debug; then
 		kmemleak_result "$suite" "$log"
@@ -474,15 +493,77 @@ for a in $EMULATED_ARCHES; do
 		case $s in "$a"/*) build_helpers "$a"; break ;; esac
 	done
 done
+# The pool. Each suite runs in a process of its own with its results in
+# $logs/results/SUITE; the main process starts the next suite when one ends
+# and counts the results of the one that ended.
+times_file=$out/suite-times
+# last_time SUITE: its seconds in the last run that ran it, or a guess by
+# kind for a suite never timed (the debug kernel's boot alone is about 20 s).
+last_time() {
+	local t
+	t=$(awk -v s="$1" '$1 == s { print $2 }' "$times_file" 2>/dev/null | tail -n1)
+	if [ -n "$t" ]; then
+		echo "$t"
+	else
+		case $1 in debug/*) echo 80 ;; arm/*) echo 30 ;; *) echo 15 ;; esac
+	fi
+}
+# The longest first, so that no long suite starts last and runs alone.
+mapfile -t order < <(for s in "${suites[@]}"; do echo "$(last_time "$s") $s"; done | sort -s -k1,1nr | cut -d' ' -f2)
+mkdir -p "$logs/results"
+record_of() { echo "$logs/results/${1//\//_}"; }
+declare -A running=()
 times=()
-for suite in "${suites[@]}"; do
-	t0=$(date +%s)
-	case $suite in
-	host/*) run_host_suite "$suite" ;;
-	guest/* | debug/* | arm64/* | arm/*) run_guest_suite "$suite" ;;
-	esac
-	times+=("$suite $(($(date +%s) - t0))s")
+# finish_one: wait for a suite to end, then count and print its results.
+finish_one() {
+	local pid= suite status why name line
+	wait -n -p pid "${!running[@]}" || true
+	if [ -z "$pid" ]; then
+		# (Already reaped: find it by hand.)
+		local p
+		for p in "${!running[@]}"; do
+			kill -0 "$p" 2>/dev/null || { pid=$p; break; }
+		done
+		[ -n "$pid" ] || { sleep 1; return 0; }
+	fi
+	suite=${running[$pid]}
+	unset "running[$pid]"
+	while IFS=$'\t' read -r status name why; do
+		result "$status" "$name" "$why"
+	done < <(grep -v '^TIME	' "$(record_of "$suite")")
+	line=$(grep -m1 '^TIME	' "$(record_of "$suite")" || true)
+	if [ -z "$line" ]; then
+		result FAIL "$suite/ran to the end" "the test runner's process for it ended early (see the messages above)"
+	else
+		times+=("$suite ${line#TIME	}s")
+	fi
+	if [ -z "$accel_shown" ] && [ -f "$logs/$suite.run" ]; then
+		accel_shown=$(grep -a -m1 ' booting ' "$logs/$suite.run" | sed 's/^.*\] //' || true)
+		[ -z "$accel_shown" ] || info "$accel_shown"
+	fi
+}
+for suite in "${order[@]}"; do
+	while [ ${#running[@]} -ge "$jobs" ]; do finish_one; done
+	(
+		result_record=$(record_of "$suite")
+		: >"$result_record"
+		t0=$(date +%s)
+		case $suite in
+		host/*) run_host_suite "$suite" ;;
+		guest/* | debug/* | arm64/* | arm/*) run_guest_suite "$suite" ;;
+		esac
+		printf 'TIME\t%s\n' "$(($(date +%s) - t0))" >>"$result_record"
+	) &
+	running[$!]=$suite
 done
+while [ ${#running[@]} -gt 0 ]; do finish_one; done
+# Keep this run's times for the next run's order (other suites' times stay).
+if [ ${#times[@]} -gt 0 ]; then
+	{
+		printf '%s\n' "${times[@]}" | sed 's/s$//'
+		[ ! -f "$times_file" ] || cat "$times_file"
+	} | awk '!seen[$1]++' >"$times_file.new" && mv "$times_file.new" "$times_file"
+fi
 # The debug kernel's runs are x86_64's alone: say so once for each emulated
 # architecture, as a skip, when its suites ran.
 for a in $EMULATED_ARCHES; do
