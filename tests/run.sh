@@ -44,9 +44,10 @@
 # Suites are files, each printing "PASS: <check>" or "FAIL: <check>: <why>"
 # lines through the helpers of tests/guest/lib.sh:
 #   tests/host/NAME.sh   run on the host with bash; they get MAPDRV_KERNEL,
-#                        MAPDRV_MODULE, MAPDRV_TOOL (possibly empty) and
-#                        MAPDRV_TEST_WORK (a scratch directory) in the
-#                        environment.
+#                        MAPDRV_MODULE, MAPDRV_TOOL (possibly empty),
+#                        MAPDRV_TEST_WORK (a scratch directory) and
+#                        CARGO_TARGET_DIR (scripts/lib.sh's
+#                        TOOL_CARGO_TARGET) in the environment.
 #   tests/guest/NAME.sh  run in a fresh VM as `sh /tests/NAME.sh`. In the VM:
 #                        the module is /lib/modules/rust_mapdrv.ko, the tool
 #                        /bin/mapdrv, tests/guest/ is /tests, and the helpers
@@ -386,7 +387,11 @@ run_host_suite() {
 	local suite=$1 log=$logs/$1.log rc=0
 	stage "$suite"
 	mkdir -p "$out/work/$suite"
-	MAPDRV_KERNEL=$kernel MAPDRV_MODULE=$module MAPDRV_TOOL=$tool MAPDRV_TEST_WORK=$out/work/$suite \
+	# CARGO_TARGET_DIR: the tool's cargo test and clippy (host/abi,
+	# host/gates) build in the machine's shared target directory, so a fresh
+	# clone does not compile the tool's dependencies again.
+	CARGO_TARGET_DIR=$TOOL_CARGO_TARGET \
+		MAPDRV_KERNEL=$kernel MAPDRV_MODULE=$module MAPDRV_TOOL=$tool MAPDRV_TEST_WORK=$out/work/$suite \
 		MAPDRV_ARM64_KERNEL=$arm64_kernel MAPDRV_ARM64_MODULE=$arm64_module MAPDRV_ARM64_TOOL=$arm64_tool \
 		MAPDRV_ARM_KERNEL=$arm_kernel MAPDRV_ARM_MODULE=$arm_module MAPDRV_ARM_TOOL=$arm_tool \
 		bash "$MAPDRV_ROOT/tests/$suite.sh" </dev/null >"$log" 2>&1 || rc=$?
@@ -516,7 +521,7 @@ declare -A running=()
 times=()
 # finish_one: wait for a suite to end, then count and print its results.
 finish_one() {
-	local pid= suite status why name line
+	local pid= suite status why name seconds=
 	wait -n -p pid "${!running[@]}" || true
 	if [ -z "$pid" ]; then
 		# (Already reaped: find it by hand.)
@@ -528,14 +533,18 @@ finish_one() {
 	fi
 	suite=${running[$pid]}
 	unset "running[$pid]"
+	# The record's last line, "TIME<TAB>seconds", says the process ended.
 	while IFS=$'\t' read -r status name why; do
-		result "$status" "$name" "$why"
-	done < <(grep -v '^TIME	' "$(record_of "$suite")")
-	line=$(grep -m1 '^TIME	' "$(record_of "$suite")" || true)
-	if [ -z "$line" ]; then
+		if [ "$status" = TIME ]; then
+			seconds=$name
+		else
+			result "$status" "$name" "$why"
+		fi
+	done <"$(record_of "$suite")"
+	if [ -z "$seconds" ]; then
 		result FAIL "$suite/ran to the end" "the test runner's process for it ended early (see the messages above)"
 	else
-		times+=("$suite ${line#TIME	}s")
+		times+=("$suite ${seconds}s")
 	fi
 	if [ -z "$accel_shown" ] && [ -f "$logs/$suite.run" ]; then
 		accel_shown=$(grep -a -m1 ' booting ' "$logs/$suite.run" | sed 's/^.*\] //' || true)

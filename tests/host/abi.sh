@@ -13,10 +13,6 @@ work=${MAPDRV_TEST_WORK:-$(mktemp -d)}/abi
 header=userspace/include/mapdrv.h
 kdir=$(bash scripts/build-module.sh --print-kdir 2>/dev/null)
 read -r -a kargs <<<"$(source scripts/lib.sh; kernel_make_args)"
-# cargo test builds in the machine's shared target directory (scripts/lib.sh),
-# so a fresh clone does not compile the tool's dependencies again.
-CARGO_TARGET_DIR=$(source scripts/lib.sh; echo "$TOOL_CARGO_TARGET")
-export CARGO_TARGET_DIR
 
 # variant NAME SED: a copy of the module's sources whose header is changed by
 # the sed script (none: unchanged), in $work/NAME.

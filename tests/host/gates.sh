@@ -9,11 +9,6 @@
 . "$(dirname "$0")/../guest/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-# The tool's cargo clippy and cargo test build in the machine's shared target
-# directory (scripts/lib.sh), so a fresh clone does not compile the tool's
-# dependencies again.
-CARGO_TARGET_DIR=$(source scripts/lib.sh; echo "$TOOL_CARGO_TARGET")
-export CARGO_TARGET_DIR
 
 check "rustfmt: module and tool are formatted" bash scripts/check-style.sh
 
