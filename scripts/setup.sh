@@ -3,10 +3,12 @@
 # One-time set-up, safe to run again: Debian packages, bindgen, kernel source,
 # and for the other architectures (arm64, arm) their guest busybox and Rust
 # standard library. Every step checks first and does nothing when its result
-# is already there. The host's dpkg and apt configuration are never changed:
-# the kernel source and the other architectures' packages come through a
-# private apt configuration in the cache and are unpacked there, not
-# installed (make distclean removes them with the rest of the cache).
+# is already there. The host's apt configuration is never changed: Debian
+# packages are installed from its own sources (QEMU perhaps from its release's
+# backports suite, added for that one command: see qemu_suite), and the
+# kernel source and the other architectures' packages come through a private
+# apt configuration in the cache and are unpacked there, not installed (make
+# distclean removes them with the rest of the cache).
 #
 # Usage: scripts/setup.sh [--check]
 #   --check  only report what is missing (exit 1 if anything is)
@@ -16,37 +18,93 @@ PACKAGES=(
 	rustc-web rust-web-src rustfmt-web rust-web-clippy
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	make gcc flex bison bc libelf-dev libssl-dev
-	cpio xz-utils gzip qemu-system-x86 busybox-static
+	cpio xz-utils gzip busybox-static
 	python3 file
-	# arm64 and arm: the VMs (qemu-system-arm has both), and the C library
-	# and start files the static C test helpers link with (clang-19
-	# --target=aarch64-linux-gnu, --target=arm-linux-gnueabihf).
-	qemu-system-arm libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
+	# arm64 and arm: the C library and start files the static C test
+	# helpers link with (clang-19 --target=aarch64-linux-gnu,
+	# --target=arm-linux-gnueabihf).
+	libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
 	libc6-dev-armhf-cross libgcc-12-dev-armhf-cross
 )
+# The VMs (qemu-system-arm runs both arm64 and arm guests). Installed on their
+# own: see qemu_suite.
+QEMU_PACKAGES=(qemu-system-x86 qemu-system-arm)
 
 check_only=false
 [ "${1:-}" = --check ] && check_only=true
 
+# missing_packages PACKAGE...: those of the PACKAGEs that are not installed.
 missing_packages() {
 	local p
-	for p in "${PACKAGES[@]}"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"
 	done
 }
 
+# QEMU's packages must all be of one version (qemu-utils Breaks an older
+# qemu-system-common). A machine may already carry qemu-utils from its
+# release's backports suite while its apt sources list only the release
+# itself; then apt cannot install qemu-system-* from the sources, and they
+# must come from that backports suite too. Prints the suite to take them
+# from, or nothing when the host's own sources will do.
+qemu_suite() {
+	local have codename
+	have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null) || return 0
+	[ -n "$have" ] || return 0
+	apt-cache madison qemu-system-common 2>/dev/null | awk -F' *[|] *' '{ print $2 }' |
+		grep -qxF -- "$have" && return 0
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || die "qemu-utils $have is not in the host's apt sources and /etc/os-release names no release to find its backports suite"
+	echo "$codename-backports"
+}
+
+# install_qemu_from SUITE PACKAGE...: install QEMU's PACKAGEs from SUITE of
+# the host's Debian mirror, through apt options that add SUITE to the host's
+# sources for this one command (a private source part and package lists), so
+# the host's own apt configuration stays as it is.
+install_qemu_from() {
+	local suite=$1 mirror apt_dir
+	shift
+	mirror=$(debian_mirror)
+	[ -n "$mirror" ] || die "could not find a Debian mirror in the host's apt configuration (apt-get indextargets)"
+	apt_dir=$MAPDRV_CACHE/apt-qemu
+	rm -rf "$apt_dir" && mkdir -p "$apt_dir"/{lists/partial,cache/archives/partial,parts}
+	cp /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources "$apt_dir/parts/" 2>/dev/null || true
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} $suite main" \
+		>"$apt_dir/parts/mapdrv-$suite.list"
+	local -a opts=(
+		-o "Dir::Etc::SourceParts=$apt_dir/parts"
+		-o "Dir::State::Lists=$apt_dir/lists"
+		-o "Dir::Cache=$apt_dir/cache"
+	)
+	stage "installing $* from $suite, the suite of the installed qemu-utils $(dpkg-query -W -f='${Version}' qemu-utils)"
+	run_logged "$MAPDRV_CACHE/logs/apt-qemu-update.log" apt-get "${opts[@]}" update
+	DEBIAN_FRONTEND=noninteractive run_logged "$MAPDRV_CACHE/logs/apt-qemu-install.log" \
+		apt-get "${opts[@]}" -t "$suite" install -y --no-install-recommends "$@"
+}
+
 install_packages() {
-	local missing
-	missing=$(missing_packages | xargs)
-	[ -z "$missing" ] && return 0
-	$check_only && { info "missing Debian packages: $missing"; return 1; }
+	local missing missing_qemu suite
+	missing=$(missing_packages "${PACKAGES[@]}" | xargs)
+	missing_qemu=$(missing_packages "${QEMU_PACKAGES[@]}" | xargs)
+	[ -z "$missing$missing_qemu" ] && return 0
+	$check_only && { info "missing Debian packages: $missing $missing_qemu"; return 1; }
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-		die "missing Debian packages and no root apt-get to install them; as root run: apt-get install $missing"
+		die "missing Debian packages and no root apt-get to install them; as root run: apt-get install $missing $missing_qemu"
 	fi
-	stage "installing Debian packages: $missing"
 	run_logged "$MAPDRV_CACHE/logs/apt-update.log" apt-get update
-	DEBIAN_FRONTEND=noninteractive run_logged "$MAPDRV_CACHE/logs/apt-install.log" \
-		apt-get install -y $missing
+	suite=
+	[ -z "$missing_qemu" ] || suite=$(qemu_suite)
+	if [ -z "$suite" ]; then
+		missing="$missing $missing_qemu"
+		missing_qemu=
+	fi
+	if [ -n "${missing// /}" ]; then
+		stage "installing Debian packages: $missing"
+		DEBIAN_FRONTEND=noninteractive run_logged "$MAPDRV_CACHE/logs/apt-install.log" \
+			apt-get install -y $missing
+	fi
+	[ -z "$missing_qemu" ] || install_qemu_from "$suite" $missing_qemu
 }
 
 install_bindgen() {
