@@ -21,18 +21,22 @@
 # userspace/.cargo/config.toml.
 #
 # arm64 and arm on an x86_64 host are cross-built: there is no rustup
-# target for aarch64 or armv7 here, so Debian's rustc (rustc-web, /usr/bin/rustc) builds it
-# against its own standard library for ARCH (libstd-rust-web-dev:arm64 or
-# :armhf, the
-# same version, which scripts/setup.sh unpacks into the cache), and clang-19
-# links it with lld against Debian's cross C library (libc6-dev-arm64-cross,
-# libgcc-12-dev-arm64-cross, and their armhf twins). The --sysroot that finds that standard
-# library is passed through CARGO_TARGET_<TRIPLE>_RUSTFLAGS, which applies
-# to the tool's crates only: proc macros and build scripts are built for
-# the host, by the same rustc, with its default sysroot. The units of one
-# rustc never replace the other's (cargo keys them by the rustc version),
-# so the builds for every architecture share one target directory and neither
-# rebuilds because of the other.
+# target for aarch64 or armv7 here, so Debian's cargo and rustc (cargo-web,
+# rustc-web) build the tool together with the standard library for ARCH,
+# from the standard library's source that Debian ships for the same rustc
+# (rust-web-src, installed from the host's own apt sources): cargo's
+# build-std, an unstable feature, which RUSTC_BOOTSTRAP=1 opens to this
+# stable toolchain. The standard library's own dependencies come from
+# crates.io as locked by its Cargo.lock. (Debian's prebuilt
+# libstd-rust-web-dev:arm64/:armhf would do too, but they come from another
+# architecture's package index, which the mirror may not serve consistently:
+# armhf's bookworm-security index did not match its Release file for hours.)
+# clang-19 links with lld against Debian's cross C library
+# (libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross, and their armhf twins).
+# The units of one rustc never replace the other's (cargo keys them by the
+# rustc version), so the builds for every architecture share one target
+# directory and neither rebuilds because of the other; the standard library
+# is built once per architecture and machine.
 source "$(dirname "$0")/lib.sh"
 
 [ $# -le 1 ] || die "usage: scripts/build-tool.sh [x86_64|arm64|arm]"
@@ -53,16 +57,16 @@ if [ "$arch" = "$host" ]; then
 		die "building the mapdrv tool for $arch failed (cargo's errors are above)"
 elif [ "$arch" != x86_64 ] && [ "$host" = x86_64 ]; then
 	triple=$(c_target "$arch")
-	sysroot=$(foreign_dir "$arch")/usr
-	stamp=$(foreign_dir "$arch")/.mapdrv-unpacked
 	clang=clang$KERNEL_LLVM_SUFFIX
-	rustc_version=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) ||
-		die "Debian's rustc-web is not installed ($KERNEL_RUSTC): run scripts/setup.sh"
 	[ -x "$KERNEL_RUSTC" ] || die "no $KERNEL_RUSTC (Debian's rustc-web): run scripts/setup.sh"
-	[ -f "$stamp" ] && [ -d "$sysroot/lib/rustlib/$target/lib" ] ||
-		die "no $arch Rust standard library in $sysroot: run scripts/setup.sh"
-	[ "$(cut -d' ' -f1 "$stamp")" = "$rustc_version" ] ||
-		die "the $arch Rust standard library in $sysroot is for rustc-web $(cut -d' ' -f1 "$stamp"), not the installed $rustc_version: run scripts/setup.sh"
+	[ -x "$DEBIAN_CARGO" ] || die "no $DEBIAN_CARGO (Debian's cargo-web): run scripts/setup.sh"
+	std_src=$("$KERNEL_RUSTC" --print sysroot)/lib/rustlib/src/rust/library
+	[ -f "$std_src/Cargo.lock" ] ||
+		die "no Rust standard library source in $std_src (Debian's rust-web-src): run scripts/setup.sh"
+	rustc_version=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null)
+	src_version=$(dpkg-query -W -f='${Version}' rust-web-src 2>/dev/null)
+	[ "$rustc_version" = "$src_version" ] ||
+		die "rust-web-src ${src_version:-is not installed} but rustc-web is $rustc_version: the standard library source must be the compiler's own (apt-get install rust-web-src=$rustc_version)"
 	command -v "$clang" >/dev/null || die "no $clang: run scripts/setup.sh"
 	command -v "ld.lld$KERNEL_LLVM_SUFFIX" >/dev/null || die "no ld.lld$KERNEL_LLVM_SUFFIX (package lld-19): run scripts/setup.sh"
 	[ -f "/usr/$triple/lib/libc.a" ] ||
@@ -74,10 +78,11 @@ elif [ "$arch" != x86_64 ] && [ "$host" = x86_64 ]; then
 	# --target; a --sysroot=/usr/$triple would hide the latter.
 	env_name=CARGO_TARGET_$(echo "$target" | tr a-z- A-Z_)
 	(cd "$userspace" &&
-		env RUSTC="$KERNEL_RUSTC" \
+		env RUSTC="$KERNEL_RUSTC" RUSTC_BOOTSTRAP=1 \
 			"${env_name}_LINKER=$clang" \
-			"${env_name}_RUSTFLAGS=--sysroot=$sysroot -C link-arg=--target=$triple -C link-arg=-fuse-ld=lld" \
-			"$cargo" build --quiet --release --locked --target "$target" --target-dir "$target_dir") >&2 ||
+			"${env_name}_RUSTFLAGS=-C link-arg=--target=$triple -C link-arg=-fuse-ld=lld" \
+			"$DEBIAN_CARGO" build --quiet --release --locked -Zbuild-std=std,panic_abort \
+			--target "$target" --target-dir "$target_dir") >&2 ||
 		die "cross-building the mapdrv tool for $arch failed (cargo's errors are above)"
 else
 	die "building the mapdrv tool for $arch on a $host host is not set up (only the host's own architecture, and arm64 and arm on x86_64)"

@@ -25,6 +25,10 @@ KERNEL_RUSTC=/usr/bin/rustc
 KERNEL_CLIPPY_DRIVER=/usr/bin/clippy-driver
 KERNEL_RUSTFMT=/usr/bin/rustfmt
 KERNEL_LLVM_SUFFIX=-19
+# Debian's cargo (cargo-web), the same version as rustc-web: it cross-builds
+# the tool for arm64 and arm together with their standard library
+# (scripts/build-tool.sh).
+DEBIAN_CARGO=/usr/bin/cargo
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 BINDGEN=$MAPDRV_CACHE/tools/bindgen-$BINDGEN_VERSION/bin/bindgen
 
@@ -113,8 +117,8 @@ debian_arch() {
 host_arch() { mapdrv_arch "$(uname -m)"; }
 
 # foreign_dir ARCH: where scripts/setup.sh unpacks the Debian packages of an
-# architecture other than the host's (busybox-static, the Rust standard
-# library); see FOREIGN_PACKAGES there.
+# architecture other than the host's (busybox-static); see FOREIGN_PACKAGES
+# there.
 foreign_dir() { echo "$MAPDRV_CACHE/foreign/$(debian_arch "$1")"; }
 
 # guest_busybox ARCH: the static busybox for ARCH's guest: the host's own

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # One-time set-up, safe to run again: Debian packages, bindgen, kernel source,
-# and for the other architectures (arm64, arm) their guest busybox and Rust
-# standard library. Every step checks first and does nothing when its result
-# is already there. The host's apt configuration is never changed: Debian
+# and for the other architectures (arm64, arm) their guest busybox. Every
+# step checks first and does nothing when its result is already there. The host's apt configuration is never changed: Debian
 # packages are installed from its own sources (QEMU perhaps from its release's
 # backports suite, added for that one command: see qemu_suite), and the
 # kernel source and the other architectures' packages come through a private
@@ -15,7 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
-	rustc-web rust-web-src rustfmt-web rust-web-clippy
+	rustc-web rust-web-src rustfmt-web rust-web-clippy cargo-web
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	make gcc flex bison bc libelf-dev libssl-dev
 	cpio xz-utils gzip busybox-static
@@ -32,6 +31,30 @@ QEMU_PACKAGES=(qemu-system-x86 qemu-system-arm)
 
 check_only=false
 [ "${1:-}" = --check ] && check_only=true
+
+# apt_update [--partial] LOG [APT-OPTION...]: apt-get update, tried up to
+# three times: a mirror in the middle of a sync serves an index whose size
+# does not match its Release file ("Mirror sync in progress?"), which is no
+# reason to give up the set-up. With --partial a last failure is only a
+# warning: the indexes that did arrive are used, and the download that
+# follows says what is missing.
+apt_update() {
+	local partial=false log try
+	[ "$1" = --partial ] && { partial=true; shift; }
+	log=$1
+	shift
+	for try in 1 2; do
+		apt-get -o Acquire::Retries=3 "$@" update >"$log" 2>&1 && return 0
+		info "apt-get update failed (try $try of 3, log $log); trying again in $((try * 20)) s"
+		sleep $((try * 20))
+	done
+	if $partial; then
+		apt-get -o Acquire::Retries=3 "$@" update >"$log" 2>&1 && return 0
+		info "apt-get update failed 3 times; going on with the indexes that arrived: $(grep -m1 '^E: Failed to fetch' "$log" | cut -c1-200)"
+		return 0
+	fi
+	run_logged "$log" apt-get -o Acquire::Retries=3 "$@" update
+}
 
 # missing_packages PACKAGE...: those of the PACKAGEs that are not installed.
 missing_packages() {
@@ -78,7 +101,7 @@ install_qemu_from() {
 		-o "Dir::Cache=$apt_dir/cache"
 	)
 	stage "installing $* from $suite, the suite of the installed qemu-utils $(dpkg-query -W -f='${Version}' qemu-utils)"
-	run_logged "$MAPDRV_CACHE/logs/apt-qemu-update.log" apt-get "${opts[@]}" update
+	apt_update "$MAPDRV_CACHE/logs/apt-qemu-update.log" "${opts[@]}"
 	DEBIAN_FRONTEND=noninteractive run_logged "$MAPDRV_CACHE/logs/apt-qemu-install.log" \
 		apt-get "${opts[@]}" -t "$suite" install -y --no-install-recommends "$@"
 }
@@ -92,7 +115,7 @@ install_packages() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 		die "missing Debian packages and no root apt-get to install them; as root run: apt-get install $missing $missing_qemu"
 	fi
-	run_logged "$MAPDRV_CACHE/logs/apt-update.log" apt-get update
+	apt_update "$MAPDRV_CACHE/logs/apt-update.log"
 	suite=
 	[ -z "$missing_qemu" ] || suite=$(qemu_suite)
 	if [ -z "$suite" ]; then
@@ -145,33 +168,27 @@ private_apt_opts() {
 		-o "APT::Get::List-Cleanup=false"
 }
 
-# The packages of another architecture that its VM and tool need, unpacked
-# (not installed) under $MAPDRV_CACHE/foreign/ARCH:
-#   busybox-static          the guest's userland;
-#   libstd-rust-web-dev     the standard library for the host's rustc-web, the
-#                           same version, to build the mapdrv tool for ARCH
-#                           (rustup targets cannot be downloaded here).
-FOREIGN_PACKAGES=(busybox-static libstd-rust-web-dev)
+# The packages of another architecture that its VM needs, unpacked (not
+# installed) under $MAPDRV_CACHE/foreign/ARCH: busybox-static, the guest's
+# userland. (The tool's Rust standard library for ARCH is built from
+# rust-web-src: see scripts/build-tool.sh.)
+FOREIGN_PACKAGES=(busybox-static)
 
-# foreign_ready ARCH: the packages of ARCH are unpacked, for this rustc-web.
+# foreign_ready ARCH: the packages of ARCH are unpacked.
 foreign_ready() {
-	local dir stamp want
-	dir=$(foreign_dir "$1")
-	stamp=$dir/.mapdrv-unpacked
-	want="$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || echo none) ${FOREIGN_PACKAGES[*]}"
-	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]
+	local stamp
+	stamp=$(foreign_dir "$1")/.mapdrv-unpacked
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "${FOREIGN_PACKAGES[*]}" ]
 }
 
 # fetch_foreign ARCH: download FOREIGN_PACKAGES for the Debian architecture of
 # ARCH from the host's own Debian suites (as its apt configuration lists
 # them) and unpack them into foreign_dir ARCH.
 fetch_foreign() {
-	local arch=$1 debarch dir apt_dir rustc_version
+	local arch=$1 debarch dir apt_dir
 	foreign_ready "$arch" && return 0
 	debarch=$(debian_arch "$arch")
 	$check_only && { info "missing $debarch packages: ${FOREIGN_PACKAGES[*]}"; return 1; }
-	rustc_version=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) ||
-		die "rustc-web is not installed, so there is no version to match libstd-rust-web-dev:$debarch to"
 	dir=$(foreign_dir "$arch")
 	apt_dir=$MAPDRV_CACHE/apt-$debarch
 	local -a opts
@@ -184,18 +201,18 @@ fetch_foreign() {
 		>"$apt_dir/sources.list"
 	[ -s "$apt_dir/sources.list" ] || die "could not read the host's Debian suites (apt-get indextargets)"
 	stage "fetching $debarch packages (${FOREIGN_PACKAGES[*]}) through a private apt configuration"
-	run_logged "$MAPDRV_CACHE/logs/apt-$debarch-update.log" apt-get "${opts[@]}" update
+	apt_update --partial "$MAPDRV_CACHE/logs/apt-$debarch-update.log" "${opts[@]}"
 	local debs=$apt_dir/debs
 	rm -rf "$debs" && mkdir -p "$debs"
 	(cd "$debs" && run_logged "$MAPDRV_CACHE/logs/apt-$debarch-download.log" \
-		apt-get "${opts[@]}" download busybox-static "libstd-rust-web-dev=$rustc_version")
+		apt-get "${opts[@]}" download "${FOREIGN_PACKAGES[@]}")
 	rm -rf "$dir" && mkdir -p "$dir"
 	local deb
 	for deb in "$debs"/*.deb; do
 		dpkg-deb -x "$deb" "$dir"
 		info "unpacked $(basename "$deb") into $dir"
 	done
-	echo "$rustc_version ${FOREIGN_PACKAGES[*]}" >"$dir/.mapdrv-unpacked"
+	echo "${FOREIGN_PACKAGES[*]}" >"$dir/.mapdrv-unpacked"
 }
 
 fetch_kernel_source() {
@@ -216,7 +233,7 @@ fetch_kernel_source() {
 	mapfile -t apt_opts < <(private_apt_opts "$apt_dir")
 	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main" \
 		>"$apt_dir/sources.list"
-	run_logged "$MAPDRV_CACHE/logs/apt-kernel-update.log" apt-get "${apt_opts[@]}" update
+	apt_update "$MAPDRV_CACHE/logs/apt-kernel-update.log" "${apt_opts[@]}"
 	pkg=linux-source-$KERNEL_SERIES
 	mkdir -p "$MAPDRV_CACHE/src"
 	rm -f "$MAPDRV_CACHE/src/${pkg}_"*.deb
