@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # One-time set-up, safe to run again: Debian packages, bindgen, kernel source,
 # and for the other architectures (arm64, arm) their guest busybox. Every
-# step checks first and does nothing when its result is already there. The host's apt configuration is never changed: Debian
-# packages are installed from its own sources (QEMU perhaps from its release's
-# backports suite, added for that one command: see qemu_suite), and the
-# kernel source and the other architectures' packages come through a private
-# apt configuration in the cache and are unpacked there, not installed (make
-# distclean removes them with the rest of the cache).
+# step checks first and does nothing when its result is already there. The
+# host's apt configuration is never changed: Debian packages are installed
+# from its own sources (QEMU perhaps from its release's backports suite,
+# added for that one command: see qemu_suite), and the kernel source and the
+# other architectures' packages come through a private apt configuration in
+# the cache and are unpacked there, not installed (make distclean removes
+# them with the rest of the cache).
 #
 # Usage: scripts/setup.sh [--check]
 #   --check  only report what is missing (exit 1 if anything is)
@@ -43,17 +44,17 @@ apt_update() {
 	[ "$1" = --partial ] && { partial=true; shift; }
 	log=$1
 	shift
+	local -a update=(apt-get -o Acquire::Retries=3 "$@" update)
 	for try in 1 2; do
-		apt-get -o Acquire::Retries=3 "$@" update >"$log" 2>&1 && return 0
+		"${update[@]}" >"$log" 2>&1 && return 0
 		info "apt-get update failed (try $try of 3, log $log); trying again in $((try * 20)) s"
 		sleep $((try * 20))
 	done
-	if $partial; then
-		apt-get -o Acquire::Retries=3 "$@" update >"$log" 2>&1 && return 0
+	if ! $partial; then
+		run_logged "$log" "${update[@]}"
+	elif ! "${update[@]}" >"$log" 2>&1; then
 		info "apt-get update failed 3 times; going on with the indexes that arrived: $(grep -m1 '^E: Failed to fetch' "$log" | cut -c1-200)"
-		return 0
 	fi
-	run_logged "$log" apt-get -o Acquire::Retries=3 "$@" update
 }
 
 # missing_packages PACKAGE...: those of the PACKAGEs that are not installed.
