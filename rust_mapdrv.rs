@@ -10,7 +10,9 @@
 //!
 //! - `mmap` (shared or private) maps it into a process; pages are inserted by
 //!   a page-fault handler one at a time (`mode=0`, like the old `nopage`
-//!   method), a batch per fault (`mode=1`) or all at `mmap` time (`mode=2`);
+//!   method), a batch per fault (`mode=1`), all at `mmap` time (`mode=2`),
+//!   or a whole 2 MiB block per fault with one PMD entry (`mode=3`, from a
+//!   buffer allocated in 2 MiB blocks);
 //! - `read`/`write`/`pread`/`pwrite` copy bytes in and out;
 //! - the `MAPDRV_IOC_INFO` ioctl tells the size and mode;
 //! - debugfs `mapdrv/` (`rust_mapdrv/debugfs.rs`) lists the pages, counts
@@ -66,7 +68,8 @@ use decimal::SignedDecimal;
 use device::{Mapdrv, Params};
 use registration::Registration;
 use uapi::{MapdrvInfo, MAPDRV_IOC_INFO};
-use vm_ops::{Fault, FaultHandler, FaultOutcome, VmOps};
+use vm_ops::{Fault, FaultHandler, FaultOutcome, HugeOutcome, PmdFault, VmOps};
+use vmalloc_util::PMD_PAGES;
 
 module! {
     type: MapdrvModule,
@@ -81,7 +84,7 @@ module! {
         },
         mode: u32 {
             default: 0,
-            description: "How mappings get pages: 0 fault (one per fault), 1 faultaround, 2 prefault",
+            description: "How mappings get pages: 0 fault (one per fault), 1 faultaround, 2 prefault, 3 huge (2 MiB blocks)",
         },
         faultaround_pages: u32 {
             default: 16,
@@ -120,6 +123,56 @@ impl FaultHandler for FaultAround {
             dev.faultaround_pages(),
         );
         map_window(dev, fault, window)
+    }
+}
+
+/// Faults in `huge` mode: a whole 2 MiB block with one PMD entry where the
+/// core asks for one (`.huge_fault`: THP enabled, the block of user addresses
+/// empty) and the block can be mapped whole: the mapping is shared, the block
+/// of user addresses lies inside it, its file offset is 2 MiB-aligned and
+/// the buffer's pages there are one aligned physical block. Everything else
+/// falls back to one page per fault (`PerPage`): private mappings, whose
+/// writes the core copies page by page, unaligned addresses or offsets, the
+/// tail of the buffer, and blocks vmalloc did not get whole.
+///
+/// A PMD entry that `munmap`, `mprotect`, `mremap` or `MADV_DONTNEED` cuts
+/// through is zapped whole by the core (a special entry of a `VM_MIXEDMAP`
+/// VMA is never split into page entries); the range faults again, page by
+/// page where the block is no longer whole in the VMA.
+struct Huge;
+
+impl FaultHandler for Huge {
+    type Data = Mapdrv;
+    const HUGE: bool = true;
+
+    fn fault(dev: &Mapdrv, fault: &Fault<'_>) -> FaultOutcome {
+        PerPage::fault(dev, fault)
+    }
+
+    fn huge_fault<'d>(dev: &'d Mapdrv, fault: &PmdFault<'_, 'd>) -> HugeOutcome {
+        if !fault.is_shared() {
+            return HugeOutcome::Fallback;
+        }
+        let Some(first) = fault.block_index() else {
+            return HugeOutcome::Fallback;
+        };
+        let pgoff = vm_ops::vma_pgoff(&fault.vma()) + first;
+        if pgoff % PMD_PAGES != 0 {
+            return HugeOutcome::Fallback;
+        }
+        let Some(block) = dev.buffer.huge_block(pgoff / PMD_PAGES) else {
+            return HugeOutcome::Fallback;
+        };
+        // `block` is borrowed from `dev`, the data the mapping was installed
+        // with, which lives until its file is closed: longer than the entry.
+        let outcome = fault.map_block(block);
+        if outcome != HugeOutcome::Fallback {
+            dev.stats.faults.fetch_add(1, Relaxed);
+        }
+        if outcome == HugeOutcome::Mapped {
+            dev.stats.huge_faults.fetch_add(1, Relaxed);
+        }
+        outcome
     }
 }
 
@@ -171,6 +224,7 @@ fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
 /// The VMA operations of each fault handler.
 static PER_PAGE_OPS: VmOps<PerPage> = VmOps::new();
 static FAULT_AROUND_OPS: VmOps<FaultAround> = VmOps::new();
+static HUGE_OPS: VmOps<Huge> = VmOps::new();
 
 #[vtable]
 impl MiscDevice for Mapdrv {
@@ -197,6 +251,7 @@ impl MiscDevice for Mapdrv {
         let vma = match mode {
             Mode::FaultAround => FAULT_AROUND_OPS.install(vma, dev, map_pages)?,
             Mode::Fault | Mode::Prefault => PER_PAGE_OPS.install(vma, dev, map_pages)?,
+            Mode::Huge => HUGE_OPS.install(vma, dev, map_pages)?,
         };
         let dev: &Mapdrv = &dev;
         if mode == Mode::Prefault {
@@ -286,7 +341,7 @@ fn parameters() -> Result<Params> {
     let mode_param = module_parameters::mode.value();
     let Some(mode) = Mode::from_number(mode_param) else {
         pr_err!(
-            "mode={} is not 0 (fault), 1 (faultaround) or 2 (prefault)\n",
+            "mode={} is not 0 (fault), 1 (faultaround), 2 (prefault) or 3 (huge)\n",
             mode_param
         );
         return Err(EINVAL);

@@ -70,6 +70,58 @@ pub(crate) fn resched_every(index: usize) {
     }
 }
 
+// `vmalloc_huge_node_noprof` (mm/vmalloc.c, `EXPORT_SYMBOL_GPL`) has no
+// binding: the kernel crate's bindings do not include <linux/vmalloc.h>, whose
+// vmalloc entry points it reaches through helpers. Its C prototype is
+// `void *vmalloc_huge_node_noprof(unsigned long size, gfp_t gfp_mask, int node)`.
+extern "C" {
+    fn vmalloc_huge_node_noprof(
+        size: kernel::ffi::c_ulong,
+        gfp_mask: bindings::gfp_t,
+        node: kernel::ffi::c_int,
+    ) -> *mut kernel::ffi::c_void;
+}
+
+/// Pages in a 2 MiB block: the pages one PMD entry maps (one page table's
+/// worth of entries; `PMD_SHIFT` has no binding on arm64).
+pub(crate) const PMD_PAGES: usize = bindings::PTRS_PER_PTE as usize;
+
+/// How the buffer's pages were allocated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Backing {
+    /// `vmalloc`: one page at a time, wherever the page allocator finds one
+    /// (the classic demonstration: physically scattered).
+    Pages,
+    /// `vmalloc_huge`: in 2 MiB blocks (order-9 allocations, split into
+    /// pages, mapped by the kernel with PMD leaves) where the architecture
+    /// supports it and the memory is there; vmalloc falls back to single
+    /// pages for the whole buffer otherwise. The area is rounded up to
+    /// whole blocks; the buffer uses its first `pages`.
+    Huge,
+}
+
+/// A 2 MiB block of a [`VmallocBuffer`] that one PMD entry can map.
+///
+/// # Invariants
+///
+/// `pfn` is a multiple of [`PMD_PAGES`], and the [`PMD_PAGES`] frames from it
+/// are pages of a buffer borrowed for `'a`, so allocated for that long.
+pub(crate) struct HugeBlock<'a> {
+    pfn: u64,
+    _buffer: core::marker::PhantomData<&'a VmallocBuffer>,
+}
+
+impl HugeBlock<'_> {
+    /// The first frame of the block.
+    #[cfg_attr(
+        not(CONFIG_TRANSPARENT_HUGEPAGE),
+        expect(dead_code, reason = "only PMD insertion uses it, and it needs THP")
+    )]
+    pub(crate) fn pfn(&self) -> u64 {
+        self.pfn
+    }
+}
+
 /// A page-aligned, zero-filled vmalloc buffer that lives until it is dropped.
 ///
 /// # Invariants
@@ -79,7 +131,10 @@ pub(crate) fn resched_every(index: usize) {
 /// resized: shrinking a vmalloc area frees its tail pages, which user mappings
 /// may still map. `page_ptrs[i]` is the `struct page` behind page `i` of the
 /// allocation (vmalloc pages never move), for every `i < pages` once
-/// [`VmallocBuffer::new_zeroed`] returns.
+/// [`VmallocBuffer::new_zeroed`] returns. `block_pfns[b]`, where it is
+/// `Some(pfn)`, is the first of [`PMD_PAGES`] physically contiguous frames
+/// behind the pages `b * PMD_PAGES..(b + 1) * PMD_PAGES`, all inside the
+/// buffer, and `pfn` is a multiple of [`PMD_PAGES`].
 pub(crate) struct VmallocBuffer {
     ptr: NonNull<u8>,
     pages: usize,
@@ -89,6 +144,10 @@ pub(crate) struct VmallocBuffer {
     /// kernel keeps the same array in the area's `vm_struct`, but
     /// `find_vm_area` is not exported to modules.
     page_ptrs: KVVec<NonNull<bindings::page>>,
+    backing: Backing,
+    /// For each whole 2 MiB block of the buffer, its first frame if the
+    /// block is one aligned physical block (what a PMD entry can map).
+    block_pfns: KVVec<Option<u64>>,
 }
 
 // SAFETY: The buffer is plain memory; the type hands out no references into
@@ -106,7 +165,11 @@ impl VmallocBuffer {
     /// (`vrealloc_node_align`) with it: a request near the size of RAM fails
     /// with `ENOMEM` instead of waking the OOM killer, and `__GFP_NOWARN`
     /// keeps a failure from printing a warning with a call trace.
-    pub(crate) fn new_zeroed(pages: usize) -> Result<Self> {
+    ///
+    /// With [`Backing::Huge`] the allocation is `vmalloc_huge`'s, with the
+    /// same flags, and every whole 2 MiB block of it is checked for being
+    /// one aligned physical block ([`Self::huge_block`]).
+    pub(crate) fn new_zeroed(pages: usize, backing: Backing) -> Result<Self> {
         if pages == 0 || pages > MAX_PAGES {
             return Err(EINVAL);
         }
@@ -115,16 +178,20 @@ impl VmallocBuffer {
             | bindings::__GFP_ZERO
             | bindings::__GFP_NOWARN
             | (1 << bindings::___GFP_RETRY_MAYFAIL_BIT);
-        // SAFETY: A NULL pointer asks for a new allocation; `PAGE_SIZE` is a
-        // valid alignment and `size` is not zero.
-        let raw = unsafe {
-            bindings::vrealloc_node_align(
-                core::ptr::null(),
-                size,
-                PAGE_SIZE,
-                gfp,
-                bindings::NUMA_NO_NODE,
-            )
+        let raw = match backing {
+            // SAFETY: A NULL pointer asks for a new allocation; `PAGE_SIZE` is
+            // a valid alignment and `size` is not zero.
+            Backing::Pages => unsafe {
+                bindings::vrealloc_node_align(
+                    core::ptr::null(),
+                    size,
+                    PAGE_SIZE,
+                    gfp,
+                    bindings::NUMA_NO_NODE,
+                )
+            },
+            // SAFETY: `size` is not zero; any GFP flags and node are valid.
+            Backing::Huge => unsafe { vmalloc_huge_node_noprof(size, gfp, bindings::NUMA_NO_NODE) },
         };
         let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ENOMEM)?;
         // From here on an error drops `buffer`, which frees the allocation.
@@ -132,6 +199,8 @@ impl VmallocBuffer {
             ptr,
             pages,
             page_ptrs: KVVec::new(),
+            backing,
+            block_pfns: KVVec::new(),
         };
         let mut page_ptrs = KVVec::with_capacity(pages, GFP_KERNEL)?;
         for index in 0..pages {
@@ -144,7 +213,58 @@ impl VmallocBuffer {
         // INVARIANT: `ptr` is a new vmalloc allocation of `size` bytes, and
         // `page_ptrs` holds the `struct page` of each of its pages.
         buffer.page_ptrs = page_ptrs;
+        if backing == Backing::Huge {
+            let mut block_pfns = KVVec::with_capacity(pages / PMD_PAGES, GFP_KERNEL)?;
+            for block in 0..pages / PMD_PAGES {
+                block_pfns.push(buffer.contiguous_block(block), GFP_KERNEL)?;
+                crate::sched::cond_resched();
+            }
+            // INVARIANT: `contiguous_block` checked each block as the
+            // invariant asks.
+            buffer.block_pfns = block_pfns;
+        }
         Ok(buffer)
+    }
+
+    /// The first frame of block `block` (of [`PMD_PAGES`] pages, all inside
+    /// the buffer) if its frames are contiguous and the first is a multiple
+    /// of [`PMD_PAGES`], as `vmalloc_huge` allocates a block when it can.
+    fn contiguous_block(&self, block: usize) -> Option<u64> {
+        let first = block.checked_mul(PMD_PAGES)?;
+        if first.checked_add(PMD_PAGES)? > self.pages {
+            return None;
+        }
+        let pfn = self.kernel_pfn(first)?;
+        if pfn % PMD_PAGES as u64 != 0 {
+            return None;
+        }
+        (1..PMD_PAGES)
+            .all(|i| self.kernel_pfn(first + i) == Some(pfn + i as u64))
+            .then_some(pfn)
+    }
+
+    /// How the buffer was allocated.
+    pub(crate) fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// The 2 MiB block `block` (pages `block * PMD_PAGES` on) if one PMD
+    /// entry can map it: a whole block of the buffer, physically contiguous
+    /// and aligned. Always `None` for [`Backing::Pages`].
+    pub(crate) fn huge_block(&self, block: usize) -> Option<HugeBlock<'_>> {
+        let pfn = self.block_pfns.get(block).copied().flatten()?;
+        // INVARIANT: `block_pfns` holds only such blocks (type invariant);
+        // their frames are the buffer's, freed when it is dropped, after the
+        // borrow of `self` ends.
+        Some(HugeBlock {
+            pfn,
+            _buffer: core::marker::PhantomData,
+        })
+    }
+
+    /// The number of 2 MiB blocks that [`Self::huge_block`] gives, that one PMD entry can map.
+    pub(crate) fn mappable_blocks(&self) -> usize {
+        self.block_pfns.iter().filter(|b| b.is_some()).count()
     }
 
     /// The size in pages.

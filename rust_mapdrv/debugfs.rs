@@ -137,6 +137,7 @@ fn show_stats(data: &FileData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{name} {}", Decimal(value))?;
     }
     writeln!(f, "pages {}", dev.buffer.pages())?;
+    writeln!(f, "huge_blocks {}", dev.buffer.mappable_blocks())?;
     let load = &dev.load;
     writeln!(f, "load_alloc_ns {}", Decimal(load.alloc_ns))?;
     writeln!(f, "load_fill_ns {}", Decimal(load.fill_ns))?;

@@ -29,7 +29,7 @@ use crate::{
     contract::Mode,
     decimal::{div_u64, Decimal},
     highmem, vmalloc_util,
-    vmalloc_util::VmallocBuffer,
+    vmalloc_util::{Backing, VmallocBuffer, PMD_PAGES},
 };
 
 /// The checked module parameters the device is made with.
@@ -48,6 +48,9 @@ pub(crate) struct Stats {
     pub(crate) pages_inserted: Atomic<u64>,
     /// Private write faults answered with our page for the core to copy.
     pub(crate) pages_copied: Atomic<u64>,
+    /// Faults answered with a 2 MiB PMD entry (huge mode; the entry may be
+    /// a racing fault's).
+    pub(crate) huge_faults: Atomic<u64>,
     pub(crate) mmaps: Atomic<u64>,
     pub(crate) bytes_read: Atomic<u64>,
     pub(crate) bytes_written: Atomic<u64>,
@@ -59,6 +62,7 @@ impl Stats {
             faults: Atomic::new(0),
             pages_inserted: Atomic::new(0),
             pages_copied: Atomic::new(0),
+            huge_faults: Atomic::new(0),
             mmaps: Atomic::new(0),
             bytes_read: Atomic::new(0),
             bytes_written: Atomic::new(0),
@@ -66,11 +70,12 @@ impl Stats {
     }
 
     /// The counters as (name, value) pairs, in the order they are shown.
-    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 6] {
+    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 7] {
         [
             ("faults", self.faults.load(Relaxed)),
             ("pages_inserted", self.pages_inserted.load(Relaxed)),
             ("pages_copied", self.pages_copied.load(Relaxed)),
+            ("huge_faults", self.huge_faults.load(Relaxed)),
             ("mmaps", self.mmaps.load(Relaxed)),
             ("bytes_read", self.bytes_read.load(Relaxed)),
             ("bytes_written", self.bytes_written.load(Relaxed)),
@@ -124,6 +129,12 @@ impl Mapdrv {
     /// line, checks our walk of every page against the kernel's and logs
     /// where the pages live. Each phase is timed, to show that it grows
     /// linearly with the size (debugfs `stats`, `mapdrv bench`).
+    ///
+    /// Loaded in huge mode, the buffer is allocated in 2 MiB blocks
+    /// ([`Backing::Huge`]), so that huge-mode mappings can map a block with
+    /// one PMD entry; in the other modes page by page, as the classic driver
+    /// did. Switching the mode later (debugfs) does not change the buffer:
+    /// huge mode over a page-by-page buffer maps one page per fault.
     pub(crate) fn new(params: Params) -> Result<Arc<Self>> {
         let Params {
             pages,
@@ -131,7 +142,12 @@ impl Mapdrv {
             faultaround_pages,
         } = params;
         let start = Instant::<Monotonic>::now();
-        let mut buffer = VmallocBuffer::new_zeroed(pages).inspect_err(|_| {
+        let backing = if mode == Mode::Huge {
+            Backing::Huge
+        } else {
+            Backing::Pages
+        };
+        let mut buffer = VmallocBuffer::new_zeroed(pages, backing).inspect_err(|_| {
             pr_err!(
                 "cannot allocate {} pages ({} KiB)\n",
                 pages,
@@ -264,6 +280,14 @@ fn log_pages(buffer: &VmallocBuffer, paging: arch::Paging, runs: usize) {
         arch::KERNEL_LOOKUP,
         runs
     );
+    if buffer.backing() == Backing::Huge {
+        pr_info!(
+            "huge backing (vmalloc_huge): {} of {} whole 2 MiB blocks are aligned physical blocks that one PMD entry can map; {} pages outside them are mapped one by one\n",
+            buffer.mappable_blocks(),
+            pages / PMD_PAGES,
+            pages - buffer.mappable_blocks() * PMD_PAGES
+        );
+    }
 }
 
 /// Nanoseconds since `start`, on the monotonic clock.

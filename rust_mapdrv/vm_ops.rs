@@ -15,7 +15,10 @@
 //!   or a window of pages around it, with [`insert_pages`], or hands the
 //!   page to the core to copy for a private write ([`Fault::copy_on_write`]);
 //! - [`MixedMapVma`] is a VMA that may be given pages, under the lock a
-//!   fault holds (the mmap or the per-VMA read lock).
+//!   fault holds (the mmap or the per-VMA read lock);
+//! - a handler that maps 2 MiB blocks ([`FaultHandler::HUGE`]) also gets
+//!   `.huge_fault`, with a [`PmdFault`] that maps a whole block with one
+//!   PMD entry.
 //!
 //! Pages get the VMA's protection (`vm_page_prot`): writable only in a
 //! shared writable mapping, so that a write to a `MAP_PRIVATE` mapping always
@@ -34,7 +37,7 @@ use kernel::{
     types::ForeignOwnable,
 };
 
-use crate::sched;
+use crate::{sched, vmalloc_util::HugeBlock, vmalloc_util::PMD_PAGES};
 
 /// What a fault handler tells the core.
 #[derive(PartialEq, Eq, Debug)]
@@ -78,6 +81,72 @@ pub(crate) trait FaultHandler {
 
     /// Handles a fault in a mapping installed with [`VmOps::install`].
     fn fault(data: &Self::Data, fault: &Fault<'_>) -> FaultOutcome;
+
+    /// Whether the handler maps 2 MiB blocks: its VMAs get a `.huge_fault`
+    /// (which calls [`Self::huge_fault`]) and `VM_HUGEPAGE`.
+    const HUGE: bool = false;
+
+    /// Handles a fault that a PMD entry could answer, in a VMA of a
+    /// [`Self::HUGE`] handler: a first touch of an empty 2 MiB range, or a
+    /// write to a read-only PMD entry of a shared mapping. What it does not
+    /// map, [`HugeOutcome::Fallback`] leaves to [`Self::fault`], page by
+    /// page.
+    ///
+    /// `data` is borrowed for `'d`, which the [`PmdFault`] names too: a
+    /// block it maps must be borrowed for as long (from `data`), so it
+    /// outlives the entry.
+    fn huge_fault<'d>(_data: &'d Self::Data, _fault: &PmdFault<'_, 'd>) -> HugeOutcome {
+        HugeOutcome::Fallback
+    }
+}
+
+/// What a `.huge_fault` handler tells the core.
+#[derive(PartialEq, Eq, Debug)]
+pub(crate) enum HugeOutcome {
+    /// The block is mapped (by us or a racing fault); retry the access.
+    Mapped,
+    /// Not mapped with a PMD entry: the core maps the range page by page,
+    /// with `.fault`.
+    Fallback,
+    /// The address has no page: the process gets `SIGBUS`.
+    #[cfg_attr(
+        not(CONFIG_TRANSPARENT_HUGEPAGE),
+        expect(dead_code, reason = "only PMD insertion uses it, and it needs THP")
+    )]
+    SigBus,
+    /// Out of memory while mapping.
+    #[cfg_attr(
+        not(CONFIG_TRANSPARENT_HUGEPAGE),
+        expect(dead_code, reason = "only PMD insertion uses it, and it needs THP")
+    )]
+    Oom,
+}
+
+impl HugeOutcome {
+    fn into_raw(self) -> bindings::vm_fault_t {
+        match self {
+            HugeOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+            HugeOutcome::Fallback => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+            HugeOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+            HugeOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+        }
+    }
+}
+
+/// Sets `VM_HUGEPAGE` on a VMA being set up, as `madvise(MADV_HUGEPAGE)`
+/// would: with the kernel's THP setting `madvise` (our VM kernels' default),
+/// the core calls `.huge_fault` on a `VM_MIXEDMAP` VMA only when the flag is
+/// set (`vma_file_allow_thp_tuneables`). THP `never`, `prctl(PR_SET_THP_DISABLE)`
+/// and `MADV_NOHUGEPAGE` still win: they are checked before the flag.
+fn set_hugepage(vma: &VmaNew) {
+    let raw = vma.as_ptr();
+    // SAFETY: `vma` is being set up by `mmap` under the mmap write lock and
+    // is not yet visible to anyone else (`VmaNew` is `!Sync`), as the kernel
+    // crate's own flag setters argue; `VM_HUGEPAGE` is a flag `madvise` sets
+    // on any VMA, so the flags stay valid.
+    unsafe {
+        (*raw).__bindgen_anon_2.vm_flags |= bindings::VM_HUGEPAGE as bindings::vm_flags_t;
+    }
 }
 
 /// The page offset (in pages into the file) where `vma` starts.
@@ -269,6 +338,109 @@ impl<'a> Fault<'a> {
     }
 }
 
+/// A fault that a PMD entry could answer (`.huge_fault` with the PMD order).
+///
+/// `'d` is the lifetime of the handler's data as [`FaultHandler::huge_fault`]
+/// sees it: what is borrowed for `'d` stays allocated while the VMA's file
+/// is open, which is longer than any entry of the VMA lives (the core zaps
+/// every entry before it closes the file).
+///
+/// # Invariants
+///
+/// `vmf` is the `struct vm_fault` of a fault in progress on `vma`, with
+/// `vmf->pmd` the PMD entry of the faulting address; both are valid for `'a`.
+/// Whatever lives for `'d` lives until the VMA's file is released.
+pub(crate) struct PmdFault<'a, 'd> {
+    vmf: *mut bindings::vm_fault,
+    vma: MixedMapVma<'a>,
+    _data: PhantomData<&'d ()>,
+}
+
+impl<'a, 'd> PmdFault<'a, 'd> {
+    /// The VMA that faulted.
+    pub(crate) fn vma(&self) -> MixedMapVma<'a> {
+        self.vma
+    }
+
+    /// The index in the VMA (in pages from its start) of the first page of
+    /// the 2 MiB-aligned block of user addresses around the fault, if that
+    /// whole block lies inside the VMA; a PMD entry maps exactly such a
+    /// block.
+    pub(crate) fn block_index(&self) -> Option<usize> {
+        let block_size = PMD_PAGES * PAGE_SIZE;
+        // SAFETY: `vmf` is valid for `'a` (type invariant); `address` is set
+        // by the core before the call and constant during it.
+        let address = unsafe { (*self.vmf).__bindgen_anon_1.address };
+        let start = address & !(block_size - 1);
+        let end = start.checked_add(block_size)?;
+        (start >= self.vma.start() && end <= self.vma.end())
+            .then(|| (start - self.vma.start()) >> PAGE_SHIFT)
+    }
+
+    /// Whether the mapping is shared (`MAP_SHARED`). Private mappings are
+    /// left to the per-page path, where the core copies on write. A shared
+    /// mapping of a file opened read-only has `VM_MAYSHARE` but not
+    /// `VM_SHARED`: both count, as in the core's `wp_huge_pmd`.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.vma.flags() & (bindings::VM_SHARED | bindings::VM_MAYSHARE) as bindings::vm_flags_t
+            != 0
+    }
+
+    /// Maps `block` at [`Self::block_index`] with one PMD entry (a special
+    /// entry: no page reference is taken), writable and dirty if this is a
+    /// write fault, as device DAX does. A racing fault that mapped the block
+    /// first is no error. Fails with [`HugeOutcome::Fallback`] where the
+    /// kernel has no PMD entries for user memory (no THP).
+    ///
+    /// The entry holds no reference of its own, so the frames must outlive
+    /// it: `block` is borrowed for `'d`, until the VMA's file is released
+    /// (type invariant), and the core zaps the entry (on `munmap`, `exit`,
+    /// `MADV_DONTNEED`, a split...) before it closes the file.
+    pub(crate) fn map_block(&self, block: HugeBlock<'d>) -> HugeOutcome {
+        #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+        {
+            // SAFETY: `vmf` is valid for `'a` (type invariant);
+            // `vmf->address`'s block lies inside the VMA (the caller found
+            // `block` for `block_index`, and the core checks the range again);
+            // the VMA has `VM_MIXEDMAP` and not `VM_PFNMAP`
+            // (`vmf_insert_pfn_pmd` BUG()s otherwise: `MixedMapVma`'s
+            // invariant, and we never set `VM_PFNMAP`); the frames are an
+            // aligned block (`HugeBlock`'s invariant) that outlives the entry
+            // (it is borrowed for `'d`). The function takes the PMD lock itself
+            // and is what device DAX calls under the same locks.
+            let ret = unsafe {
+                bindings::vmf_insert_pfn_pmd(
+                    self.vmf,
+                    block.pfn() as kernel::ffi::c_ulong,
+                    self.is_write(),
+                )
+            };
+            match ret {
+                r if r == bindings::vm_fault_reason_VM_FAULT_NOPAGE => HugeOutcome::Mapped,
+                r if r == bindings::vm_fault_reason_VM_FAULT_OOM => HugeOutcome::Oom,
+                _ => HugeOutcome::SigBus,
+            }
+        }
+        #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+        {
+            let _ = block;
+            HugeOutcome::Fallback
+        }
+    }
+
+    /// Whether the access that faulted is a write.
+    #[cfg_attr(
+        not(CONFIG_TRANSPARENT_HUGEPAGE),
+        expect(dead_code, reason = "only PMD insertion uses it, and it needs THP")
+    )]
+    fn is_write(&self) -> bool {
+        // SAFETY: `vmf` is valid for `'a` (type invariant); `flags` is set
+        // by the core before the call and only read here.
+        let flags = unsafe { (*self.vmf).flags };
+        flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+}
+
 /// What [`insert_pages`] did.
 pub(crate) struct Inserted {
     /// Pages inserted (not counting entries that were present already).
@@ -434,10 +606,12 @@ impl<H: FaultHandler> VmOps<H> {
             with_map_pages: bindings::vm_operations_struct {
                 fault: Some(Self::fault),
                 map_pages: Some(Self::map_pages),
+                huge_fault: Self::HUGE_FAULT,
                 ..pin_init::zeroed()
             },
             fault_only: bindings::vm_operations_struct {
                 fault: Some(Self::fault),
+                huge_fault: Self::HUGE_FAULT,
                 ..pin_init::zeroed()
             },
             _handler: PhantomData,
@@ -456,7 +630,9 @@ impl<H: FaultHandler> VmOps<H> {
     /// data with the pointer the `Arc` is stored as.
     ///
     /// Sets `VM_MIXEDMAP` too (the fault path inserts pages with
-    /// `vm_insert_pages`, which needs it) and returns the VMA as such.
+    /// `vm_insert_pages`, which needs it) and returns the VMA as such; for a
+    /// [`FaultHandler::HUGE`] handler also `VM_HUGEPAGE` (see
+    /// [`set_hugepage`]).
     pub(crate) fn install<'a>(
         &'static self,
         vma: &'a VmaNew,
@@ -485,6 +661,9 @@ impl<H: FaultHandler> VmOps<H> {
             return Err(EINVAL);
         }
         let mixed = vma.set_mixedmap();
+        if H::HUGE {
+            set_hugepage(vma);
+        }
         let raw = vma.as_ptr();
         // SAFETY: `vma` is being set up by `mmap` with the mmap write lock
         // held, so nobody else reads these fields yet; `self` is `'static`;
@@ -502,15 +681,28 @@ impl<H: FaultHandler> VmOps<H> {
         Ok(mixed)
     }
 
+    /// `.huge_fault` for a [`FaultHandler::HUGE`] handler, else none.
+    const HUGE_FAULT: Option<
+        unsafe extern "C" fn(*mut bindings::vm_fault, kernel::ffi::c_uint) -> bindings::vm_fault_t,
+    > = if H::HUGE {
+        Some(Self::huge_fault)
+    } else {
+        None
+    };
+
+    /// The VMA and the handler's data of a fault.
+    ///
     /// # Safety
     ///
-    /// Called by the core for a fault on a VMA set up by [`Self::install`].
-    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    /// `vmf` is a fault in progress, passed by the core to an operation of a
+    /// VMA set up by [`Self::install`]; the results are used only during
+    /// that call.
+    unsafe fn vma_and_data<'a>(vmf: *mut bindings::vm_fault) -> (MixedMapVma<'a>, &'a H::Data) {
         // SAFETY: The core passes a valid fault in progress on a live VMA.
         let vma = unsafe { (*vmf).__bindgen_anon_1.vma };
         // SAFETY: The core holds the mmap read lock or, for operations with
-        // `.map_pages`, possibly only the VMA read lock, during the call;
-        // `VmaRef` asks for one of them.
+        // `.map_pages` and for `.huge_fault`, possibly only the VMA read
+        // lock, during the call; `VmaRef` asks for one of them.
         let vma = unsafe { VmaRef::from_raw(vma) };
         // INVARIANT: `install` set `VM_MIXEDMAP` on the VMA, the flag is
         // never cleared, and a lock is held (above).
@@ -518,9 +710,47 @@ impl<H: FaultHandler> VmOps<H> {
         // SAFETY: `install` stored a `&H::Data` that outlives the VMA (the
         // file it maps owns the data).
         let data = unsafe { &*(*vma.as_ptr()).vm_private_data.cast::<H::Data>() };
+        (vma, data)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core for a fault on a VMA set up by [`Self::install`].
+    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: As this function's own contract.
+        let (vma, data) = unsafe { Self::vma_and_data(vmf) };
         // INVARIANT: `vmf` is a fault in progress on `vma`.
         let fault = Fault { vmf, vma };
         H::fault(data, &fault).into_raw()
+    }
+
+    /// `.huge_fault`: the PMD order goes to [`FaultHandler::huge_fault`];
+    /// any other order (a PUD, 1 GiB) falls back.
+    ///
+    /// # Safety
+    ///
+    /// Called by the core for a fault on a VMA set up by [`Self::install`],
+    /// from `create_huge_pmd` or `wp_huge_pmd` (with `vmf->pmd` set) for the
+    /// PMD order.
+    unsafe extern "C" fn huge_fault(
+        vmf: *mut bindings::vm_fault,
+        order: kernel::ffi::c_uint,
+    ) -> bindings::vm_fault_t {
+        if 1usize.checked_shl(order) != Some(PMD_PAGES) {
+            return HugeOutcome::Fallback.into_raw();
+        }
+        // SAFETY: As this function's own contract.
+        let (vma, data) = unsafe { Self::vma_and_data(vmf) };
+        // INVARIANT: `vmf` is a fault in progress on `vma` at the PMD order,
+        // for which the core set `vmf->pmd`; `data`'s lifetime is the one
+        // `'d` names, and `install` made sure that the data lives until the
+        // VMA's file is released.
+        let fault = PmdFault {
+            vmf,
+            vma,
+            _data: PhantomData,
+        };
+        H::huge_fault(data, &fault).into_raw()
     }
     /// `.map_pages`: maps nothing (see the type's documentation).
     ///

@@ -17,7 +17,7 @@
 require "module file is there" "$MODULE"
 require "badinput helper is there" /bin/badinput
 
-for c in "1 0 fault" "16 0 fault" "16 1 faultaround" "16 2 prefault"; do
+for c in "1 0 fault" "16 0 fault" "16 1 faultaround" "16 2 prefault" "1024 3 huge"; do
 	# shellcheck disable=SC2086 # split "pages mode name" on purpose
 	set -- $c
 	cfg="pages=$1 mode=$3"

@@ -3,7 +3,8 @@
 # The device contract from user space: `mapdrv verify` (content, pagemap
 # PFNs against debugfs, shared and private mappings, bounds, PROT_EXEC,
 # mremap, concurrent faults, read/write edges, ioctl, stats) for every mode
-# (and for fault and faultaround without .map_pages, debugfs map_pages)
+# (and for fault and faultaround without .map_pages, debugfs map_pages; in
+# huge mode, a touch maps its whole 2 MiB block where THP allows)
 # and for buffers of 1, 10 and 65536 pages (32768 on 32-bit ARM, whose
 # whole vmalloc area is 240 MiB; 16384 on the debug kernel, where KASAN
 # checks every access of verify's passes over the buffer, and 64 MiB still
@@ -20,8 +21,8 @@ large=65536
 [ "$(guest_arch)" = arm ] && large=32768
 debug_kernel && large=16384
 for pages in 1 10 $large; do
-	for mode in 0 1 2; do
-		case $mode in 0) name=fault ;; 1) name=faultaround ;; 2) name=prefault ;; esac
+	for mode in 0 1 2 3; do
+		case $mode in 0) name=fault ;; 1) name=faultaround ;; 2) name=prefault ;; 3) name=huge ;; esac
 		c="pages=$pages mode=$name"
 		check "$c loads" insmod "$MODULE" pages=$pages mode=$mode || continue
 		# One result line per verify check, under this case's name.
@@ -33,6 +34,16 @@ for pages in 1 10 $large; do
 			fail "$c verify exits 0" "status $_st"
 		fi
 		expect_match "$c verify saw checks pass" '^PASS: ' printf '%s\n' "$_out"
+		if [ "$mode" = 3 ] && [ "$pages" = "$large" ]; then
+			# verify maps the whole buffer at 2 MiB-aligned addresses: with
+			# THP in the kernel, its faults were answered with PMD entries.
+			huge=$(sed -n 's/^huge_faults //p' /sys/kernel/debug/mapdrv/stats)
+			if [ -d /sys/kernel/mm/transparent_hugepage ]; then
+				at_least "$c verify was served with 2 MiB PMD entries (huge_faults)" 1 "$huge"
+			else
+				check "$c verify: no PMD entries without THP (huge_faults $huge)" test "$huge" = 0
+			fi
+		fi
 		check "$c unloads" rmmod "$MODNAME"
 		module_unload_all
 	done

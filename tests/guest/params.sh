@@ -35,7 +35,7 @@ refused "pages=262145" EINVAL 'pages=262145 is out of range' pages=262145
 refused "pages=-1" EINVAL 'pages=-1 is out of range' pages=-1
 refused "pages=abc" EINVAL "invalid for parameter .pages" pages=abc
 refused "pages=99999999999999999999" EINVAL "invalid for parameter .pages" pages=99999999999999999999
-refused "mode=3" EINVAL 'mode=3 is not 0 \(fault\), 1 \(faultaround\) or 2 \(prefault\)' mode=3
+refused "mode=4" EINVAL 'mode=4 is not 0 \(fault\), 1 \(faultaround\), 2 \(prefault\) or 3 \(huge\)' mode=4
 refused "mode=fault" EINVAL "invalid for parameter .mode" mode=fault
 refused "faultaround_pages=0" EINVAL 'faultaround_pages=0 is out of range' faultaround_pages=0
 refused "faultaround_pages=513" EINVAL 'faultaround_pages=513 is out of range' faultaround_pages=513
@@ -58,13 +58,15 @@ refused "pages given twice" EEXIST "invalid for parameter .pages" pages=4 pages=
 # A 1 GiB buffer does not fit in this 1 GiB VM: ENOMEM, and thanks to
 # __GFP_NOWARN | __GFP_RETRY_MAYFAIL no allocation warning, no OOM kill.
 refused "pages=262144 in a 1 GiB VM" ENOMEM 'cannot allocate 262144 pages' pages=262144
+# The same in huge mode: vmalloc_huge tries 2 MiB blocks, then single pages.
+refused "pages=262144 mode=3 in a 1 GiB VM" ENOMEM 'cannot allocate 262144 pages' pages=262144 mode=3
 expect_no_match "a failed allocation does not wake the OOM killer" 'Out of memory|oom-kill|invoked oom-killer' dmesg
 
 # The edges that are valid load (a 256 MiB buffer; 128 MiB on 32-bit ARM,
 # whose vmalloc area is 240 MiB).
 large=65536
 [ "$(guest_arch)" = arm ] && large=32768
-for ok in pages=1 pages=$large mode=0 mode=1 mode=2 faultaround_pages=1 faultaround_pages=512; do
+for ok in pages=1 pages=$large mode=0 mode=1 mode=2 mode=3 faultaround_pages=1 faultaround_pages=512; do
 	check "$ok is accepted" insmod "$MODULE" "$ok" && check "$ok unloads" rmmod "$MODNAME"
 	module_unload_all
 done

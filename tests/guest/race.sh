@@ -11,7 +11,8 @@
 #    close /dev/mapdrv and read every debugfs file: no splat (the runner reads
 #    the kernel log), the module unloads at the end.
 # 3. In every mode: faults racing for the same entries are counted right
-#    (faultcount), and mapdrv race (fault, faultaround, prefault): readers
+#    (faultcount), and mapdrv race (fault, faultaround, prefault, huge, whose
+#    4 MiB mappings are two 2 MiB PMD entries where THP allows): readers
 #    against MADV_DONTNEED, munmap+mmap, mremap, mprotect, fork with private
 #    writes, the last close, and mode/map_pages switches (see mapdrv race
 #    --help); zero SIGBUS inside the buffer, content right.
@@ -105,7 +106,7 @@ check "rmmod loop: the module is unloaded at the end" sh -c '! grep -q "^rust_ma
 	module_unload_all
 
 # --- 3. mapdrv race in every mode ------------------------------------------
-for mode in fault:0 faultaround:1 prefault:2; do
+for mode in fault:0 faultaround:1 prefault:2 huge:3; do
 	number=${mode#*:} mode=${mode%:*}
 	check "race $mode: module loads" insmod "$MODULE" pages=1024 mode="$number" faultaround_pages=512 || continue
 	# Racing faults for the same entries: each page is mapped once a
@@ -121,6 +122,11 @@ for mode in fault:0 faultaround:1 prefault:2; do
 		at_least "race $mode $scenario: ran at least 100 operations" 100 \
 			"$(sed -n 's/^race [a-z]*: \([0-9]*\) operations.*/\1/p' "$TOOL_OUT")"
 	done
+	if [ "$mode" = huge ] && [ -d /sys/kernel/mm/transparent_hugepage ]; then
+		# The races ran against PMD entries, not only the per-page fallback.
+		at_least "race huge: faults were answered with 2 MiB PMD entries" 1 \
+			"$(sed -n 's/^huge_faults //p' /sys/kernel/debug/mapdrv/stats)"
+	fi
 	check "race $mode: the module unloads after" rmmod "$MODNAME"
 	module_unload_all
 done

@@ -23,6 +23,7 @@ pub const MAX_PAGES: u64 = 262_144;
 pub const MAPDRV_MODE_FAULT: u32 = 0;
 pub const MAPDRV_MODE_FAULTAROUND: u32 = 1;
 pub const MAPDRV_MODE_PREFAULT: u32 = 2;
+pub const MAPDRV_MODE_HUGE: u32 = 3;
 
 /// `struct mapdrv_info`: the answer of `MAPDRV_IOC_INFO` (24 bytes, no padding).
 #[repr(C)]
@@ -67,10 +68,13 @@ pub enum Mode {
     Faultaround,
     /// Every page is inserted at mmap time.
     Prefault,
+    /// A 2 MiB block per fault with one PMD entry where the mapping allows
+    /// it (shared, 2 MiB-aligned address and offset), else one page.
+    Huge,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Fault, Mode::Faultaround, Mode::Prefault];
+    pub const ALL: [Mode; 4] = [Mode::Fault, Mode::Faultaround, Mode::Prefault, Mode::Huge];
 
     /// The mode for a `MAPDRV_MODE_*` value, `None` for an unknown value.
     pub fn from_raw(raw: u32) -> Option<Mode> {
@@ -83,6 +87,7 @@ impl Mode {
             Mode::Fault => MAPDRV_MODE_FAULT,
             Mode::Faultaround => MAPDRV_MODE_FAULTAROUND,
             Mode::Prefault => MAPDRV_MODE_PREFAULT,
+            Mode::Huge => MAPDRV_MODE_HUGE,
         }
     }
 
@@ -92,6 +97,7 @@ impl Mode {
             Mode::Fault => "fault",
             Mode::Faultaround => "faultaround",
             Mode::Prefault => "prefault",
+            Mode::Huge => "huge",
         }
     }
 }
@@ -105,13 +111,16 @@ impl fmt::Display for Mode {
 impl FromStr for Mode {
     type Err = String;
 
-    /// Accepts a name (`fault`, `faultaround`, `prefault`) or its number.
+    /// Accepts a name (`fault`, `faultaround`, `prefault`, `huge`) or its
+    /// number.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == s || s.parse::<u32>().ok() == Some(m.raw()))
             .ok_or_else(|| {
-                format!("unknown mode {s:?}: expected fault (0), faultaround (1) or prefault (2)")
+                format!(
+                    "unknown mode {s:?}: expected fault (0), faultaround (1), prefault (2) or huge (3)"
+                )
             })
     }
 }
@@ -215,7 +224,7 @@ mod tests {
             assert_eq!(m.name().parse::<Mode>(), Ok(m));
             assert_eq!(m.raw().to_string().parse::<Mode>(), Ok(m));
         }
-        assert_eq!(Mode::from_raw(3), None);
+        assert_eq!(Mode::from_raw(4), None);
         assert!("faulty".parse::<Mode>().is_err());
         assert_eq!(mode_name(1), "faultaround");
         assert_eq!(mode_name(7), "unknown(7)");
@@ -238,6 +247,7 @@ int main(void)
 	printf("mode_fault %d\n", MAPDRV_MODE_FAULT);
 	printf("mode_faultaround %d\n", MAPDRV_MODE_FAULTAROUND);
 	printf("mode_prefault %d\n", MAPDRV_MODE_PREFAULT);
+	printf("mode_huge %d\n", MAPDRV_MODE_HUGE);
 	printf("max_pages %d\n", MAPDRV_MAX_PAGES);
 	printf("device %s\n", MAPDRV_DEVICE);
 	return 0;
@@ -305,6 +315,7 @@ int main(void)
             ("mode_fault", MAPDRV_MODE_FAULT.to_string()),
             ("mode_faultaround", MAPDRV_MODE_FAULTAROUND.to_string()),
             ("mode_prefault", MAPDRV_MODE_PREFAULT.to_string()),
+            ("mode_huge", MAPDRV_MODE_HUGE.to_string()),
             ("max_pages", MAX_PAGES.to_string()),
             ("device", MAPDRV_DEVICE.to_string()),
         ];

@@ -41,9 +41,38 @@ unsafe impl Sync for Mapping {}
 /// values own.
 const PLACING: MapFlags = MapFlags::MAP_FIXED.union(MapFlags::MAP_FIXED_NOREPLACE);
 
+/// The size of the blocks a PMD entry maps (x86_64 and arm64 with 4 KiB
+/// pages; also what the kernel aligns to for 32-bit ARM, where it changes
+/// nothing).
+pub const HUGE_BLOCK: usize = 2 << 20;
+
+/// Where to ask the kernel to place a file mapping of `len` bytes from
+/// `offset`: an address congruent to `offset` modulo [`HUGE_BLOCK`] when the
+/// mapping holds at least one whole block, so that whole 2 MiB blocks of the
+/// file fall on 2 MiB blocks of addresses, which one PMD entry can map
+/// (`/dev/mapdrv` in huge mode). That is the kernel's own rule for files
+/// whose `get_unmapped_area` is `thp_get_unmapped_area` (and for shmem);
+/// the Rust misc device of Linux 7.3 cannot set one, so the tool places its
+/// mappings itself. Found by reserving `len + HUGE_BLOCK` bytes and giving
+/// the range back: the result is a hint, never `MAP_FIXED`, so a racing
+/// thread that takes the range first only costs the alignment. `None` (no
+/// hint) for shorter mappings or when the reservation fails.
+fn placement_hint(len: usize, offset: u64) -> Option<usize> {
+    if len < HUGE_BLOCK {
+        return None;
+    }
+    let room = Mapping::reserve(len.checked_add(HUGE_BLOCK)?).ok()?;
+    let want = (offset % HUGE_BLOCK as u64) as usize;
+    let start = room.addr();
+    // The first address from `start` congruent to `want`.
+    let skip = (want + HUGE_BLOCK - start % HUGE_BLOCK) % HUGE_BLOCK;
+    Some(start + skip)
+}
+
 impl Mapping {
-    /// mmap(NULL, len, prot, flags, fd, offset): `len` bytes of the file
-    /// from `offset`. `offset` is passed as the kernel sees it (an unsigned
+    /// mmap(hint, len, prot, flags, fd, offset): `len` bytes of the file
+    /// from `offset`, where the hint is [`placement_hint`]'s (no
+    /// `MAP_FIXED`: the kernel may place it elsewhere). `offset` is passed as the kernel sees it (an unsigned
     /// long, bit for bit), so huge offsets can be tried; a `len` of 0 is
     /// passed on as is. Placing flags are refused with EINVAL. On 32-bit
     /// ARM the kernel takes a page number (mmap2) and libc's mmap64 makes
@@ -59,12 +88,13 @@ impl Mapping {
         if flags.intersects(PLACING) {
             return Err(Errno::EINVAL);
         }
-        // SAFETY: no address hint and no MAP_FIXED (refused above), so the
-        // kernel picks a free range and no existing memory of this process
-        // is replaced.
+        let hint = placement_hint(len, offset).unwrap_or(0);
+        // SAFETY: no MAP_FIXED (refused above): the address is a hint, and
+        // the kernel places the mapping in a free range, so no existing
+        // memory of this process is replaced.
         let ptr = unsafe {
             libc::mmap64(
-                std::ptr::null_mut(),
+                hint as *mut c_void,
                 len,
                 prot.bits(),
                 flags.bits(),

@@ -40,8 +40,8 @@ through a private mapping and checks the buffer did not change; maps a range
 read-only, faults it in, drops it (MADV_DONTNEED) and faults it in again;
 shrinks and moves mappings with mremap; opens and closes the device. Every
 read is checked. Meanwhile the driver's mode is switched every 50 ms through
-debugfs (fault, faultaround, prefault in turn; each switch read back from
-the mode file and counted), so all three fault paths run at once. At the
+debugfs (fault, faultaround, prefault, huge in turn; each switch read back from
+the mode file and counted), so all four fault paths run at once. At the
 end every byte of the buffer is checked and the buffer and mode are put
 back. Exit status 1 on any wrong byte, failed call or failed mode switch.
 
@@ -105,7 +105,7 @@ impl Switches {
     }
 
     /// The mode to switch to next: the one after the current one in
-    /// fault, faultaround, prefault, so never the current one itself.
+    /// fault, faultaround, prefault, huge, so never the current one itself.
     pub(crate) fn next(&self) -> Mode {
         let i = Mode::ALL.iter().position(|&m| m == self.current);
         Mode::ALL[i.map_or(0, |i| (i + 1) % Mode::ALL.len())]
@@ -879,10 +879,10 @@ mod tests {
     }
 
     #[test]
-    fn switches_go_round_the_three_modes_and_count_each_change() {
+    fn switches_go_round_the_modes_and_count_each_change() {
         let mut sw = Switches::new(Mode::Faultaround);
         let mut seen = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..8 {
             let to = sw.next();
             assert_ne!(to, sw.current, "a switch to the mode it is in");
             seen.push(to);
@@ -891,9 +891,18 @@ mod tests {
         use Mode::*;
         assert_eq!(
             seen,
-            [Prefault, Fault, Faultaround, Prefault, Fault, Faultaround]
+            [
+                Prefault,
+                Huge,
+                Fault,
+                Faultaround,
+                Prefault,
+                Huge,
+                Fault,
+                Faultaround
+            ]
         );
-        assert_eq!((sw.done, sw.failed), (6, 0));
+        assert_eq!((sw.done, sw.failed), (8, 0));
         assert!(sw.errors.is_empty());
     }
 

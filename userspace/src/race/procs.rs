@@ -310,7 +310,7 @@ pub(super) fn close(ctx: &Ctx<'_>) -> Result<(), String> {
     Ok(())
 }
 
-/// `modes`: the mode (fault, faultaround, prefault in turn) and map_pages
+/// `modes`: the mode (fault, faultaround, prefault, huge in turn) and map_pages
 /// switched every 10 ms while readers map a random range (in the mode of
 /// the moment), fault it in and drop it with MADV_DONTNEED, again and
 /// again. The parent puts the mode and map_pages back.

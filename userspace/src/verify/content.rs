@@ -2,13 +2,16 @@
 
 //! content-pread, content-mmap, mode-residency.
 
-use anyhow::{Result, bail};
+use std::ops::Range;
+
+use anyhow::{Result, anyhow, bail};
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RO, fail_on, list};
 use crate::abi::Mode;
 use crate::content::{check_page, page_hash};
 use crate::device::{Device, Geometry, Share};
+use crate::mapping::HUGE_BLOCK;
 use crate::pagemap;
 
 /// Pages read per pread.
@@ -81,12 +84,16 @@ fn content_mmap(ctx: &mut Ctx) -> Result<String> {
 }
 
 /// What a fresh mapping must have present before and after touching one page.
+/// In huge mode, `huge_block` is the 2 MiB block of pages that one PMD entry
+/// must map whole on that touch, or `None` where the mode maps one page per
+/// fault (see [`huge_block_expected`]).
 pub(super) fn residency_problem(
     mode: Mode,
     pages: usize,
     touched: usize,
     before: &[usize],
     after: &[usize],
+    huge_block: Option<Range<usize>>,
 ) -> Option<String> {
     match mode {
         Mode::Prefault if before.len() != pages => Some(format!(
@@ -111,7 +118,51 @@ pub(super) fn residency_problem(
             "faultaround: touching page {touched} mapped no neighbouring page"
         )),
         Mode::Faultaround => None,
+        Mode::Huge => {
+            let expected: Vec<usize> = huge_block.clone().unwrap_or(touched..touched + 1).collect();
+            (after != expected).then(|| {
+                format!(
+                    "huge: touching page {touched} made pages [{}] present, expected [{}] ({})",
+                    list(after),
+                    list(&expected),
+                    if huge_block.is_some() {
+                        "its whole 2 MiB block, one PMD entry"
+                    } else {
+                        "only that page: no PMD entry can map it here"
+                    }
+                )
+            })
+        }
     }
+}
+
+/// The pages a touch of page `touched` must map in huge mode: its whole
+/// 2 MiB block when one PMD entry can map it, else `None` (one page).
+/// That needs the buffer's blocks to be aligned physical blocks (debugfs
+/// `huge_blocks`: vmalloc_huge got them, which is all or none), a mapping at
+/// a 2 MiB-aligned address from offset 0 whose block around `touched` is
+/// whole, and transparent huge pages in the kernel, not switched off.
+pub(super) fn huge_block_expected(
+    huge_blocks: u64,
+    thp_enabled: &str,
+    map_addr: usize,
+    pages: usize,
+    page_size: usize,
+    touched: usize,
+) -> Option<Range<usize>> {
+    let block_pages = HUGE_BLOCK / page_size;
+    let start = touched / block_pages * block_pages;
+    let thp_on = !thp_enabled.is_empty() && !thp_enabled.contains("[never]");
+    (huge_blocks > 0
+        && thp_on
+        && map_addr.is_multiple_of(HUGE_BLOCK)
+        && start + block_pages <= pages)
+        .then_some(start..start + block_pages)
+}
+
+/// The kernel's THP setting (`always [madvise] never`), empty without THP.
+fn thp_enabled() -> String {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default()
 }
 
 /// Maps the buffer afresh and checks with pagemap which pages are present
@@ -124,9 +175,17 @@ fn mode_residency(ctx: &mut Ctx) -> Result<String> {
     let map = ctx.map_all(RO, Share::Shared)?;
     let before = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
     let touched = pages / 2;
+    let huge_block = if mode == Mode::Huge {
+        let huge_blocks = ctx.debugfs()?.stats()?.get("huge_blocks").copied();
+        let huge_blocks =
+            huge_blocks.ok_or_else(|| anyhow!("no `huge_blocks` line in debugfs stats"))?;
+        huge_block_expected(huge_blocks, &thp_enabled(), map.addr(), pages, ps, touched)
+    } else {
+        None
+    };
     map.read_u8(ctx.geo.offset(touched));
     let after = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
-    if let Some(problem) = residency_problem(mode, pages, touched, &before, &after) {
+    if let Some(problem) = residency_problem(mode, pages, touched, &before, &after, huge_block) {
         bail!("{problem}");
     }
     Ok(format!(
@@ -142,27 +201,75 @@ mod tests {
 
     #[test]
     fn fault_mode_maps_one_page_per_fault() {
-        assert_eq!(residency_problem(Mode::Fault, 10, 5, &[], &[5]), None);
-        assert!(residency_problem(Mode::Fault, 10, 5, &[], &[4, 5]).is_some());
-        assert!(residency_problem(Mode::Fault, 10, 5, &[0], &[5]).is_some());
-        assert!(residency_problem(Mode::Fault, 10, 5, &[], &[]).is_some());
+        assert_eq!(residency_problem(Mode::Fault, 10, 5, &[], &[5], None), None);
+        assert!(residency_problem(Mode::Fault, 10, 5, &[], &[4, 5], None).is_some());
+        assert!(residency_problem(Mode::Fault, 10, 5, &[0], &[5], None).is_some());
+        assert!(residency_problem(Mode::Fault, 10, 5, &[], &[], None).is_some());
     }
 
     #[test]
     fn faultaround_maps_neighbours() {
         assert_eq!(
-            residency_problem(Mode::Faultaround, 10, 5, &[], &[4, 5, 6]),
+            residency_problem(Mode::Faultaround, 10, 5, &[], &[4, 5, 6], None),
             None
         );
-        assert_eq!(residency_problem(Mode::Faultaround, 1, 0, &[], &[0]), None);
-        assert!(residency_problem(Mode::Faultaround, 10, 5, &[], &[5]).is_some());
-        assert!(residency_problem(Mode::Faultaround, 10, 5, &[], &[0, 1]).is_some());
+        assert_eq!(
+            residency_problem(Mode::Faultaround, 1, 0, &[], &[0], None),
+            None
+        );
+        assert!(residency_problem(Mode::Faultaround, 10, 5, &[], &[5], None).is_some());
+        assert!(residency_problem(Mode::Faultaround, 10, 5, &[], &[0, 1], None).is_some());
     }
 
     #[test]
     fn prefault_maps_everything_at_mmap() {
         let all: Vec<usize> = (0..4).collect();
-        assert_eq!(residency_problem(Mode::Prefault, 4, 2, &all, &all), None);
-        assert!(residency_problem(Mode::Prefault, 4, 2, &[], &[2]).is_some());
+        assert_eq!(
+            residency_problem(Mode::Prefault, 4, 2, &all, &all, None),
+            None
+        );
+        assert!(residency_problem(Mode::Prefault, 4, 2, &[], &[2], None).is_some());
+    }
+
+    #[test]
+    fn huge_maps_a_whole_block_or_one_page() {
+        let block: Vec<usize> = (512..1024).collect();
+        assert_eq!(
+            residency_problem(Mode::Huge, 1024, 600, &[], &block, Some(512..1024)),
+            None
+        );
+        assert!(residency_problem(Mode::Huge, 1024, 600, &[], &[600], Some(512..1024)).is_some());
+        assert_eq!(
+            residency_problem(Mode::Huge, 1024, 600, &[], &[600], None),
+            None
+        );
+        assert!(residency_problem(Mode::Huge, 1024, 600, &[], &block, None).is_some());
+        assert!(residency_problem(Mode::Huge, 1024, 600, &[1], &block, Some(512..1024)).is_some());
+    }
+
+    #[test]
+    fn huge_block_needs_blocks_thp_alignment_and_room() {
+        let on = "always [madvise] never\n";
+        let aligned = 4 * HUGE_BLOCK;
+        assert_eq!(
+            huge_block_expected(2, on, aligned, 1024, 4096, 600),
+            Some(512..1024)
+        );
+        assert_eq!(
+            huge_block_expected(2, on, aligned, 1024, 4096, 5),
+            Some(0..512)
+        );
+        assert_eq!(huge_block_expected(0, on, aligned, 1024, 4096, 600), None);
+        assert_eq!(
+            huge_block_expected(2, "always madvise [never]\n", aligned, 1024, 4096, 600),
+            None
+        );
+        assert_eq!(huge_block_expected(2, "", aligned, 1024, 4096, 600), None);
+        assert_eq!(
+            huge_block_expected(2, on, aligned + 4096, 1024, 4096, 600),
+            None
+        );
+        // The block around page 600 of a 1000-page buffer is not whole.
+        assert_eq!(huge_block_expected(1, on, aligned, 1000, 4096, 600), None);
     }
 }

@@ -221,7 +221,7 @@ fn check_info(dev: &Device) -> Result<(MapdrvInfo, Geometry)> {
     }
     if Mode::from_raw(info.mode).is_none() {
         bail!(
-            "mode {} is not 0 (fault), 1 (faultaround) or 2 (prefault)",
+            "mode {} is not 0 (fault), 1 (faultaround), 2 (prefault) or 3 (huge)",
             info.mode
         );
     }
