@@ -15,7 +15,7 @@
 #   --mem SIZE      guest memory (default 5G: a 1 GiB buffer, a 1 GiB memfd
 #                   and 2 GiB of anonymous memory at the largest size)
 #   --timeout SECS  stop the VM after SECS (default 3600)
-#   --smoke         a quick run: one small size, 2 rounds, load timing at
+#   --smoke         a quick run: 16 and 512 pages (one 2 MiB block), 2 rounds, load timing at
 #                   one size (what `make test` runs), 1G of guest memory
 #   --arch ARCH     the VM's architecture (x86_64, arm64 or arm; default
 #                   $MAPDRV_ARCH, else x86_64). On arm64 the VM is emulated
@@ -79,7 +79,7 @@ host_tool=$tool
 bench_args=(--module /lib/modules/rust_mapdrv.ko)
 if $smoke; then
 	mem=1G
-	bench_args+=(--sizes 16 --rounds 2 --load-sizes 64)
+	bench_args+=(--sizes 16,512 --rounds 2 --load-sizes 64)
 fi
 bench_args+=("$@")
 [ -n "$out" ] || out=$MAPDRV_ROOT/results/bench-$(date +%Y%m%d-%H%M%S)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make bench`'s pipeline at a small size (scripts/bench.sh --smoke: one
-# 16-page size, 2 rounds, the load timed at 64 pages, in a VM of its own):
+# `make bench`'s pipeline at small sizes (scripts/bench.sh --smoke: 16 and
+# 512 pages, 2 rounds, the load timed at 64 pages, in a VM of its own):
 # the guest's report reaches the host as well-formed JSON with every path
 # and metric, the tool reads it back, the SVG is well-formed XML, the
 # guest's whole kernel log (dmesg, brought home: the VM boots `quiet`) is
@@ -39,13 +39,13 @@ import json, math, sys
 r = json.load(open(sys.argv[1]))
 for key in ("tool", "env", "rounds", "sizes", "paths", "pread_paths", "metrics", "results", "load", "targets"):
     assert key in r, f"no {key}"
-assert r["sizes"] == [16], r["sizes"]
+assert r["sizes"] == [16, 512], r["sizes"]
 assert r["rounds"] == 2
 assert r["env"]["clocksource"] not in ("", "unknown"), r["env"]
 assert r["env"]["accelerator"], r["env"]
 paths = [p["name"] for p in r["paths"]]
 pread = [p["name"] for p in r["pread_paths"]]
-assert {"fault", "faultaround", "prefault", "memfd", "memfd-populate", "anon"} <= set(paths), paths
+assert {"fault", "faultaround", "prefault", "huge", "memfd", "memfd-thp", "memfd-populate", "anon"} <= set(paths), paths
 got = {(s["metric"], s["path"], s["pages"]): s for s in r["results"]}
 private = ["fault", "faultaround", "prefault", "memfd"]
 for m in r["metrics"]:
@@ -57,8 +57,9 @@ for m in r["metrics"]:
     else:
         measured = paths
     for p in measured:
-        s = got.get((m["name"], p, 16))
-        assert s, f"no {m['name']} for {p}"
+      for pages in (16, 512):
+        s = got.get((m["name"], p, pages))
+        assert s, f"no {m['name']} for {p} at {pages} pages"
         assert len(s["rounds"]) == 2, s
         assert all(math.isfinite(x) and x >= 0 for x in s["rounds"]), s
         assert s["min"] <= s["median"] <= s["max"], s
@@ -66,22 +67,27 @@ for m in r["metrics"]:
             assert s["ratio"]["vs"] == m["reference"] and len(s["ratio"]["rounds"]) == 2, s
 assert [l["pages"] for l in r["load"]] == [64], r["load"]
 assert r["load"][0]["total_ns_per_page"]["median"] > 0
-assert len(r["targets"]) == 6 and all("met" in t for t in r["targets"])
+assert len(r["targets"]) == 8 and all("met" in t for t in r["targets"])
 assert r["env"]["pinned_cpu"] in range(r["env"]["cpus"]), r["env"]
 PY
 
-# Fault counts are what each mode does, not a speed: 16 pages, one fault
+# Fault counts are what each mode does, not a speed: at 16 pages, one fault
 # each in fault mode, one 16-page window in faultaround mode, none after
-# prefault and MAP_POPULATE.
+# prefault and MAP_POPULATE; at 512 pages (one 2 MiB block), one fault for
+# the whole block in huge mode and for the THP memfd.
+# faults PATH [METRIC [PAGES]]: the rounds of METRIC (faults) at PAGES (16).
 faults() {
 	python3 -c 'import json, sys
 r = json.load(open(sys.argv[1]))
-print(" ".join(str(x) for s in r["results"] if s["metric"] == sys.argv[3] and s["path"] == sys.argv[2] for x in s["rounds"]))' "$out/bench.json" "$1" "${2:-faults}"
+print(" ".join(str(x) for s in r["results"] if s["metric"] == sys.argv[3] and s["path"] == sys.argv[2] and s["pages"] == int(sys.argv[4]) for x in s["rounds"]))' "$out/bench.json" "$1" "${2:-faults}" "${3:-16}"
 }
 expect_match "fault mode takes one fault per page" '^1\.0 1\.0$' faults fault
 expect_match "faultaround mode takes one fault per 16 pages" '^0\.0625 0\.0625$' faults faultaround
 expect_match "prefault mode takes no fault on first touch" '^0\.0 0\.0$' faults prefault
 expect_match "memfd with MAP_POPULATE takes no fault on first touch" '^0\.0 0\.0$' faults memfd-populate
+expect_match "huge mode below 2 MiB takes one fault per page" '^1\.0 1\.0$' faults huge
+expect_match "huge mode maps a 2 MiB block with one fault" '^0\.001953125 0\.001953125$' faults huge faults 512
+expect_match "the THP memfd maps a 2 MiB block with one fault" '^0\.001953125 0\.001953125$' faults memfd-thp faults 512
 # A first write to a private mapping is one trap per page in every mode
 # (the page handed to the core to copy; prefault's read-only entries take
 # one write-protect fault), as for the memfd.

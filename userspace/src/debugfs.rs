@@ -184,6 +184,22 @@ impl Saved {
         })
     }
 
+    /// Reads any settings file (sysfs, say), to write it back later. A
+    /// choice file such as `always [never]` saves the choice in brackets.
+    pub fn of_file(path: &Path) -> Result<Saved> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let value = match (text.find('['), text.find(']')) {
+            (Some(a), Some(b)) if a < b => text[a + 1..b].to_string(),
+            _ => text.trim().to_string(),
+        };
+        Ok(Saved {
+            path: path.to_path_buf(),
+            value,
+            restored: false,
+        })
+    }
+
     /// What the file held.
     pub fn value(&self) -> &str {
         &self.value

@@ -103,6 +103,32 @@ pub fn filled_memfd(len: usize, page_size: usize) -> Result<File> {
     Ok(file)
 }
 
+/// A memfd of `len` bytes on shmem with transparent huge pages where the
+/// kernel gives them: filled through a shared mapping marked
+/// `MADV_HUGEPAGE` (with shmem_enabled=advise, the fault path allocates 2 MiB
+/// folios for such a mapping; a write(2) has no mapping to ask with), every
+/// page written, then unmapped. Later mappings of it get PMD entries where
+/// their address is aligned (`Mapping::file` places them so).
+pub fn filled_thp_memfd(len: usize, page_size: usize) -> Result<File> {
+    let fd = memfd_create(c"mapdrv-bench-thp", MFdFlags::MFD_CLOEXEC).context("memfd_create")?;
+    let file = File::from(fd);
+    file.set_len(len as u64)
+        .context("ftruncate of the THP memfd")?;
+    let map = Mapping::file(
+        file.as_fd(),
+        0,
+        len,
+        ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+        MapFlags::MAP_SHARED,
+    )
+    .context("mapping the THP memfd to fill it")?;
+    // Without THP in the kernel (32-bit ARM) the advice is refused: the
+    // memfd is then filled with small pages, like the plain one.
+    let _ = map.advise(nix::sys::mman::MmapAdvise::MADV_HUGEPAGE);
+    map.touch_write(page_size, b'a');
+    Ok(file)
+}
+
 /// `offset` as libc's `off_t`, which is 32 bits on 32-bit ARM: an error
 /// there past 2 GiB (more than the buffer's 1 GiB at most), never a
 /// wrapped offset.

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `mapdrv bench`: the device's three modes against the kernel's own paths
-//! (a pre-filled memfd mapped `MAP_SHARED`, the same with `MAP_POPULATE`,
-//! anonymous memory), at sizes from 10 pages to 1 GiB, in one run.
+//! `mapdrv bench`: the device's modes against the kernel's own paths (a
+//! pre-filled memfd mapped `MAP_SHARED`, the same with `MAP_POPULATE`, a
+//! memfd with transparent huge pages, anonymous memory), at sizes from 10
+//! pages to 1 GiB, in one run.
 //!
 //! For each size, after one unrecorded warm-up round, every path runs once
 //! per round, the order rotated from round to round, so that drift of the
@@ -55,11 +56,12 @@ const ROUND_PAGES: usize = 4096;
 const SLACK_BYTES: u64 = 96 << 20;
 
 pub const HELP: &str = "\
-Measures, for each size, every path in the same run: the device in its three
-modes (fault, faultaround, prefault; fault and faultaround also without
+Measures, for each size, every path in the same run: the device in its modes
+(fault, faultaround, prefault, huge; fault and faultaround also without
 .map_pages, where each fault is retried under mmap_lock), a pre-filled memfd
 MAP_SHARED (the kernel's page-cache fault path with its fault-around), the
-same with MAP_POPULATE, and anonymous memory:
+same with MAP_POPULATE, a memfd with transparent huge pages (memfd-thp; the
+bench sets shmem_enabled to advise for the run), and anonymous memory:
   touch       first touch of a fresh mapping, one byte per page (ns/page)
   faults      minor faults per page during that touch (getrusage)
   mmap        the mmap call (ns/page; prefault and MAP_POPULATE pay here)
@@ -74,7 +76,8 @@ Paths are interleaved round by round (order rotated, one warm-up round);
 cells are `median [min-max]` of the rounds, and ratios are taken per round
 against the reference path of the same round. With --module the tool loads
 the module itself, first at each --load-sizes (the module times its own
-allocation, fill and page walk), then once with the largest size. Needs root
+allocation, fill and page walk), then once with the largest size and mode=3
+(the buffer in 2 MiB blocks, for huge; the other modes map it page by page). Needs root
 and debugfs. Switches debugfs mapdrv/mode and mapdrv/map_pages for its own
 mappings and sets them back at the end.
 
@@ -263,11 +266,22 @@ fn measure(device: &Path, args: &Args) -> Result<Report> {
         } else {
             args.sizes.iter().copied().max().unwrap_or(10)
         };
-        status.say(&format!("loading {} with pages={pages}", load::MODULE_NAME));
-        load::load(&ko, &format!("pages={pages}"))?;
+        // mode=3: the buffer in 2 MiB blocks, which huge mode maps with PMD
+        // entries; the other modes map the same buffer page by page.
+        status.say(&format!(
+            "loading {} with pages={pages} mode=3",
+            load::MODULE_NAME
+        ));
+        load::load(&ko, &format!("pages={pages} mode=3"))?;
         loaded_here = true;
     }
+    // The memfd-thp peer needs shmem to allocate huge pages for it:
+    // shmem_enabled=advise (with MADV_HUGEPAGE) for the run, then as found.
+    let shmem_thp = allow_shmem_thp()?;
     let result = measure_device(device, args, page_size, &mut skipped, &status);
+    if let Some(saved) = shmem_thp {
+        saved.restore().context("cannot set shmem_enabled back")?;
+    }
     if loaded_here {
         load::unload()?;
     }
@@ -442,6 +456,7 @@ fn measure_size(
 ) -> Result<Vec<model::Series>> {
     let len = pages * ctx.page_size;
     let memfd = mem::filled_memfd(len, ctx.page_size)?;
+    let memfd_thp = mem::filled_thp_memfd(len, ctx.page_size)?;
     // The anonymous peer of the sequential read: allocated and written once
     // per size, like the device's buffer (once per load) and the memfd, so
     // that every round reads the same physical pages. Fresh anonymous pages
@@ -466,7 +481,7 @@ fn measure_size(
             let job = jobs[(k + round) % jobs.len()];
             match job {
                 Job::Map(path) => {
-                    let v = map_job(ctx, &memfd, &anon, path, pages, samples, passes)?;
+                    let v = map_job(ctx, &memfd, &memfd_thp, &anon, path, pages, samples, passes)?;
                     if round > 0 {
                         for (metric, value) in v {
                             rounds_of.push(metric, path, value);
@@ -502,12 +517,36 @@ fn measure_size(
     Ok(rounds_of.into_series(pages))
 }
 
+/// The kernel's shmem THP setting.
+const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+
+/// Lets shmem allocate huge pages where asked (`advise`), when its setting
+/// (`always within_size advise [never] deny force`) refuses them; returns
+/// the setting to put back. None without THP (32-bit ARM), where the
+/// memfd-thp peer is a plain memfd, or when the setting allows already.
+fn allow_shmem_thp() -> Result<Option<Saved>> {
+    let Ok(now) = std::fs::read_to_string(SHMEM_ENABLED) else {
+        return Ok(None);
+    };
+    if ["[always]", "[within_size]", "[advise]", "[force]"]
+        .iter()
+        .any(|s| now.contains(s))
+    {
+        return Ok(None);
+    }
+    let saved = Saved::of_file(Path::new(SHMEM_ENABLED))?;
+    std::fs::write(SHMEM_ENABLED, "advise")
+        .with_context(|| format!("cannot write {SHMEM_ENABLED}"))?;
+    Ok(Some(saved))
+}
+
 /// Sets up the device for a path; the peers need nothing.
 fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
     let (mode, map_pages) = match path {
         "fault" => (Mode::Fault, "1"),
         "faultaround" => (Mode::Faultaround, "1"),
         "prefault" => (Mode::Prefault, "1"),
+        "huge" => (Mode::Huge, "1"),
         "fault-mmaplock" => (Mode::Fault, "0"),
         "faultaround-mmaplock" => (Mode::Faultaround, "0"),
         _ => return Ok(None),
@@ -522,9 +561,11 @@ fn select(ctx: &Ctx<'_>, path: &str) -> Result<Option<Kind>> {
 /// One round of a mapping path: `samples` fresh mappings, each mapped,
 /// touched and read `passes` times (`anon` reads `anon_read` instead: see
 /// [`measure_size`]); the median of each metric.
+#[allow(clippy::too_many_arguments)]
 fn map_job(
     ctx: &Ctx<'_>,
     memfd: &File,
+    memfd_thp: &File,
     anon_read: &Mapping,
     path: &'static str,
     pages: usize,
@@ -536,6 +577,7 @@ fn map_job(
     let (kind, fd) = match (device_kind, path) {
         (Some(kind), _) => (kind, Some(ctx.dev.as_fd())),
         (None, "memfd") => (Kind::SharedFile, Some(memfd.as_fd())),
+        (None, "memfd-thp") => (Kind::SharedFile, Some(memfd_thp.as_fd())),
         (None, "memfd-populate") => (Kind::SharedFilePopulate, Some(memfd.as_fd())),
         (None, _) => (Kind::Anonymous, None),
     };

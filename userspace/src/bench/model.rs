@@ -21,7 +21,7 @@ pub struct PathDef {
 }
 
 /// The mapping paths, in table order.
-pub const MAP_PATHS: [PathDef; 8] = [
+pub const MAP_PATHS: [PathDef; 10] = [
     PathDef {
         name: "fault",
         what: "mapdrv mode=fault: one page per fault (with .map_pages: faults under the per-VMA lock)",
@@ -36,6 +36,11 @@ pub const MAP_PATHS: [PathDef; 8] = [
         name: "prefault",
         what: "mapdrv mode=prefault: every page inserted by mmap",
         private_write: true,
+    },
+    PathDef {
+        name: "huge",
+        what: "mapdrv mode=huge: a whole 2 MiB block per fault with one PMD entry (from 512 pages; one page per fault below), the buffer allocated in 2 MiB blocks",
+        private_write: false,
     },
     PathDef {
         name: "fault-mmaplock",
@@ -55,6 +60,11 @@ pub const MAP_PATHS: [PathDef; 8] = [
     PathDef {
         name: "memfd-populate",
         what: "the same memfd mapped with MAP_POPULATE",
+        private_write: false,
+    },
+    PathDef {
+        name: "memfd-thp",
+        what: "a memfd on shmem with transparent huge pages (shmem_enabled=advise and MADV_HUGEPAGE while it is filled), pre-filled, MAP_SHARED: the kernel's own 2 MiB page-cache mapping",
         private_write: false,
     },
     PathDef {
@@ -377,11 +387,7 @@ pub fn judge_targets(r: &Report) -> Vec<Target> {
                 }
             }
             if seen.is_empty() {
-                return Target {
-                    name,
-                    met: None,
-                    detail: "not measured in this run".into(),
-                };
+                return Target::not_measured(name, "");
             }
             let failed: Vec<String> = seen
                 .iter()
@@ -435,13 +441,80 @@ pub fn judge_targets(r: &Report) -> Vec<Target> {
         0,
         &|x| x <= 1.0,
     ));
+    targets.push(judge_ratio(
+        "huge first touch <= 0.1x memfd MAP_SHARED at every size >= 512 pages".into(),
+        "touch",
+        &["huge"],
+        HUGE_PAGES,
+        &|x| x <= 0.1,
+    ));
+    targets.push(judge_huge_vs_thp(r));
     targets.push(judge_faults(r));
     targets.push(judge_load(r));
     targets
 }
 
+impl Target {
+    /// A target the run did not measure; `why` follows "not measured in
+    /// this run".
+    fn not_measured(name: String, why: &str) -> Target {
+        Target {
+            name,
+            met: None,
+            detail: format!("not measured in this run{why}"),
+        }
+    }
+}
+
+/// Pages in a 2 MiB block, what one PMD entry maps (4 KiB pages).
+pub const HUGE_PAGES: usize = 512;
+
+/// The faults per page huge mode takes on the first touch of `pages` pages
+/// from offset 0 at an aligned address: one per whole 2 MiB block, one per
+/// page of the rest.
+pub fn huge_faults_per_page(pages: usize) -> f64 {
+    (pages / HUGE_PAGES + pages % HUGE_PAGES) as f64 / pages as f64
+}
+
+/// huge against memfd-thp, both 2 MiB mappings: median of the per-round
+/// ratios of their first touch, at sizes of whole blocks.
+fn judge_huge_vs_thp(r: &Report) -> Target {
+    let name =
+        "huge first touch <= 1.0x memfd-thp (shmem with THP) at every size >= 512 pages".into();
+    let mut seen = Vec::new();
+    for &pages in r.sizes.iter().filter(|&&p| p >= HUGE_PAGES) {
+        let (Some(h), Some(t)) = (
+            r.series("touch", "huge", pages),
+            r.series("touch", "memfd-thp", pages),
+        ) else {
+            continue;
+        };
+        let ratios: Vec<f64> = h
+            .value
+            .rounds
+            .iter()
+            .zip(&t.value.rounds)
+            .map(|(a, b)| a / b)
+            .collect();
+        seen.push((pages, median(&ratios)));
+    }
+    if seen.is_empty() {
+        return Target::not_measured(name, " (sizes >= 512 pages)");
+    }
+    let list: Vec<String> = seen
+        .iter()
+        .map(|(p, x)| format!("huge@{p} {x:.3}"))
+        .collect();
+    Target {
+        name,
+        met: Some(seen.iter().all(|(_, x)| *x <= 1.0)),
+        detail: format!("median ratios: {}", list.join(", ")),
+    }
+}
+
 fn judge_faults(r: &Report) -> Target {
-    let name = "faults per page: fault exactly 1.0, faultaround <= 1/16 + 1/pages, prefault 0; \
+    let name = "faults per page: fault exactly 1.0, faultaround <= 1/16 + 1/pages, prefault 0, \
+        huge one per 2 MiB block (1/512) and one per page of the rest; \
         a first private write exactly 1.0 in every mode"
         .into();
     let mut problems = Vec::new();
@@ -454,6 +527,7 @@ fn judge_faults(r: &Report) -> Target {
                 x <= faultaround_fault_limit(pages, 16)
             }),
             ("faults", "prefault", &|x| x == 0.0),
+            ("faults", "huge", &|x| x == huge_faults_per_page(pages)),
             ("private_write_faults", "fault", &one),
             ("private_write_faults", "faultaround", &one),
             ("private_write_faults", "prefault", &one),
@@ -488,11 +562,7 @@ fn judge_load(r: &Report) -> Target {
         .map(|l| (l.pages, l.total_ns_per_page.median))
         .collect();
     if points.len() < 2 {
-        return Target {
-            name,
-            met: None,
-            detail: "not measured in this run (mapdrv bench --module)".into(),
-        };
+        return Target::not_measured(name, " (mapdrv bench --module)");
     }
     let mid = median(&points.iter().map(|p| p.1).collect::<Vec<_>>());
     let worst = points
@@ -541,6 +611,14 @@ mod tests {
         assert_eq!(ratio.value.median, 1.0);
         // Not the ratio of the medians (16/20 = 0.8).
         assert_eq!(fa.value.median, 10.0);
+    }
+
+    #[test]
+    fn huge_fault_counts() {
+        assert_eq!(huge_faults_per_page(16), 1.0);
+        assert_eq!(huge_faults_per_page(512), 1.0 / 512.0);
+        assert_eq!(huge_faults_per_page(4096), 8.0 / 4096.0);
+        assert_eq!(huge_faults_per_page(600), 89.0 / 600.0);
     }
 
     #[test]
