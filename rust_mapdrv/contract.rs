@@ -22,11 +22,16 @@ pub(crate) enum Mode {
     FaultAround = uapi::MODE_FAULTAROUND,
     /// Every page is inserted when `mmap` is called.
     Prefault = uapi::MODE_PREFAULT,
+    /// A shared mapping gets a 2 MiB block with one PMD entry per fault
+    /// where the buffer, the address and the offset allow it; elsewhere one
+    /// page per fault. The buffer is allocated in 2 MiB blocks when the
+    /// module is loaded in this mode.
+    Huge = uapi::MODE_HUGE,
 }
 
 impl Mode {
     /// All modes, in the order of their numbers.
-    pub(crate) const ALL: [Mode; 3] = [Mode::Fault, Mode::FaultAround, Mode::Prefault];
+    pub(crate) const ALL: [Mode; 4] = [Mode::Fault, Mode::FaultAround, Mode::Prefault, Mode::Huge];
 
     /// The mode with this number (the `mode` parameter), if any.
     pub(crate) fn from_number(n: u32) -> Option<Mode> {
@@ -39,6 +44,7 @@ impl Mode {
             Mode::Fault => "fault",
             Mode::FaultAround => "faultaround",
             Mode::Prefault => "prefault",
+            Mode::Huge => "huge",
         }
     }
 
@@ -159,8 +165,9 @@ mod tests {
         assert_eq!(Mode::parse(b"faultaround\n"), Some(Mode::FaultAround));
         assert_eq!(Mode::parse(b" prefault "), Some(Mode::Prefault));
         assert_eq!(Mode::parse(b"2"), Some(Mode::Prefault));
-        assert_eq!(Mode::from_number(3), None);
-        assert_eq!(Mode::parse(b"3"), None);
+        assert_eq!(Mode::parse(b"huge"), Some(Mode::Huge));
+        assert_eq!(Mode::from_number(4), None);
+        assert_eq!(Mode::parse(b"4"), None);
         assert_eq!(Mode::parse(b""), None);
         assert_eq!(Mode::parse(b"FAULT"), None);
         assert_eq!(Mode::parse(b"fault around"), None);

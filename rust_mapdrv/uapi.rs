@@ -37,6 +37,7 @@ pub(crate) const MAPDRV_IOC_INFO: u32 = generated::MAPDRV_IOC_INFO;
 pub(crate) const MODE_FAULT: u32 = generated::MAPDRV_MODE_FAULT;
 pub(crate) const MODE_FAULTAROUND: u32 = generated::MAPDRV_MODE_FAULTAROUND;
 pub(crate) const MODE_PREFAULT: u32 = generated::MAPDRV_MODE_PREFAULT;
+pub(crate) const MODE_HUGE: u32 = generated::MAPDRV_MODE_HUGE;
 
 /// `MAPDRV_MAX_PAGES`: the largest `pages` parameter.
 pub(crate) const MAX_PAGES: usize = generated::MAPDRV_MAX_PAGES as usize;
@@ -92,7 +93,10 @@ const _: () = {
 const _: () = assert!(
     MODE_FAULT != MODE_FAULTAROUND
         && MODE_FAULT != MODE_PREFAULT
-        && MODE_FAULTAROUND != MODE_PREFAULT,
+        && MODE_FAULT != MODE_HUGE
+        && MODE_FAULTAROUND != MODE_PREFAULT
+        && MODE_FAULTAROUND != MODE_HUGE
+        && MODE_PREFAULT != MODE_HUGE,
     "mapdrv.h: the MAPDRV_MODE_* values must be distinct"
 );
 

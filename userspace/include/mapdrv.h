@@ -21,6 +21,7 @@
 #define MAPDRV_MODE_FAULT       0 /* one page per fault, like the classic nopage driver */
 #define MAPDRV_MODE_FAULTAROUND 1 /* each fault also maps a batch of neighbouring pages */
 #define MAPDRV_MODE_PREFAULT    2 /* every page inserted at mmap time */
+#define MAPDRV_MODE_HUGE        3 /* 2 MiB entries where the mapping allows, else one page per fault */
 
 /* Limits of the module parameters `pages` and `faultaround_pages`. */
 #define MAPDRV_MAX_PAGES            262144 /* 1 GiB of 4 KiB pages */
