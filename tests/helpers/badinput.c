@@ -92,24 +92,25 @@ static long raw_pwrite(int fd, const void *buf, size_t len, int64_t off)
 /*
  * A length far beyond the buffer that the kernel still takes (access_ok
  * passes it, and it is a positive ssize_t), so the driver moves what the
- * buffer has: 2^40 on 64-bit; on 32-bit, up to the top of user space from
- * `buf`, at most SSIZE_MAX.
+ * buffer has: 2^40 on 64-bit, SSIZE_MAX on 32-bit, but never past the top
+ * of user space from `buf` (less a page: x86_64 takes an end at most
+ * TASK_SIZE_MAX - PAGE_SIZE). A destination that malloc placed with mmap
+ * sits near that top, so a fixed 2^40 would be refused there with EFAULT
+ * (arm64, and x86_64 when the layout put it there).
  */
 #if ULONG_MAX > 0xffffffffUL
-#define HUGE_LEN_TEXT "2^40 bytes"
-static size_t huge_len(const void *buf)
-{
-	(void)buf;
-	return 1UL << 40;
-}
+#define HUGE_LEN_TEXT "up to 2^40 bytes"
+#define HUGE_LEN_MAX (1UL << 40)
 #else
-#define HUGE_LEN_TEXT "a length up to the top of user space"
+#define HUGE_LEN_TEXT "up to SSIZE_MAX bytes"
+#define HUGE_LEN_MAX ((size_t)SSIZE_MAX)
+#endif
 static size_t huge_len(const void *buf)
 {
-	size_t room = USER_SPACE_SIZE - (uintptr_t)buf;
-	return room < SSIZE_MAX ? room : SSIZE_MAX;
+	size_t room = USER_SPACE_SIZE - ps - (uintptr_t)buf;
+
+	return room < HUGE_LEN_MAX ? room : HUGE_LEN_MAX;
 }
-#endif
 
 /* What a call did: its return value, or -1 and its errno. */
 struct outcome {
