@@ -125,7 +125,8 @@ soak: x86_64-only debug-module tool
 ## `mapdrv bench` options (e.g. BENCH_ARGS="--rounds 7").
 bench: module tool
 	@$(if $(filter-out x86_64,$(MAPDRV_ARCH)),$(MAKE) --no-print-directory tool ARCH=x86_64)
-	@bash $(ROOT)/scripts/bench.sh --arch $(MAPDRV_ARCH) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
+	@MAPDRV_BENCH_COMMAND='make bench ARCH=$(MAPDRV_ARCH)$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' \
+		bash $(ROOT)/scripts/bench.sh --arch $(MAPDRV_ARCH) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 ## Style gates without a VM: rustfmt and clippy, module and tool.
 check: fmt-check clippy

@@ -201,8 +201,8 @@ fn map_window(dev: &Mapdrv, fault: &Fault<'_>, window: core::ops::Range<usize>) 
     }
     // No allocation here: `insert_pages` passes the pages on through an
     // array on the stack.
-    let (outcome, inserted) = fault.map(window, |i| dev.buffer.page(first_pgoff + i));
-    dev.stats.pages_inserted.fetch_add(inserted as u64, Relaxed);
+    let (outcome, counts) = fault.map(window, |i| dev.buffer.page(first_pgoff + i));
+    dev.stats.count_inserted(counts);
     outcome
 }
 
@@ -215,9 +215,7 @@ fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
     let inserted = vm_ops::insert_pages(vma.into(), vma.start(), count, |i| {
         dev.buffer.page(first_pgoff + i)
     });
-    dev.stats
-        .pages_inserted
-        .fetch_add(inserted.pages as u64, Relaxed);
+    dev.stats.count_inserted(inserted.counts);
     inserted.stopped
 }
 

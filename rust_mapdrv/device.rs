@@ -28,7 +28,9 @@ use crate::{
     arch, contract,
     contract::Mode,
     decimal::{div_u64, Decimal},
-    highmem, vmalloc_util,
+    highmem,
+    vm_ops::InsertCounts,
+    vmalloc_util,
     vmalloc_util::{Backing, VmallocBuffer, PMD_PAGES},
 };
 
@@ -46,6 +48,9 @@ pub(crate) struct Params {
 pub(crate) struct Stats {
     pub(crate) faults: Atomic<u64>,
     pub(crate) pages_inserted: Atomic<u64>,
+    /// `vm_insert_pages` calls: one per batch, plus one per restart after
+    /// an entry that was present (see `vm_ops::insert_pages`).
+    pub(crate) insert_calls: Atomic<u64>,
     /// Private write faults answered with our page for the core to copy.
     pub(crate) pages_copied: Atomic<u64>,
     /// Faults answered with a 2 MiB PMD entry (huge mode; the entry may be
@@ -61,6 +66,7 @@ impl Stats {
         Self {
             faults: Atomic::new(0),
             pages_inserted: Atomic::new(0),
+            insert_calls: Atomic::new(0),
             pages_copied: Atomic::new(0),
             huge_faults: Atomic::new(0),
             mmaps: Atomic::new(0),
@@ -69,11 +75,18 @@ impl Stats {
         }
     }
 
+    /// Counts what an insertion of pages did.
+    pub(crate) fn count_inserted(&self, counts: InsertCounts) {
+        self.pages_inserted.fetch_add(counts.pages as u64, Relaxed);
+        self.insert_calls.fetch_add(counts.calls as u64, Relaxed);
+    }
+
     /// The counters as (name, value) pairs, in the order they are shown.
-    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 7] {
+    pub(crate) fn snapshot(&self) -> [(&'static str, u64); 8] {
         [
             ("faults", self.faults.load(Relaxed)),
             ("pages_inserted", self.pages_inserted.load(Relaxed)),
+            ("insert_calls", self.insert_calls.load(Relaxed)),
             ("pages_copied", self.pages_copied.load(Relaxed)),
             ("huge_faults", self.huge_faults.load(Relaxed)),
             ("mmaps", self.mmaps.load(Relaxed)),

@@ -156,6 +156,19 @@ pub(crate) fn vma_pgoff(vma: &VmaRef) -> usize {
     unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
+/// Whether `vma`'s operations have a `.huge_fault` (huge mode's VMAs): only
+/// those can hold PMD leaves among ours.
+fn has_huge_fault(vma: &VmaRef) -> bool {
+    // SAFETY: `vma` is a live VMA (a `&VmaRef` guarantees that the mmap or
+    // VMA read lock is held); `vm_ops` is set by `mmap` and then never
+    // changes, and when set it points to one of our static
+    // `vm_operations_struct`s (or another driver's, equally static).
+    unsafe {
+        let ops = (*vma.as_ptr()).vm_ops;
+        !ops.is_null() && (*ops).huge_fault.is_some()
+    }
+}
+
 /// The length of `vma` in pages.
 pub(crate) fn vma_pages(vma: &VmaRef) -> usize {
     (vma.end() - vma.start()) >> PAGE_SHIFT
@@ -288,7 +301,7 @@ impl<'a> Fault<'a> {
 
     /// Maps the pages `window` of the VMA (indices from its start; the
     /// faulting page among them), page `i` being `page_at(i)`. Returns what
-    /// to tell the core and how many pages were inserted (entries that were
+    /// to tell the core, how many pages were inserted (entries that were
     /// present already are not counted).
     ///
     /// `vm_insert_pages` can stop early for reasons that say nothing about
@@ -311,30 +324,30 @@ impl<'a> Fault<'a> {
         &self,
         window: Range<usize>,
         mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
-    ) -> (FaultOutcome, usize) {
+    ) -> (FaultOutcome, InsertCounts) {
         let start = self.vma.start() + window.start * PAGE_SIZE;
         let first = window.start;
         let batch = insert_pages(self.vma, start, window.len(), |i| page_at(first + i));
-        let mut inserted = batch.pages;
+        let mut counts = batch.counts;
         match batch.stopped {
-            Ok(()) => return (FaultOutcome::Mapped, inserted),
-            Err(e) if e == ENOMEM => return (FaultOutcome::Oom, inserted),
+            Ok(()) => return (FaultOutcome::Mapped, counts),
+            Err(e) if e == ENOMEM => return (FaultOutcome::Oom, counts),
             Err(_) => {}
         }
         let index = self.index();
         let address = self.vma.start() + index * PAGE_SIZE;
         for _ in 0..SINGLE_PAGE_TRIES {
             let single = insert_pages(self.vma, address, 1, |_| page_at(index));
-            inserted += single.pages;
+            counts += single.counts;
             match single.stopped {
-                Ok(()) => return (FaultOutcome::Mapped, inserted),
+                Ok(()) => return (FaultOutcome::Mapped, counts),
                 Err(e) if e == EFAULT => sched::cond_resched(),
-                Err(e) if e == ENOMEM => return (FaultOutcome::Oom, inserted),
-                Err(_) => return (FaultOutcome::SigBus, inserted),
+                Err(e) if e == ENOMEM => return (FaultOutcome::Oom, counts),
+                Err(_) => return (FaultOutcome::SigBus, counts),
             }
         }
         // The table went away each time: let the access fault again.
-        (FaultOutcome::Mapped, inserted)
+        (FaultOutcome::Mapped, counts)
     }
 }
 
@@ -441,10 +454,27 @@ impl<'a, 'd> PmdFault<'a, 'd> {
     }
 }
 
-/// What [`insert_pages`] did.
-pub(crate) struct Inserted {
+/// What [`insert_pages`] did, in numbers.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct InsertCounts {
     /// Pages inserted (not counting entries that were present already).
     pub(crate) pages: usize,
+    /// `vm_insert_pages` calls made: one per batch, and one more for each
+    /// restart after a present entry (what skipping present runs saves).
+    pub(crate) calls: usize,
+}
+
+impl core::ops::AddAssign for InsertCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.pages += other.pages;
+        self.calls += other.calls;
+    }
+}
+
+/// What [`insert_pages`] did.
+pub(crate) struct Inserted {
+    /// Pages inserted and calls made.
+    pub(crate) counts: InsertCounts,
     /// Why it stopped before the end, if it did.
     pub(crate) stopped: Result,
 }
@@ -456,8 +486,15 @@ const INSERT_BATCH: usize = 64;
 /// Maps `count` pages at consecutive pages of `vma` from user address `addr`;
 /// the page for the `i`-th is `page_at(i)`.
 ///
-/// Pages whose entry is already present (a racing fault, an earlier batch)
-/// are skipped. Returns how many were inserted and the error that stopped
+/// Pages whose entry is already present (a racing fault, an earlier batch,
+/// the rest of a window that `MADV_DONTNEED` cut into) are skipped.
+/// `vm_insert_pages` stops at a present entry (`EBUSY`), so each skip costs a
+/// new call (a walk to the PMD and the PTE lock again). A lone present page
+/// is skipped that way; when the call right after a skip stops at once too
+/// (a run of present entries), [`present_entries`] looks at the rest of the
+/// batch in one pass under the PTE lock, and the remaining calls cover only
+/// the runs of pages that were absent, whatever the length of the present
+/// runs between them. Returns how many were inserted and the error that stopped
 /// it, if one did: `EINVAL` when `page_at` has no page; `EFAULT` if the
 /// range is not inside `vma`, if a page table went away between two steps
 /// of `vm_insert_pages` (see [`Fault::map`]) or an upper-level table could
@@ -477,21 +514,18 @@ pub(crate) fn insert_pages<'p>(
     count: usize,
     mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
 ) -> Inserted {
-    let mut inserted = 0;
-    let stopped = insert_pages_counted(vma, addr, count, &mut page_at, &mut inserted);
-    Inserted {
-        pages: inserted,
-        stopped,
-    }
+    let mut counts = InsertCounts::default();
+    let stopped = insert_pages_counted(vma, addr, count, &mut page_at, &mut counts);
+    Inserted { counts, stopped }
 }
 
-/// [`insert_pages`], counting into `inserted` as it goes.
+/// [`insert_pages`], counting into `counts` as it goes.
 fn insert_pages_counted<'p>(
     vma: MixedMapVma<'_>,
     addr: usize,
     count: usize,
     page_at: &mut impl FnMut(usize) -> Option<BorrowedPage<'p>>,
-    inserted: &mut usize,
+    counts: &mut InsertCounts,
 ) -> Result {
     let mut raw = [core::ptr::null_mut::<bindings::page>(); INSERT_BATCH];
     // Pages of the current batch before `done` are mapped or skipped.
@@ -504,8 +538,19 @@ fn insert_pages_counted<'p>(
             *slot = page_at(done + i).ok_or(EINVAL)?.as_ptr();
         }
         let mut batch_done = 0;
+        // Bit `i`: the entry of the batch's page `i` was present when
+        // `present_entries` looked (a hint; `vm_insert_pages` checks again).
+        let mut known_present = 0u64;
+        // The last call stopped at its first page (a present entry).
+        let mut stopped_at_once = false;
         while batch_done < n {
-            let mut remaining: usize = n - batch_done;
+            batch_done += (known_present >> batch_done).trailing_ones() as usize;
+            if batch_done >= n {
+                break;
+            }
+            // Up to the next page known to be present.
+            let run = ((known_present >> batch_done).trailing_zeros() as usize).min(n - batch_done);
+            let mut remaining: usize = run;
             // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA read
             // lock is held (`MixedMapVma`'s invariant); `raw[batch_done..n]` are
             // live pages, borrowed for `'p` (longer than this call);
@@ -520,15 +565,28 @@ fn insert_pages_counted<'p>(
                     &mut remaining,
                 )
             };
-            let mapped = n - batch_done - remaining;
-            *inserted += mapped;
+            let mapped = run - remaining;
+            counts.calls += 1;
+            counts.pages += mapped;
             batch_done += mapped;
             match ret {
-                0 if remaining == 0 => {}
+                0 if remaining == 0 => stopped_at_once = false,
                 // Not something `vm_insert_pages` does; never loop on it.
                 0 => return Err(EIO),
-                // The entry at `batch_done` is present already: skip it.
-                e if e == -(bindings::EBUSY as i32) => batch_done += 1,
+                // The entry at `batch_done` is present already: skip it, and
+                // if this is the second call in a row that mapped nothing,
+                // look at the rest of the batch before the next one.
+                e if e == -(bindings::EBUSY as i32) => {
+                    let again = mapped == 0 && stopped_at_once;
+                    stopped_at_once = mapped == 0;
+                    batch_done += 1;
+                    if again && batch_done < n {
+                        let from = addr + (done + batch_done) * PAGE_SIZE;
+                        if let Some(present) = present_entries(vma, from, n - batch_done) {
+                            known_present |= present << batch_done;
+                        }
+                    }
+                }
                 e => return Err(Error::from_errno(e)),
             }
         }
@@ -538,6 +596,99 @@ fn insert_pages_counted<'p>(
         }
     }
     Ok(())
+}
+
+/// Which of the `n` (at most 64) pages of `vma` from user address `addr`
+/// have a page-table entry: bit `i` for the `i`-th; `None` if it could not
+/// look (`apply_to_page_range` could not allocate a missing table, or the
+/// table went away under it).
+///
+/// A hint for [`insert_pages`], no more: entries can change as soon as the
+/// PTE lock is dropped again, and `vm_insert_pages` checks each one under
+/// it. A page taken for present wrongly is not mapped now and faults on
+/// its own later; one taken for absent wrongly stops `vm_insert_pages` with
+/// `EBUSY` as before.
+///
+/// One pass, through the kernel's exported `apply_to_page_range` (the way
+/// Xen's privcmd and gntdev look at user page tables): it walks to the PTE
+/// table, takes its lock and calls [`note_present`] for each entry. The
+/// walk allocates a missing table (as `vm_insert_pages` would), but it
+/// refuses a PMD leaf with a `WARN`, so it is not used at all in a VMA with
+/// a `.huge_fault` (huge mode): there a block's PMD entry can be zapped,
+/// its table reclaimed and a leaf installed again by another thread between
+/// any look and the walk. Such VMAs skip each present page with a new
+/// `vm_insert_pages` call instead. A VMA without `.huge_fault` never has a
+/// PMD leaf: `VM_MIXEDMAP` device VMAs get THP only through that hook.
+fn present_entries(vma: MixedMapVma<'_>, addr: usize, n: usize) -> Option<u64> {
+    if n == 0 || n > u64::BITS as usize || has_huge_fault(&vma) {
+        return None;
+    }
+    let mut scan = PresentScan {
+        start: addr,
+        present: 0,
+    };
+    // SAFETY: `vma`'s mmap or VMA read lock is held (`MixedMapVma`'s
+    // invariant), which keeps its `mm` alive; `[addr, addr + n pages)` is
+    // part of a batch of [`insert_pages`] whose first call `vm_insert_pages`
+    // accepted as inside `vma` (it stopped with `EBUSY`, not `EFAULT`), and
+    // the VMA cannot change under the read lock; it has no PMD leaf (no
+    // `.huge_fault`, checked above), so the walk does not `WARN`;
+    // `note_present` is a `pte_fn_t` that only records, and `scan` outlives
+    // the call that is its only user.
+    let ret = unsafe {
+        bindings::apply_to_page_range(
+            vma.mm().as_raw(),
+            addr as kernel::ffi::c_ulong,
+            (n * PAGE_SIZE) as kernel::ffi::c_ulong,
+            Some(note_present),
+            (&raw mut scan).cast(),
+        )
+    };
+    (ret == 0).then_some(scan.present)
+}
+
+/// What [`note_present`] fills in for [`present_entries`].
+struct PresentScan {
+    /// The user address of bit 0.
+    start: usize,
+    present: u64,
+}
+
+// A PTE is read as its `pteval_t`: `pte_t` is that value, or a struct of it.
+const _: () =
+    assert!(core::mem::size_of::<bindings::pte_t>() == core::mem::size_of::<bindings::pteval_t>());
+
+/// The `pte_fn_t` of [`present_entries`]: notes whether the entry at `addr`
+/// is present. An entry is `pte_none()` when it is zero on x86_64, arm64
+/// and arm (x86's Knights Landing may leave accessed and dirty bits in an
+/// empty entry; that page is then only taken for present, see
+/// [`present_entries`]).
+///
+/// # Safety
+///
+/// `pte` points to the entry of user address `addr` in a PTE table that is
+/// mapped and locked for the call, and `data` to the [`PresentScan`] of a
+/// range of at most 64 pages from its `start` that holds `addr`.
+unsafe extern "C" fn note_present(
+    pte: *mut bindings::pte_t,
+    addr: kernel::ffi::c_ulong,
+    data: *mut kernel::ffi::c_void,
+) -> kernel::ffi::c_int {
+    // SAFETY: `data` is the caller's `PresentScan`, borrowed by no one else
+    // during `apply_to_page_range` (function's safety requirement).
+    let scan = unsafe { &mut *data.cast::<PresentScan>() };
+    // SAFETY: `pte` is a mapped, aligned entry under its lock (function's
+    // safety requirement), and a `pte_t` is one `pteval_t` (asserted above);
+    // the hardware may set accessed/dirty bits meanwhile, which a volatile
+    // read of the whole aligned value tolerates.
+    let value = unsafe { core::ptr::read_volatile(pte.cast::<bindings::pteval_t>()) };
+    if value != 0 {
+        let bit = addr.wrapping_sub(scan.start) >> PAGE_SHIFT;
+        if bit < u64::BITS as usize {
+            scan.present |= 1 << bit;
+        }
+    }
+    0
 }
 
 /// The `vm_operations_struct`s of the fault handler `H`.

@@ -33,6 +33,9 @@
 # shows a problem (a WARNING, BUG, lockdep report...: printed); 1 otherwise.
 source "$(dirname "$0")/lib.sh"
 
+# This script's arguments as a command line, for the report.
+bench_script_args=$(printf '%q ' "$@")
+bench_script_args=${bench_script_args% }
 usage() { sed -n '/^# Usage:/,/^# Exit status/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 out=
@@ -82,6 +85,11 @@ if $smoke; then
 	bench_args+=(--sizes 16,512 --rounds 2 --load-sizes 64)
 fi
 bench_args+=("$@")
+# What the report records to be re-run: the commit the module and tool were
+# built from, and the command (make bench passes its own; else this script's).
+commit=$(git -C "$MAPDRV_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+command=${MAPDRV_BENCH_COMMAND:-scripts/bench.sh${bench_script_args:+ $bench_script_args}}
+bench_args+=(--source-commit "$commit" --command "$command")
 [ -n "$out" ] || out=$MAPDRV_ROOT/results/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -90,7 +98,7 @@ log=$out/console.log
 # The guest: the bench (progress on standard error, the console), then its
 # JSON to the host. `quiet` keeps the module's pr_info lines (and KUnit's,
 # which run at every load) off the console.
-guest_cmd="mapdrv bench ${bench_args[*]} --json-out /tmp/bench.json >/dev/null || exit
+guest_cmd="mapdrv bench $(printf '%q ' "${bench_args[@]}")--json-out /tmp/bench.json >/dev/null || exit
 export-file bench.json /tmp/bench.json"
 
 stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"

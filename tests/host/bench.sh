@@ -69,6 +69,9 @@ assert [l["pages"] for l in r["load"]] == [64], r["load"]
 assert r["load"][0]["total_ns_per_page"]["median"] > 0
 assert len(r["targets"]) == 8 and all("met" in t for t in r["targets"])
 assert r["env"]["pinned_cpu"] in range(r["env"]["cpus"]), r["env"]
+# What it takes to re-run it: the commit and the command.
+assert r["source_commit"] and r["source_commit"] != "unknown", r.get("source_commit")
+assert r["command"].startswith("scripts/bench.sh --smoke --kernel "), r.get("command")
 PY
 
 # Fault counts are what each mode does, not a speed: at 16 pages, one fault
@@ -97,6 +100,7 @@ done
 
 check "the tool reads its JSON back" "$MAPDRV_TOOL" bench --from-json "$out/bench.json" --device /nonexistent
 expect_match "the table names the clock source" 'clock source ' cat "$out/bench.txt"
+expect_match "the table names the commit it was built from" '^built from commit [0-9a-f]' cat "$out/bench.txt"
 check "bench SVG is well-formed XML" python3 -c 'import sys, xml.etree.ElementTree as E
 assert E.parse(sys.argv[1]).getroot().tag.endswith("svg")' "$out/bench.svg"
 finish

@@ -268,11 +268,24 @@ impl Mapping {
 
     /// madvise(2) of the whole mapping.
     pub fn advise(&self, advice: MmapAdvise) -> nix::Result<()> {
-        // SAFETY: advice on memory this value owns, which no Rust reference
-        // points into (every access is an atomic load or store); for a
-        // shared mapping MADV_DONTNEED only drops page table entries, and
-        // the pages are faulted in again from the file on the next access.
-        unsafe { nix::sys::mman::madvise(self.ptr.cast::<c_void>(), self.len, advice) }
+        self.advise_range(0, self.len, advice)
+    }
+
+    /// madvise(2) of `len` bytes from `offset` (page-aligned; the kernel
+    /// refuses others with EINVAL). Panics if the range is not inside the
+    /// mapping.
+    pub fn advise_range(&self, offset: usize, len: usize, advice: MmapAdvise) -> nix::Result<()> {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "madvise of {len} bytes at {offset} outside a mapping of {}",
+            self.len
+        );
+        // SAFETY: advice on memory this value owns (the range is inside it,
+        // asserted above), which no Rust reference points into (every
+        // access is an atomic load or store); for a shared mapping
+        // MADV_DONTNEED only drops page table entries, and the pages are
+        // faulted in again from the file on the next access.
+        unsafe { nix::sys::mman::madvise(self.ptr.add(offset).cast::<c_void>(), len, advice) }
     }
 
     /// mremap(2) to `new_len`, letting the kernel move it if `may_move`.

@@ -122,6 +122,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["module", "sizes", "load_sizes", "json_out"])]
     pub from_json: Option<PathBuf>,
+    /// Record in the report the source commit the module and tool were
+    /// built from (scripts/bench.sh passes `git describe --always --dirty`).
+    #[arg(long, value_name = "COMMIT", conflicts_with = "from_json")]
+    pub source_commit: Option<String>,
+    /// Record in the report the command that ran the bench, to re-run it
+    /// (scripts/bench.sh passes its own, or make bench's).
+    #[arg(long, value_name = "TEXT", conflicts_with = "from_json")]
+    pub command: Option<String>,
     /// The driver's debugfs directory.
     #[arg(long, value_name = "DIR", default_value = debugfs::DEFAULT_DIR)]
     pub debugfs: PathBuf,
@@ -306,6 +314,8 @@ fn measure(device: &Path, args: &Args) -> Result<Report> {
             .collect(),
         results,
         load: load_series,
+        source_commit: args.source_commit.clone(),
+        command: args.command.clone(),
         targets: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
     };

@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use super::model::{METRICS, Report, Summary};
+use super::model::{FinitFit, METRICS, Report, Summary};
 
 /// A number with the precision its size needs.
 fn num(x: f64) -> String {
@@ -89,6 +89,12 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
         e.mem_total_kib / 1024,
         e.page_size
     )?;
+    if let Some(commit) = &r.source_commit {
+        writeln!(out, "built from commit {commit}")?;
+    }
+    if let Some(command) = &r.command {
+        writeln!(out, "command: {command}")?;
+    }
     if let Some(cpu) = e.pinned_cpu {
         writeln!(out, "timed thread pinned to CPU {cpu}")?;
     }
@@ -162,11 +168,13 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
                 "walk+check",
                 "total",
                 "finit_module",
+                "finit - fixed",
             ]
             .map(String::from)
             .to_vec(),
             rows: Vec::new(),
         };
+        let fit = FinitFit::of(&r.load);
         for l in &r.load {
             t.rows.push(vec![
                 l.pages.to_string(),
@@ -175,9 +183,20 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
                 cell(&l.walk_ns_per_page),
                 cell(&l.total_ns_per_page),
                 cell(&l.insmod_ns_per_page),
+                fit.map_or("-".into(), |f| format!("{:.0}", f.variable_ns_per_page(l))),
             ]);
         }
         t.write(out, markdown)?;
+        if let Some(f) = fit {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "finit_module = {:.1} ms fixed + {:.0} ns/page (fitted to the medians, errors relative to each size's total); \
+                 \"finit - fixed\" is the median less the fixed cost, per page",
+                f.fixed_ns / 1e6,
+                f.ns_per_page
+            )?;
+        }
     }
     writeln!(out)?;
     writeln!(out, "targets:")?;

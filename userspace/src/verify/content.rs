@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! content-pread, content-mmap, mode-residency.
+//! content-pread, content-mmap, mode-residency, refault-gap.
 
 use std::ops::Range;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 
 use super::report::Check;
 use super::{CheckFn, Ctx, RO, fail_on, list};
@@ -13,6 +13,7 @@ use crate::content::{check_page, page_hash};
 use crate::device::{Device, Geometry, Share};
 use crate::mapping::HUGE_BLOCK;
 use crate::pagemap;
+use nix::sys::mman::MmapAdvise;
 
 /// Pages read per pread.
 const CHUNK_PAGES: usize = 64;
@@ -22,6 +23,7 @@ pub(super) const CHECKS: &[(Check, CheckFn)] = &[
     (Check::ContentPread, |ctx| content_pread(ctx)),
     (Check::ContentMmap, |ctx| content_mmap(ctx)),
     (Check::ModeResidency, |ctx| mode_residency(ctx)),
+    (Check::RefaultGap, |ctx| refault_gap(ctx)),
 ];
 
 /// Calls `f(index, page)` for every page, read with pread in chunks.
@@ -192,6 +194,70 @@ fn mode_residency(ctx: &mut Ctx) -> Result<String> {
         "{mode}: {} present after mmap, {} after reading page {touched}",
         before.len(),
         after.len()
+    ))
+}
+
+/// Pages `refault-gap` maps: within one batch of the module's
+/// `vm_insert_pages` calls (64 pages), and more than the default
+/// fault-around window of 16.
+const GAP_PAGES: usize = 64;
+
+/// `vm_insert_pages` calls a fault may make for one missing page among
+/// present ones: one that stops at the first present entry, one more that
+/// stops at once too, and one for the missing page after one look at the
+/// page table. Restarting after each present entry, as the module did
+/// before, takes up to a window's worth (16 by default).
+const GAP_CALLS: u64 = 3;
+
+/// Maps up to 64 pages, reads them all (present), zaps the middle page with
+/// `MADV_DONTNEED` and reads it again: that fault must map exactly that page
+/// (its neighbours are present: a fault-around window is all present runs
+/// but one page), with the buffer's bytes, and in at most [`GAP_CALLS`]
+/// `vm_insert_pages` calls (debugfs `insert_calls`).
+fn refault_gap(ctx: &mut Ctx) -> Result<String> {
+    let (pages, ps) = (ctx.geo.pages.min(GAP_PAGES), ctx.geo.page_size);
+    let map = ctx.map_pages(0, pages, RO, Share::Shared)?;
+    map.touch_read(ps);
+    let gap = pages / 2;
+    map.advise_range(ctx.geo.offset(gap), ps, MmapAdvise::MADV_DONTNEED)
+        .map_err(|e| anyhow!("madvise(MADV_DONTNEED) of page {gap}: {e}"))?;
+    let present = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
+    ensure!(
+        !present.contains(&gap) && present.len() == pages - 1,
+        "after reading every page and zapping page {gap}, pages [{}] are present, expected all but {gap}",
+        list(&present)
+    );
+    let before = ctx.debugfs()?.stats()?;
+    let page = map.read_vec(ctx.geo.offset(gap), ps);
+    let after = ctx.debugfs()?.stats()?;
+    let grew = |name: &str| -> Result<u64> {
+        let (b, a) = (before.get(name).copied(), after.get(name).copied());
+        b.zip(a)
+            .map(|(b, a)| a.wrapping_sub(b))
+            .ok_or_else(|| anyhow!("no `{name}` line in debugfs stats"))
+    };
+    let (inserted, calls) = (grew("pages_inserted")?, grew("insert_calls")?);
+    let present = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
+    ensure!(
+        present.len() == pages,
+        "reading the zapped page {gap} left pages [{}] present, expected all {pages}",
+        list(&present)
+    );
+    ensure!(
+        page == ctx.dev.read_exact_at(ctx.geo.offset(gap), ps)?,
+        "page {gap}, faulted again, does not hold the buffer's bytes"
+    );
+    ensure!(
+        inserted == 1,
+        "the fault on page {gap} inserted {inserted} pages, expected 1 (the others were present)"
+    );
+    ensure!(
+        calls <= GAP_CALLS,
+        "the fault on page {gap} among {} present pages took {calls} vm_insert_pages calls, expected at most {GAP_CALLS}",
+        pages - 1
+    );
+    Ok(format!(
+        "page {gap} of {pages}: 1 page inserted in {calls} vm_insert_pages calls"
     ))
 }
 

@@ -40,6 +40,9 @@ checks! {
     ContentMmap = "content-mmap",
     /// Which pages a fresh mapping has present, for the current mode.
     ModeResidency = "mode-residency",
+    /// A fault among present pages maps only the missing page, in at most
+    /// three vm_insert_pages calls (present runs are skipped in one look).
+    RefaultGap = "refault-gap",
     /// debugfs `mode` names the mode MAPDRV_IOC_INFO reports.
     DebugfsMode = "debugfs-mode",
     /// Writing debugfs `mode` switches the mode; a bad name is EINVAL.
