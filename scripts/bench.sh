@@ -12,8 +12,9 @@
 #
 # Usage: scripts/bench.sh [options] [-- MAPDRV BENCH ARGS...]
 #   --out DIR       where to save (default: results/bench-<date>-<time>)
-#   --mem SIZE      guest memory (default 5G: a 1 GiB buffer, a 1 GiB memfd
-#                   and 2 GiB of anonymous memory at the largest size)
+#   --mem SIZE      guest memory (default 6G: a 1 GiB buffer, two 1 GiB
+#                   memfds, one on THP, and 2 GiB of anonymous memory at the
+#                   largest size)
 #   --timeout SECS  stop the VM after SECS (default 3600)
 #   --smoke         a quick run: 16 and 512 pages (one 2 MiB block), 2 rounds, load timing at
 #                   one size (what `make test` runs), 1G of guest memory
@@ -39,7 +40,7 @@ bench_script_args=${bench_script_args% }
 usage() { sed -n '/^# Usage:/,/^# Exit status/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 out=
-mem=5G
+mem=6G
 timeout_secs=3600
 smoke=false
 arch=

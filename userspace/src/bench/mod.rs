@@ -330,17 +330,22 @@ fn path_info(p: &model::PathDef) -> PathInfo {
     }
 }
 
-/// The largest default size whose memfd and anonymous peers (two anonymous
-/// regions) fit next to a buffer of the same size.
+/// The largest default size whose peers ([`PEERS`]) fit next to a buffer of
+/// the same size.
 fn largest_fitting(page_size: usize) -> usize {
     let available = mem_available();
     DEFAULT_SIZES
         .iter()
         .copied()
-        .filter(|&p| 4 * (p * page_size) as u64 + SLACK_BYTES <= available)
+        .filter(|&p| (PEERS + 1) * (p * page_size) as u64 + SLACK_BYTES <= available)
         .max()
         .unwrap_or(DEFAULT_SIZES[0])
 }
+
+/// Regions of a size's length that its peers hold at once: the memfd, the
+/// memfd on THP, the anonymous peer of the read and the anonymous path's
+/// fresh mapping (page tables come out of `SLACK_BYTES`).
+const PEERS: u64 = 4;
 
 type Measured = (Env, Vec<usize>, Vec<model::Series>);
 
@@ -399,8 +404,7 @@ fn measure_device(
                 status.step(per_size);
                 continue;
             }
-            // The memfd, two anonymous mappings and page tables, at once.
-            let need = 3 * (pages * page_size) as u64 + SLACK_BYTES;
+            let need = PEERS * (pages * page_size) as u64 + SLACK_BYTES;
             if need > mem_available() {
                 skipped.push(Skipped {
                     pages,
