@@ -49,7 +49,9 @@ pub(crate) struct Stats {
     pub(crate) faults: Atomic<u64>,
     pub(crate) pages_inserted: Atomic<u64>,
     /// `vm_insert_pages` calls: one per batch, plus one per restart after
-    /// an entry that was present (see `vm_ops::insert_pages`).
+    /// an entry that was present; after two calls that map nothing, one
+    /// look at the page table finds the present runs, and only the absent
+    /// runs get a call each (see `vm_ops::insert_pages_counted`).
     pub(crate) insert_calls: Atomic<u64>,
     /// Private write faults answered with our page for the core to copy.
     pub(crate) pages_copied: Atomic<u64>,

@@ -89,6 +89,15 @@ pub fn parse_stats(text: &str) -> Result<Stats> {
     Ok(stats)
 }
 
+/// One counter of the `stats` file, or an error naming the missing key
+/// (callers add when, or why it may be missing).
+pub fn stat(stats: &Stats, key: &str) -> Result<u64> {
+    stats
+        .get(key)
+        .copied()
+        .ok_or_else(|| anyhow!("no `{key}` line in debugfs stats"))
+}
+
 /// Parses the `mode` file: a mode name and a newline.
 pub fn parse_mode(text: &str) -> Result<Mode> {
     text.trim()
@@ -328,6 +337,9 @@ mod tests {
         assert_eq!(stats["bytes_read"], 4096);
         assert_eq!(stats["bytes_written"], 0);
         assert_eq!(stats.len(), 4);
+        assert_eq!(stat(&stats, "mmaps").unwrap(), 3);
+        let err = stat(&stats, "insert_calls").unwrap_err().to_string();
+        assert_eq!(err, "no `insert_calls` line in debugfs stats");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use nix::kmod::{DeleteModuleFlags, ModuleInitFlags, delete_module, finit_module}
 
 use super::mem::time_ns;
 use super::model::{LoadSeries, Summary};
-use crate::debugfs::{Debugfs, Stats};
+use crate::debugfs::{Debugfs, Stats, stat};
 
 pub const MODULE_NAME: &str = "rust_mapdrv";
 
@@ -40,10 +40,9 @@ pub fn unload() -> Result<()> {
 /// The module's timing of its load phases, from debugfs `stats`.
 fn phases(stats: &Stats) -> Result<[f64; 3]> {
     let get = |key: &str| {
-        stats
-            .get(key)
-            .map(|&v| v as f64)
-            .ok_or_else(|| anyhow!("no `{key}` in debugfs stats: is the module too old?"))
+        stat(stats, key)
+            .map(|v| v as f64)
+            .map_err(|e| anyhow!("{e}: is the module too old?"))
     };
     Ok([
         get("load_alloc_ns")?,

@@ -10,6 +10,7 @@ use super::report::Check;
 use super::{CheckFn, Ctx, RO, fail_on, list};
 use crate::abi::Mode;
 use crate::content::{check_page, page_hash};
+use crate::debugfs::stat;
 use crate::device::{Device, Geometry, Share};
 use crate::mapping::HUGE_BLOCK;
 use crate::pagemap;
@@ -178,9 +179,7 @@ fn mode_residency(ctx: &mut Ctx) -> Result<String> {
     let before = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
     let touched = pages / 2;
     let huge_block = if mode == Mode::Huge {
-        let huge_blocks = ctx.debugfs()?.stats()?.get("huge_blocks").copied();
-        let huge_blocks =
-            huge_blocks.ok_or_else(|| anyhow!("no `huge_blocks` line in debugfs stats"))?;
+        let huge_blocks = stat(&ctx.debugfs()?.stats()?, "huge_blocks")?;
         huge_block_expected(huge_blocks, &thp_enabled(), map.addr(), pages, ps, touched)
     } else {
         None
@@ -230,12 +229,8 @@ fn refault_gap(ctx: &mut Ctx) -> Result<String> {
     let before = ctx.debugfs()?.stats()?;
     let page = map.read_vec(ctx.geo.offset(gap), ps);
     let after = ctx.debugfs()?.stats()?;
-    let grew = |name: &str| -> Result<u64> {
-        let (b, a) = (before.get(name).copied(), after.get(name).copied());
-        b.zip(a)
-            .map(|(b, a)| a.wrapping_sub(b))
-            .ok_or_else(|| anyhow!("no `{name}` line in debugfs stats"))
-    };
+    let grew =
+        |name: &str| -> Result<u64> { Ok(stat(&after, name)?.wrapping_sub(stat(&before, name)?)) };
     let (inserted, calls) = (grew("pages_inserted")?, grew("insert_calls")?);
     let present = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
     ensure!(

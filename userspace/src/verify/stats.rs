@@ -10,7 +10,7 @@ use anyhow::{Result, anyhow, bail};
 use super::report::{Check, Report};
 use super::{Ctx, RO};
 use crate::abi::Mode;
-use crate::debugfs::Stats;
+use crate::debugfs::{Stats, stat};
 use crate::device::Share;
 
 /// The operations done between the two readings of `stats`.
@@ -40,11 +40,7 @@ pub(super) fn evaluate(
     mode: Option<Mode>,
 ) -> Vec<(Check, Result<String>)> {
     let judge = |key: &str, at_least: u64| -> Result<String> {
-        let get = |s: &Stats, when: &str| {
-            s.get(key)
-                .copied()
-                .ok_or_else(|| anyhow!("no `{key}` line in debugfs stats ({when})"))
-        };
+        let get = |s: &Stats, when: &str| stat(s, key).map_err(|e| anyhow!("{e} ({when})"));
         let (b, a) = (get(before, "before")?, get(after, "after")?);
         if a < b.saturating_add(at_least) {
             bail!("{key} went from {b} to {a}, expected at least +{at_least}");
