@@ -598,7 +598,7 @@ fn map_job(
     let private_write = model::MAP_PATHS
         .iter()
         .any(|p| p.name == path && p.private_write);
-    let mut cols: [Vec<f64>; 8] = Default::default();
+    let mut cols: [Vec<f64>; 9] = Default::default();
     let per_page = |ns: f64| ns / pages as f64;
     for _ in 0..samples {
         let (mmap_ns, region) = mem::time_ns(|| mem::map(kind, fd, len));
@@ -649,6 +649,16 @@ fn map_job(
             let faults = mem::minor_faults() - faults_before;
             cols[6].push(per_page(write_ns));
             cols[7].push(faults as f64 / pages as f64);
+            drop(private);
+            // And a third, read once (untimed) before it is written: every
+            // path's write then starts from the state prefault's mmap leaves,
+            // read-only entries that each write replaces (do_wp_page), which
+            // is the fair peer of prefault's private write.
+            let read_first = mem::map(Kind::PrivateFile, fd, len)
+                .with_context(|| format!("{path}: MAP_PRIVATE mmap of {pages} pages"))?;
+            black_box(read_first.touch_read(ctx.page_size));
+            let (write_ns, ()) = mem::time_ns(|| read_first.touch_write(ctx.page_size, 2));
+            cols[8].push(per_page(write_ns));
         }
     }
     // (pfn_runs is left out when pagemap hides the PFNs, the private_write
@@ -662,6 +672,7 @@ fn map_job(
         "pfn_runs",
         "private_write",
         "private_write_faults",
+        "private_write_over_read",
     ]
     .into_iter()
     .zip(&cols)

@@ -100,7 +100,7 @@ pub struct MetricDef {
     pub pread: bool,
 }
 
-pub const METRICS: [MetricDef; 9] = [
+pub const METRICS: [MetricDef; 10] = [
     MetricDef {
         name: "touch",
         title: "first touch of a fresh mapping (one byte per page)",
@@ -127,6 +127,13 @@ pub const METRICS: [MetricDef; 9] = [
         title: "minor faults per page during that first private write (getrusage)",
         unit: "faults/page",
         reference: None,
+        pread: false,
+    },
+    MetricDef {
+        name: "private_write_over_read",
+        title: "first write of a MAP_PRIVATE mapping read once before (read-only entries present, as prefault's mmap leaves them: a write-protect fault, a copy and a TLB flush per page)",
+        unit: "ns/page",
+        reference: Some("memfd"),
         pread: false,
     },
     MetricDef {
