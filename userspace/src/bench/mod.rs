@@ -72,6 +72,14 @@ bench sets shmem_enabled to advise for the run), and anonymous memory:
   pread       pread(2) of the whole size into a user buffer (ns/page)
   pfn_runs    runs of physically consecutive pages per 1000 pages of the
               buffer read (pagemap; not timed): the layout the read met
+  private_write, private_write_faults
+              first write of a fresh MAP_PRIVATE mapping, one byte per page
+              (a copy each; fault, faultaround, prefault and the memfd
+              only), and its minor faults per page
+  private_write_over_read
+              the same write of a MAP_PRIVATE mapping read once before
+              (untimed): its read-only entries present, as prefault's mmap
+              leaves them, so each write replaces one
 Paths are interleaved round by round (order rotated, one warm-up round);
 cells are `median [min-max]` of the rounds, and ratios are taken per round
 against the reference path of the same round. With --module the tool loads
