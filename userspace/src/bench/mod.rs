@@ -648,10 +648,13 @@ fn map_job(
         }
         drop(region);
         if private_write {
+            let map_private = || {
+                mem::map(Kind::PrivateFile, fd, len)
+                    .with_context(|| format!("{path}: MAP_PRIVATE mmap of {pages} pages"))
+            };
             // A second fresh mapping, MAP_PRIVATE, written first: each page's
             // fault copies it (do_cow_fault).
-            let private = mem::map(Kind::PrivateFile, fd, len)
-                .with_context(|| format!("{path}: MAP_PRIVATE mmap of {pages} pages"))?;
+            let private = map_private()?;
             let faults_before = mem::minor_faults();
             let (write_ns, ()) = mem::time_ns(|| private.touch_write(ctx.page_size, 2));
             let faults = mem::minor_faults() - faults_before;
@@ -662,8 +665,7 @@ fn map_job(
             // path's write then starts from the state prefault's mmap leaves,
             // read-only entries that each write replaces (do_wp_page), which
             // is the fair peer of prefault's private write.
-            let read_first = mem::map(Kind::PrivateFile, fd, len)
-                .with_context(|| format!("{path}: MAP_PRIVATE mmap of {pages} pages"))?;
+            let read_first = map_private()?;
             black_box(read_first.touch_read(ctx.page_size));
             let (write_ns, ()) = mem::time_ns(|| read_first.touch_write(ctx.page_size, 2));
             cols[8].push(per_page(write_ns));

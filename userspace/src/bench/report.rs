@@ -112,10 +112,10 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
     for s in &r.skipped {
         writeln!(out, "skipped {} pages: {}", s.pages, s.reason)?;
     }
-    // A report saved before a metric was added has no series of it.
+    // A report saved before a metric was added does not list it.
     for m in METRICS
         .iter()
-        .filter(|m| r.results.iter().any(|s| s.metric == m.name))
+        .filter(|m| r.metrics.iter().any(|info| info.name == m.name))
     {
         let paths: Vec<&str> = if m.pread {
             r.pread_paths.iter().map(|p| p.name.as_str()).collect()
