@@ -569,7 +569,17 @@ fn judge_faults(r: &Report) -> Target {
 
 /// The finit_module(2) call's cost split into a fixed part (the module's ELF
 /// loading, relocation, its KUnit tests: the same at every size) and a part
-/// per page, fitted to the median of each size.
+/// per page, fitted to the fastest round of each size.
+///
+/// Why the fastest and not the median: the rounds of one size differ by a
+/// disturbance that only ever adds. Under TCG a third of the loads take 35 to
+/// 110 ms more, all of it CPU time of the loading thread itself (getrusage),
+/// along the same kernel path (a fresh execmem block at every load, no more
+/// IPIs than the fast loads), so it is the emulator running the same code
+/// slower, not a cost of the module. The median of seven rounds lands in
+/// either mode, and at 1024 pages (10 ms of per-page work beside 33 ms of
+/// fixed cost) that alone moved the fit by 50%. The fastest round is the
+/// least disturbed one, and the per-page work is in every round.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FinitFit {
     pub fixed_ns: f64,
@@ -577,14 +587,14 @@ pub struct FinitFit {
 }
 
 impl FinitFit {
-    /// Fits `total = fixed + ns_per_page * pages` to the medians of the
-    /// load sizes, by least squares of the errors relative to each total
+    /// Fits `total = fixed + ns_per_page * pages` to the fastest round of
+    /// each load size, by least squares of the errors relative to each total
     /// (a plain fit would let the largest size's noise, milliseconds, set the
     /// fixed cost). `None` with fewer than two sizes.
     pub fn of(load: &[LoadSeries]) -> Option<FinitFit> {
         let points: Vec<(f64, f64)> = load
             .iter()
-            .map(|l| (l.pages as f64, l.insmod_ns_per_page.median * l.pages as f64))
+            .map(|l| (l.pages as f64, l.insmod_ns_per_page.min * l.pages as f64))
             .filter(|&(_, y)| y.is_finite() && y > 0.0)
             .collect();
         if points.len() < 2 {
@@ -606,9 +616,10 @@ impl FinitFit {
         })
     }
 
-    /// finit_module's ns per page at `l`'s size without the fixed cost.
+    /// finit_module's ns per page at `l`'s size (its fastest round) without
+    /// the fixed cost.
     pub fn variable_ns_per_page(&self, l: &LoadSeries) -> f64 {
-        l.insmod_ns_per_page.median - self.fixed_ns / l.pages as f64
+        l.insmod_ns_per_page.min - self.fixed_ns / l.pages as f64
     }
 }
 
@@ -657,7 +668,7 @@ fn judge_load(r: &Report) -> Target {
         let (f_worst, f_list) = flatness(&finit);
         met &= f_worst.1.abs() <= 0.20;
         detail += &format!(
-            "; finit_module less its fixed cost ({:.1} ms, fitted) ns/page {f_list}; \
+            "; finit_module less its fixed cost ({:.1} ms, fitted to each size's fastest round) ns/page {f_list}; \
              largest deviation {:+.1}% at {} pages",
             fit.fixed_ns / 1e6,
             f_worst.1 * 100.0,
@@ -743,6 +754,36 @@ mod tests {
         // Per page 2x at the largest size: not linear, whatever the fit.
         r.load[2] = load_at(65536, 10000.0 + 15e6 / 65536.0);
         assert_eq!(judge_load(&r).met, Some(false));
+    }
+
+    #[test]
+    fn finit_fit_is_not_moved_by_slow_rounds() {
+        // 33 ms fixed plus 10000 ns per page in the fast rounds; at the two
+        // small sizes four of seven rounds also took 60 ms more, so their
+        // medians are in the slow mode (measured under TCG at 1024 pages).
+        let load: Vec<LoadSeries> = [256, 1024, 4096, 65536]
+            .map(|pages| {
+                let fast = 10000.0 + 33e6 / pages as f64;
+                let slow = fast + 60e6 / pages as f64;
+                let rounds = if pages <= 1024 {
+                    vec![slow, fast, slow, fast, slow, fast, slow]
+                } else {
+                    vec![fast; 7]
+                };
+                LoadSeries {
+                    insmod_ns_per_page: Summary::of(rounds),
+                    ..load_at(pages, 0.0)
+                }
+            })
+            .to_vec();
+        let fit = FinitFit::of(&load).expect("two sizes or more");
+        assert!((fit.fixed_ns - 33e6).abs() < 1.0, "{fit:?}");
+        assert!((fit.ns_per_page - 10000.0).abs() < 1e-6, "{fit:?}");
+        let mut r = sample_report();
+        r.load = load[1..].to_vec();
+        let t = judge_load(&r);
+        assert_eq!(t.met, Some(true), "{}", t.detail);
+        assert!(t.detail.contains("33.0 ms"), "{}", t.detail);
     }
 
     #[test]

@@ -195,8 +195,9 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
             writeln!(out)?;
             writeln!(
                 out,
-                "finit_module = {:.1} ms fixed + {:.0} ns/page (fitted to the medians, errors relative to each size's total); \
-                 \"finit - fixed\" is the median less the fixed cost, per page",
+                "finit_module = {:.1} ms fixed + {:.0} ns/page (fitted to each size's fastest round, errors relative to \
+                 each size's total; see docs/performance.md for why the fastest); \"finit - fixed\" is the \
+                 fastest round less the fixed cost, per page",
                 f.fixed_ns / 1e6,
                 f.ns_per_page
             )?;
