@@ -99,6 +99,20 @@ for path in fault faultaround prefault memfd; do
 done
 
 check "the tool reads its JSON back" "$MAPDRV_TOOL" bench --from-json "$out/bench.json" --device /nonexistent
+# --from-json judges the targets again from the saved rounds (its tables are
+# this build's, so must its verdicts be): a saved verdict is not reprinted.
+check "a copy of the JSON with stale verdicts is written" python3 - "$out/bench.json" "$out/stale.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["targets"], "no targets saved"
+for t in r["targets"]:
+    t["detail"] = "STALE VERDICT"
+json.dump(r, open(sys.argv[2], "w"))
+PY
+expect_no_match "--from-json does not reprint saved verdicts" 'STALE VERDICT' \
+	"$MAPDRV_TOOL" bench --from-json "$out/stale.json" --device /nonexistent
+expect_match "--from-json judges the targets again" '^  (MET|MISSED|NOT MEASURED): .+: .+' \
+	"$MAPDRV_TOOL" bench --from-json "$out/stale.json" --device /nonexistent
 expect_match "the table names the clock source" 'clock source ' cat "$out/bench.txt"
 expect_match "the table names the commit it was built from" '^built from commit [0-9a-f]' cat "$out/bench.txt"
 check "bench SVG is well-formed XML" python3 -c 'import sys, xml.etree.ElementTree as E

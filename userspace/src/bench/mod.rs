@@ -126,7 +126,8 @@ pub struct Args {
     /// Write a plot (SVG) of ns/page against size, per path, to FILE.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Measure nothing: print the report saved in FILE (and --svg).
+    /// Measure nothing: print the report saved in FILE (and --svg), its
+    /// targets judged again from its rounds by this build.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["module", "sizes", "load_sizes", "json_out"])]
     pub from_json: Option<PathBuf>,
@@ -152,8 +153,12 @@ pub fn run(device: &Path, args: &Args, out: &mut dyn Write) -> Result<bool> {
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            serde_json::from_str::<Report>(&text)
-                .with_context(|| format!("{} is not a mapdrv bench report", file.display()))?
+            let mut report = serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("{} is not a mapdrv bench report", file.display()))?;
+            // The tables are computed by this build; so are the verdicts,
+            // or the two could disagree (a fit changed since the run).
+            report.targets = model::judge_targets(&report);
+            report
         }
         None => measure(device, args)?,
     };
