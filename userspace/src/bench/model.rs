@@ -572,14 +572,16 @@ fn judge_faults(r: &Report) -> Target {
 /// per page, fitted to the fastest round of each size.
 ///
 /// Why the fastest and not the median: the rounds of one size differ by a
-/// disturbance that only ever adds. Under TCG a third of the loads take 35 to
-/// 110 ms more, all of it CPU time of the loading thread itself (getrusage),
-/// along the same kernel path (a fresh execmem block at every load, no more
-/// IPIs than the fast loads), so it is the emulator running the same code
-/// slower, not a cost of the module. The median of seven rounds lands in
-/// either mode, and at 1024 pages (10 ms of per-page work beside 33 ms of
-/// fixed cost) that alone moved the fit by 50%. The fastest round is the
-/// least disturbed one, and the per-page work is in every round.
+/// disturbance that only ever adds. Under TCG a quarter to over half of the
+/// loads take 20 to 110 ms more, nearly all of it CPU time of the loading
+/// thread itself (getrusage), along the same kernel path (a fresh execmem
+/// block at every load, no more IPIs than the fast loads): the same code
+/// running slower, which leaves the emulator, not the module. The median of
+/// seven rounds lands in either mode, and at 1024 pages (10 ms of per-page
+/// work beside 33-40 ms of fixed cost) that alone put the per-page figure
+/// 268% off. The fastest round is the least disturbed one, and the per-page
+/// work is in every round. See docs/performance.md, "finit_module's two
+/// modes".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FinitFit {
     pub fixed_ns: f64,
