@@ -13,8 +13,11 @@
 # the tree: the tool's dependencies (clap, serde, plotters, nix, rand...)
 # are compiled once per machine and architecture, not once per clone, which
 # took a fresh clone's `make test` about a minute per architecture. Cargo
-# keys a crate's units by its source path, so two clones never share the
-# tool's own units, only the registry crates.
+# gives the tool's own crate the same units in every clone, and takes them
+# for fresh when no source file of the clone at hand is newer than the last
+# build, which another clone may have made after this one's last edit: so
+# when the last build for a target came from another clone (a stamp in the
+# target directory says which), the tool's crate alone is cleaned first.
 #
 # The host's own architecture is built as `cargo build` in userspace/ does:
 # the cargo and rustc first on PATH (rustup's), with the static linking of
@@ -51,6 +54,14 @@ built=$target_dir/$target/release/mapdrv
 
 command -v "$cargo" >/dev/null ||
 	die "no $cargo on PATH: install Rust (rustup) to build the mapdrv tool"
+
+stamp=$target_dir/mapdrv-built-from-$target
+if [ "$(cat "$stamp" 2>/dev/null)" != "$userspace" ] && [ -d "$target_dir/$target" ]; then
+	clean_cargo=$cargo
+	[ "$arch" = "$host" ] || clean_cargo=$DEBIAN_CARGO
+	(cd "$userspace" && "$clean_cargo" clean --quiet --release --target "$target" --target-dir "$target_dir" -p mapdrv) >&2 ||
+		die "cannot clean another clone's build of the mapdrv tool in $target_dir"
+fi
 
 if [ "$arch" = "$host" ]; then
 	(cd "$userspace" && "$cargo" build --quiet --release --locked --target "$target" --target-dir "$target_dir") >&2 ||
@@ -89,6 +100,7 @@ else
 fi
 
 [ -x "$built" ] || die "cargo succeeded but there is no $built"
+echo "$userspace" >"$stamp"
 install -D -p -m 755 "$built" "$binary" || die "cannot copy $built to $binary"
 # The guest has no shared libraries: the binary must be static, and for ARCH.
 if command -v file >/dev/null; then
