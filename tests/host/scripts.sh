@@ -42,4 +42,38 @@ listing=$(zcat "$a" | cpio -it --quiet)
 for path in init bin/busybox bin/sh dev/console etc/mapdrv-cmd tests/lib.sh; do
 	check "initramfs has $path" grep -qx "$path" <<<"$listing"
 done
+
+# Bad input changes nothing: --icount is TCG's, and ICOUNT takes 1 or 0.
+expect_match "run-vm.sh refuses --icount with --kvm on" 'cannot be used with --kvm on' \
+	bash -c 'bash scripts/run-vm.sh --icount --kvm on -- true 2>&1; [ $? = 2 ]'
+expect_match "make bench refuses an ICOUNT that is not 1 or 0" "ICOUNT takes 1 .* not 'yes'" \
+	bash -c 'make --no-print-directory bench ICOUNT=yes 2>&1; [ $? = 2 ]'
+
+# Every checkout builds the tool in the cache's one cargo target directory
+# (scripts/build-tool.sh), where cargo gives the tool's crate the same units
+# whatever the checkout, and takes them for fresh when no source file of the
+# checkout at hand is newer than the last build, whoever made it. So a file
+# edited in one checkout before another checkout builds must still reach
+# the first checkout's binary: B's help text is changed, A builds, B builds.
+if command -v "${CARGO:-cargo}" >/dev/null; then
+	ck=$work/checkouts
+	rm -rf "$ck"
+	for c in a b; do
+		mkdir -p "$ck/$c"
+		tar -C . --exclude=userspace/target -cf - scripts userspace | tar -C "$ck/$c" -xf -
+	done
+	check "a help text is changed in checkout B" \
+		sed -i 's/about = "Inspect and verify/about = "Checkout B inspects and verifies/' "$ck/b/userspace/src/main.rs"
+	# The edit is older than A's build, as when B was edited first.
+	touch -d '-1 min' "$ck/b/userspace/src/main.rs"
+	check "checkout A builds the tool" bash "$ck/a/scripts/build-tool.sh" x86_64
+	check "checkout B builds the tool" bash "$ck/b/scripts/build-tool.sh" x86_64
+	expect_match "checkout B's tool has checkout B's source" '^Checkout B inspects' \
+		"$ck/b/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv" --help
+	expect_no_match "checkout A's tool has checkout A's source" 'Checkout B' \
+		"$ck/a/userspace/target/x86_64-unknown-linux-gnu/release/mapdrv" --help
+	rm -rf "$ck"
+else
+	fail "two checkouts build their own tool" "no cargo on PATH"
+fi
 finish
