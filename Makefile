@@ -25,6 +25,10 @@ ifeq ($(MAPDRV_ARCH),)
 $(error ARCH=$(ARCH) is not an architecture this project builds (see above))
 endif
 export MAPDRV_ARCH
+# make bench ICOUNT=1: times in guest instructions (see the bench target).
+ifneq ($(filter-out 0 1,$(ICOUNT)),)
+$(error ICOUNT takes 1 (times in guest instructions) or 0, not '$(ICOUNT)')
+endif
 # make test without ARCH tests every architecture; with it, that one.
 TEST_ARCHES := $(if $(ARCH),$(MAPDRV_ARCH),x86_64 arm64 arm)
 
@@ -122,11 +126,13 @@ soak: x86_64-only debug-module tool
 ## The benchmark: boot the VM, run `mapdrv bench` (the module's modes against
 ## memfd, MAP_POPULATE and anonymous memory), print the tables and save JSON,
 ## Markdown and SVG under results/bench-<date>-<time>/. BENCH_ARGS adds
-## `mapdrv bench` options (e.g. BENCH_ARGS="--rounds 7").
+## `mapdrv bench` options (e.g. BENCH_ARGS="--rounds 7"); ICOUNT=1 runs it
+## under QEMU's instruction counter, where every time counts guest
+## instructions (scripts/bench.sh --icount).
 bench: module tool
 	@$(if $(filter-out x86_64,$(MAPDRV_ARCH)),$(MAKE) --no-print-directory tool ARCH=x86_64)
-	@MAPDRV_BENCH_COMMAND='make bench ARCH=$(MAPDRV_ARCH)$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' \
-		bash $(ROOT)/scripts/bench.sh --arch $(MAPDRV_ARCH) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
+	@MAPDRV_BENCH_COMMAND='make bench ARCH=$(MAPDRV_ARCH)$(if $(filter 1,$(ICOUNT)), ICOUNT=1)$(if $(BENCH_ARGS), BENCH_ARGS="$(BENCH_ARGS)")' \
+		bash $(ROOT)/scripts/bench.sh --arch $(MAPDRV_ARCH) $(if $(filter 1,$(ICOUNT)),--icount) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 ## Style gates without a VM: rustfmt and clippy, module and tool.
 check: fmt-check clippy

@@ -27,6 +27,10 @@
 #                   build); the tables and the picture are made on the host
 #                   by the host's own build of the tool
 #   --kvm MODE      auto, on or off (scripts/run-vm.sh)
+#   --icount        TCG with QEMU's instruction counter (scripts/run-vm.sh
+#                   --icount): every time in the report counts guest
+#                   instructions (1 ns each), the same from run to run; the
+#                   report's accelerator says "icount"
 #   --kernel FILE   the VM's kernel image (default: the cached vm kernel of ARCH)
 #   ARGS            more `mapdrv bench` options, e.g. --rounds 7 --sizes 64,4096
 # Exit status: 0 when the guest's bench succeeded, its JSON was saved and
@@ -47,6 +51,7 @@ arch=
 module=
 tool=
 kvm=auto
+vm_args=()
 kernel_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -62,6 +67,7 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	--smoke) smoke=true; shift ;;
+	--icount) vm_args+=(--icount); shift ;;
 	-h | --help) usage ;;
 	--) shift; break ;;
 	*) echo "bench.sh: unknown argument '$1' (mapdrv bench options go after --)" >&2; usage ;;
@@ -106,7 +112,7 @@ stage "mapdrv bench in the VM: ${bench_args[*]} (results: $out)"
 rc=0
 : >"$log"
 bash "$MAPDRV_ROOT/scripts/run-vm.sh" --arch "$arch" "${kernel_args[@]}" --quiet --log "$log" --mem "$mem" --timeout "$timeout_secs" \
-	--kvm "$kvm" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
+	--kvm "$kvm" "${vm_args[@]}" --append quiet --add "$module:/lib/modules/rust_mapdrv.ko" --add "$tool:/bin/mapdrv" \
 	--add "$MAPDRV_ROOT/scripts/guest/export-file:/bin/export-file" --export "$out/exports.txt" \
 	--kernel-log "$out/dmesg.txt" -- "$guest_cmd" &
 vm_pid=$!

@@ -18,6 +18,12 @@
 #   --kvm MODE        auto (default): KVM when /dev/kvm is usable and a quick
 #                     probe boot works (the result is cached per host boot),
 #                     else TCG; on: KVM without a probe; off: TCG
+#   --icount          TCG with QEMU's instruction counter (-icount shift=0):
+#                     the guest's clock advances 1 ns per instruction the
+#                     guest executes, so a timing is a count of guest
+#                     instructions, the same from run to run and host to
+#                     host (not of memory, cache or TLB cost). Implies
+#                     --kvm off; the guest gets mapdrv.icount=1
 #   --timeout SECS    stop the VM after SECS seconds (default 300; 0 = never;
 #                     with --shell the default is never)
 #   --log FILE        console log (default $MAPDRV_CACHE/logs/vm-console.log)
@@ -71,6 +77,7 @@ gdb_stub=false
 quiet=false
 export_file=
 kernel_log=
+icount=false
 
 need_arg() { [ "$2" -ge 2 ] || { echo "run-vm.sh: $1 needs an argument" >&2; usage; }; }
 while [ $# -gt 0 ]; do
@@ -81,6 +88,7 @@ while [ $# -gt 0 ]; do
 	--mem) need_arg "$1" $#; mem=$2; shift 2 ;;
 	--cpus) need_arg "$1" $#; cpus=$2; shift 2 ;;
 	--kvm) need_arg "$1" $#; kvm=$2; shift 2 ;;
+	--icount) icount=true; shift ;;
 	--timeout) need_arg "$1" $#; timeout_secs=$2; shift 2 ;;
 	--log) need_arg "$1" $#; log=$2; shift 2 ;;
 	--append) need_arg "$1" $#; extra_append="$extra_append $2"; shift 2 ;;
@@ -97,6 +105,10 @@ done
 cmd="$*"
 
 case $kvm in auto | on | off) ;; *) die_status 2 "--kvm takes auto, on or off, not '$kvm'" ;; esac
+if $icount; then
+	[ "$kvm" != on ] || die_status 2 "--icount counts instructions under TCG: it cannot be used with --kvm on"
+	kvm=off
+fi
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die_status 2 "--cpus takes a positive number, not '$cpus'"
 if [ -z "$timeout_secs" ]; then
 	if $shell; then timeout_secs=0; else timeout_secs=300; fi
@@ -180,7 +192,11 @@ kvm_probe() {
 choose_accel() {
 	accel=tcg accel_note=
 	case $kvm in
-	off) accel_note="KVM off (--kvm off)"; return ;;
+	off)
+		accel_note="KVM off (--kvm off)"
+		! $icount || accel_note="icount: 1 ns of guest time per guest instruction"
+		return
+		;;
 	on) accel=kvm; return ;;
 	esac
 	if [ "$arch" != "$(host_arch)" ]; then
@@ -247,6 +263,8 @@ elif [ "$arch" != x86_64 ]; then
 else
 	accel_args=(-accel tcg -cpu max)
 	tsc_khz=$(host_tsc_khz)
+	# Under icount TCG's TSC is the virtual clock itself, 1 tick per ns.
+	! $icount || tsc_khz=1000000
 	if [ -n "$tsc_khz" ]; then
 		clock_append="tsc_early_khz=$tsc_khz tsc=reliable clocksource=tsc"
 	else
@@ -255,6 +273,12 @@ else
 	fi
 fi
 append="$base_append${clock_append:+ $clock_append}"
+if $icount; then
+	# sleep=on: while every vCPU is idle the clock follows real time, so
+	# timers and timeouts still fire; the vCPUs run in turn on one thread.
+	accel_args+=(-icount shift=0,sleep=on)
+	append="$append mapdrv.icount=1"
+fi
 $shell && append="$append mapdrv.shell=1"
 # More ports after the console, each written to a file on the host: on
 # x86_64 serial ports ttyS1, ttyS2 in this order; on arm64 and arm (one UART) virtio

@@ -722,7 +722,7 @@ fn environment(page_size: usize, device_pages: usize, mode: &str) -> Env {
         clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         clock: "CLOCK_MONOTONIC".into(),
         clock_resolution_ns: mem::clock_resolution_ns(),
-        accelerator: accelerator(),
+        accelerator: with_icount(accelerator(), &read("/proc/cmdline")),
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into()),
@@ -737,6 +737,19 @@ fn environment(page_size: usize, device_pages: usize, mode: &str) -> Env {
         page_size,
         device_pages,
         device_mode_at_start: mode.into(),
+    }
+}
+
+/// The accelerator, with " icount" when the VM runs under QEMU's
+/// instruction counter (scripts/run-vm.sh --icount puts `mapdrv.icount=1` on
+/// the kernel command line; nothing inside the guest can tell otherwise).
+/// There the clock advances one nanosecond per guest instruction, so the
+/// report must say that its times count instructions.
+fn with_icount(accelerator: String, cmdline: &str) -> String {
+    if cmdline.split_whitespace().any(|w| w == "mapdrv.icount=1") {
+        format!("{accelerator} icount")
+    } else {
+        accelerator
     }
 }
 
@@ -811,6 +824,16 @@ fn accelerator() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icount_is_read_from_the_kernel_command_line() {
+        let cmdline = "console=ttyS0 tsc_early_khz=1000000 mapdrv.icount=1 quiet";
+        assert_eq!(with_icount("TCG".into(), cmdline), "TCG icount");
+        assert_eq!(with_icount("TCG".into(), "console=ttyS0 quiet"), "TCG");
+        // Only the whole word: another value or a longer name is not it.
+        assert_eq!(with_icount("TCG".into(), "mapdrv.icount=10"), "TCG");
+        assert_eq!(with_icount("TCG".into(), "xmapdrv.icount=1"), "TCG");
+    }
 
     #[test]
     fn arm64_accelerator_from_the_machine_and_cpu() {

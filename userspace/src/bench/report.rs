@@ -103,6 +103,12 @@ pub fn write_report(r: &Report, out: &mut dyn Write, markdown: bool) -> io::Resu
             out,
             "(TCG: emulator figures; only ratios within this run mean anything)"
         )?;
+    } else if e.accelerator.ends_with(" icount") {
+        writeln!(
+            out,
+            "(icount: the clock counts guest instructions, 1 ns each: \"ns\" are instructions, \
+             the same from run to run, without memory, cache or TLB cost)"
+        )?;
     }
     writeln!(
         out,
