@@ -199,9 +199,12 @@ fn map_window(dev: &Mapdrv, fault: &Fault<'_>, window: core::ops::Range<usize>) 
             None => FaultOutcome::SigBus,
         };
     }
-    // No allocation here: `insert_pages` passes the pages on through an
-    // array on the stack.
-    let (outcome, counts) = fault.map(window, |i| dev.buffer.page(first_pgoff + i));
+    // No allocation and no copy here: `vm_insert_pages` reads the window's
+    // pages from the buffer's own array of them.
+    let (outcome, counts) = fault.map(window, |pages| {
+        dev.buffer
+            .page_run(first_pgoff + pages.start..first_pgoff + pages.end)
+    });
     dev.stats.count_inserted(counts);
     outcome
 }
@@ -210,11 +213,13 @@ fn map_window(dev: &Mapdrv, fault: &Fault<'_>, window: core::ops::Range<usize>) 
 fn prefault(dev: &Mapdrv, vma: &kernel::mm::virt::VmaMixedMap) -> Result {
     let first_pgoff = vm_ops::vma_pgoff(vma);
     let count = vm_ops::vma_pages(vma);
-    // One pass; `insert_pages` feeds `vm_insert_pages` from an array on the
-    // stack, so a 1 GiB mapping needs no 2 MiB array of page pointers.
-    let inserted = vm_ops::insert_pages(vma.into(), vma.start(), count, |i| {
-        dev.buffer.page(first_pgoff + i)
-    });
+    // One pass over the buffer's own array of its pages: a 1 GiB mapping
+    // needs no copy of it. `mmap` checked that the range is in the buffer.
+    let run = dev
+        .buffer
+        .page_run(first_pgoff..first_pgoff + count)
+        .ok_or(EINVAL)?;
+    let inserted = vm_ops::insert_pages(vma.into(), vma.start(), run);
     dev.stats.count_inserted(inserted.counts);
     inserted.stopped
 }

@@ -23,7 +23,7 @@
 //! [`arch::kernel_lookup_pfn`]).
 
 use crate::arch::{self, Level, NotMapped, PageWalk};
-use core::ptr::NonNull;
+use core::{ops::Range, ptr::NonNull};
 use kernel::{
     alloc::kvec::VVec,
     bindings,
@@ -33,6 +33,7 @@ use kernel::{
 };
 
 use crate::uapi::MAX_PAGES;
+use crate::vm_ops::PageRun;
 
 /// Pages a loop over the buffer handles between two `cond_resched()` calls
 /// (2 MiB of pages: tens of microseconds of work).
@@ -288,14 +289,20 @@ impl VmallocBuffer {
     }
 
     /// The `struct page` behind page `index`, if it is in the buffer.
-    ///
-    /// An array lookup: the fault path calls it for every page it maps.
     pub(crate) fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
-        let page = *self.page_ptrs.get(index)?;
-        // SAFETY: `page` is the `struct page` of page `index` of our live
+        self.page_run(index..index + 1)?.page(0)
+    }
+
+    /// The pages `range` of the buffer, if they are all in it, as a run that
+    /// `vm_insert_pages` reads as it is: the fault path maps from it with no
+    /// copy and no lookup per page.
+    pub(crate) fn page_run(&self, range: Range<usize>) -> Option<PageRun<'_>> {
+        let pages = self.page_ptrs.get(range)?;
+        // SAFETY: `pages` are the `struct page`s of pages of our live
         // allocation (type invariant), which is freed only when `self` is
-        // dropped, after the returned borrow of `self` ends.
-        Some(unsafe { BorrowedPage::from_raw(page) })
+        // dropped, after the returned borrow of `self` ends; vmalloc's pages
+        // are order 0 or split (`split_page`), so none is a tail page.
+        Some(unsafe { PageRun::from_slice(pages) })
     }
 
     /// The PFN of page `index` as the kernel's `vmalloc_to_pfn()` sees it.

@@ -24,7 +24,7 @@
 //! shared writable mapping, so that a write to a `MAP_PRIVATE` mapping always
 //! goes through the core's copy-on-write.
 
-use core::{marker::PhantomData, ops::Deref, ops::Range};
+use core::{marker::PhantomData, ops::Deref, ops::Range, ptr::NonNull};
 use kernel::{
     bindings,
     mm::virt::{VmaMixedMap, VmaNew, VmaRef},
@@ -300,9 +300,9 @@ impl<'a> Fault<'a> {
     }
 
     /// Maps the pages `window` of the VMA (indices from its start; the
-    /// faulting page among them), page `i` being `page_at(i)`. Returns what
-    /// to tell the core, how many pages were inserted (entries that were
-    /// present already are not counted).
+    /// faulting page among them), `pages(r)` being the run of pages for the
+    /// VMA's pages `r`. Returns what to tell the core, how many pages were
+    /// inserted (entries that were present already are not counted).
     ///
     /// `vm_insert_pages` can stop early for reasons that say nothing about
     /// the address: it maps in steps of up to 8 pages, dropping the PTE lock
@@ -318,26 +318,40 @@ impl<'a> Fault<'a> {
     /// (`__handle_mm_fault`) and PT_RECLAIM frees only PTE tables, so for a
     /// single page `EFAULT` means the table went away, and a PTE table that
     /// cannot be allocated is `ENOMEM`, answered `VM_FAULT_OOM`.
-    /// `VM_FAULT_SIGBUS` means `page_at` has no page for the faulting
+    /// `VM_FAULT_SIGBUS` means `pages` has no page for the faulting
     /// address: it is outside the buffer.
+    ///
+    /// When the window ends at a 2 MiB boundary of user addresses and the
+    /// VMA goes on, the next 2 MiB gets its page table now
+    /// ([`prepare_next_table`]): the fault that will need it then finds it,
+    /// and the core does not allocate one for it in vain (see there).
     pub(crate) fn map<'p>(
         &self,
         window: Range<usize>,
-        mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
+        pages: impl Fn(Range<usize>) -> Option<PageRun<'p>>,
     ) -> (FaultOutcome, InsertCounts) {
         let start = self.vma.start() + window.start * PAGE_SIZE;
-        let first = window.start;
-        let batch = insert_pages(self.vma, start, window.len(), |i| page_at(first + i));
-        let mut counts = batch.counts;
-        match batch.stopped {
-            Ok(()) => return (FaultOutcome::Mapped, counts),
-            Err(e) if e == ENOMEM => return (FaultOutcome::Oom, counts),
-            Err(_) => {}
+        let end = start + window.len() * PAGE_SIZE;
+        let mut counts = InsertCounts::default();
+        if let Some(run) = pages(window.clone()) {
+            let batch = insert_pages(self.vma, start, run);
+            counts = batch.counts;
+            match batch.stopped {
+                Ok(()) => {
+                    prepare_next_table(self.vma, end);
+                    return (FaultOutcome::Mapped, counts);
+                }
+                Err(e) if e == ENOMEM => return (FaultOutcome::Oom, counts),
+                Err(_) => {}
+            }
         }
         let index = self.index();
+        let Some(page) = pages(index..index + 1) else {
+            return (FaultOutcome::SigBus, counts);
+        };
         let address = self.vma.start() + index * PAGE_SIZE;
         for _ in 0..SINGLE_PAGE_TRIES {
-            let single = insert_pages(self.vma, address, 1, |_| page_at(index));
+            let single = insert_pages(self.vma, address, page);
             counts += single.counts;
             match single.stopped {
                 Ok(()) => return (FaultOutcome::Mapped, counts),
@@ -479,12 +493,56 @@ pub(crate) struct Inserted {
     pub(crate) stopped: Result,
 }
 
-/// Pages handed to one `vm_insert_pages` call by [`insert_pages`]: an array
-/// of page pointers on the stack (512 bytes), so that no fault allocates.
+/// Pages handed to one `vm_insert_pages` call by [`insert_pages`] at most,
+/// between two chances for the scheduler; also the reach of one
+/// [`present_entries`] look (one bit each in a `u64`).
 const INSERT_BATCH: usize = 64;
 
-/// Maps `count` pages at consecutive pages of `vma` from user address `addr`;
-/// the page for the `i`-th is `page_at(i)`.
+/// A run of pages to map, borrowed for `'p`: the `struct page` pointer of
+/// each, in the order they are to be mapped, which is the array
+/// `vm_insert_pages` takes. A buffer that keeps such an array hands out runs
+/// of it without a copy.
+///
+/// # Invariants
+///
+/// Every entry of `pages` is a live page that stays allocated (its owner
+/// holds a reference) for at least `'p`, and is not a tail page of a
+/// compound page.
+#[derive(Clone, Copy)]
+pub(crate) struct PageRun<'p> {
+    pages: &'p [NonNull<bindings::page>],
+}
+
+// The run's slice is handed to C as a `struct page **`.
+const _: () = assert!(
+    core::mem::size_of::<NonNull<bindings::page>>() == core::mem::size_of::<*mut bindings::page>()
+);
+
+impl<'p> PageRun<'p> {
+    /// # Safety
+    ///
+    /// Every entry of `pages` is a live page, not a tail page, that stays
+    /// allocated for at least `'p`.
+    pub(crate) unsafe fn from_slice(pages: &'p [NonNull<bindings::page>]) -> Self {
+        // INVARIANT: The caller's guarantee.
+        Self { pages }
+    }
+
+    /// The number of pages in the run.
+    pub(crate) fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Page `index` of the run.
+    pub(crate) fn page(&self, index: usize) -> Option<BorrowedPage<'p>> {
+        let page = *self.pages.get(index)?;
+        // SAFETY: `page` is live for `'p` (type invariant).
+        Some(unsafe { BorrowedPage::from_raw(page) })
+    }
+}
+
+/// Maps the pages of `run` at consecutive pages of `vma` from user address
+/// `addr`.
 ///
 /// Pages whose entry is already present (a racing fault, an earlier batch,
 /// the rest of a window that `MADV_DONTNEED` cut into) are skipped.
@@ -495,48 +553,39 @@ const INSERT_BATCH: usize = 64;
 /// batch in one pass under the PTE lock, and the remaining calls cover only
 /// the runs of pages that were absent, whatever the length of the present
 /// runs between them. Returns how many were inserted and the error that stopped
-/// it, if one did: `EINVAL` when `page_at` has no page; `EFAULT` if the
+/// it, if one did: `EFAULT` if the
 /// range is not inside `vma`, if a page table went away between two steps
 /// of `vm_insert_pages` (see [`Fault::map`]) or an upper-level table could
 /// not be allocated; `ENOMEM` if a page table could not be allocated.
 ///
-/// No memory is allocated here (beyond the page tables the core may need):
-/// the page pointers go through a fixed array on the stack, [`INSERT_BATCH`]
-/// at a time, each batch one `vm_insert_pages` call, which takes the PTE lock
-/// once per 8 pages. Between batches it lets the scheduler in
+/// No memory is allocated here (beyond the page tables the core may need)
+/// and no page pointer is copied: `vm_insert_pages` reads them from the
+/// run itself, [`INSERT_BATCH`] at a time, each batch one call, which takes
+/// the PTE lock once per 8 pages. Between batches it lets the scheduler in
 /// (`cond_resched`): mapping a 1 GiB buffer at once takes milliseconds.
 ///
 /// The entries get the VMA's protection: writable only for a shared writable
 /// mapping, so private mappings keep copy-on-write.
-pub(crate) fn insert_pages<'p>(
-    vma: MixedMapVma<'_>,
-    addr: usize,
-    count: usize,
-    mut page_at: impl FnMut(usize) -> Option<BorrowedPage<'p>>,
-) -> Inserted {
+pub(crate) fn insert_pages(vma: MixedMapVma<'_>, addr: usize, run: PageRun<'_>) -> Inserted {
     let mut counts = InsertCounts::default();
-    let stopped = insert_pages_counted(vma, addr, count, &mut page_at, &mut counts);
+    let stopped = insert_pages_counted(vma, addr, run, &mut counts);
     Inserted { counts, stopped }
 }
 
 /// [`insert_pages`], counting into `counts` as it goes.
-fn insert_pages_counted<'p>(
+fn insert_pages_counted(
     vma: MixedMapVma<'_>,
     addr: usize,
-    count: usize,
-    page_at: &mut impl FnMut(usize) -> Option<BorrowedPage<'p>>,
+    run: PageRun<'_>,
     counts: &mut InsertCounts,
 ) -> Result {
-    let mut raw = [core::ptr::null_mut::<bindings::page>(); INSERT_BATCH];
-    // Pages of the current batch before `done` are mapped or skipped.
+    let count = run.len();
+    // `vm_insert_pages` takes `struct page **` but only reads the array.
+    let raw = run.pages.as_ptr().cast::<*mut bindings::page>().cast_mut();
+    // Pages of the run before `done` are mapped or skipped.
     let mut done = 0;
     while done < count {
         let n = (count - done).min(INSERT_BATCH);
-        for (i, slot) in raw[..n].iter_mut().enumerate() {
-            // The pointer outlives the `BorrowedPage`, not the page: it is
-            // borrowed for `'p`, which spans this whole call.
-            *slot = page_at(done + i).ok_or(EINVAL)?.as_ptr();
-        }
         let mut batch_done = 0;
         // Bit `i`: the entry of the batch's page `i` was present when
         // `present_entries` looked (a hint; `vm_insert_pages` checks again).
@@ -549,23 +598,27 @@ fn insert_pages_counted<'p>(
                 break;
             }
             // Up to the next page known to be present.
-            let run = ((known_present >> batch_done).trailing_zeros() as usize).min(n - batch_done);
-            let mut remaining: usize = run;
+            let absent =
+                ((known_present >> batch_done).trailing_zeros() as usize).min(n - batch_done);
+            let mut remaining: usize = absent;
             // SAFETY: `vma` has `VM_MIXEDMAP` set and its mmap or VMA read
-            // lock is held (`MixedMapVma`'s invariant); `raw[batch_done..n]` are
-            // live pages, borrowed for `'p` (longer than this call);
-            // `vm_insert_pages` only reads that many entries, checks that the
-            // range lies inside `vma` and takes a reference to each page it
-            // maps, so a mapped page stays allocated until it is unmapped.
+            // lock is held (`MixedMapVma`'s invariant); the `absent` entries
+            // of `raw` from `done + batch_done` are inside `run` (`absent <=
+            // n - batch_done` and `done + n <= count`), live pages that are not
+            // tail pages, borrowed for longer than this call (`PageRun`'s
+            // invariant); `vm_insert_pages` only reads that many entries,
+            // checks that the range lies inside `vma` and takes a reference
+            // to each page it maps, so a mapped page stays allocated until
+            // it is unmapped.
             let ret = unsafe {
                 bindings::vm_insert_pages(
                     vma.as_ptr(),
                     addr + (done + batch_done) * PAGE_SIZE,
-                    raw[batch_done..].as_mut_ptr(),
+                    raw.add(done + batch_done),
                     &mut remaining,
                 )
             };
-            let mapped = run - remaining;
+            let mapped = absent - remaining;
             counts.calls += 1;
             counts.pages += mapped;
             batch_done += mapped;
@@ -598,6 +651,36 @@ fn insert_pages_counted<'p>(
     Ok(())
 }
 
+/// Gives the 2 MiB of user addresses from `addr` their page table now, if
+/// `addr` is where such a block begins, `vma` goes on there and the block has
+/// no table yet; called by a fault that has just mapped the pages up to
+/// `addr`.
+///
+/// Why: when a fault finds no page table under its address, the core
+/// allocates one before it calls the handler (`vmf->prealloc_pte`, in
+/// `do_fault_around` and `__do_fault`), for its own mapping of a page the
+/// handler returns (`finish_fault`). `vm_insert_pages` cannot take it: it
+/// allocates a table of its own, and the core frees the one it made. So a
+/// fault-around reader paid two table allocations (each a zeroed page) per
+/// 2 MiB where the kernel's own file mappings pay one: 1.7% of `faultaround`'s
+/// first touch in guest instructions (docs/performance.md). With the next
+/// block's table made here, the fault that comes to it (a sequential
+/// reader's) finds it, and the core allocates nothing. If no fault comes,
+/// the table (4 KiB) is freed with the mapping, like the table a touch
+/// there would have made.
+///
+/// A hint, no more: if the table cannot be made (no memory), the fault
+/// there makes it as before; a VMA with `.huge_fault` gets none (a page
+/// table there would keep its blocks from being mapped with PMD entries).
+fn prepare_next_table(vma: MixedMapVma<'_>, addr: usize) {
+    if addr % (PMD_PAGES * PAGE_SIZE) == 0 {
+        // `present_entries` walks to the entry of `addr`, making the table
+        // if it is missing, when `addr` is inside `vma` and the VMA has no
+        // `.huge_fault`; what it finds there is of no interest here.
+        let _ = present_entries(vma, addr, 1);
+    }
+}
+
 /// Which of the `n` (at most 64) pages of `vma` from user address `addr`
 /// have a page-table entry: bit `i` for the `i`-th; `None` if it could not
 /// look (`apply_to_page_range` could not allocate a missing table, or the
@@ -620,7 +703,8 @@ fn insert_pages_counted<'p>(
 /// `vm_insert_pages` call instead. A VMA without `.huge_fault` never has a
 /// PMD leaf: `VM_MIXEDMAP` device VMAs get THP only through that hook.
 fn present_entries(vma: MixedMapVma<'_>, addr: usize, n: usize) -> Option<u64> {
-    if n == 0 || n > u64::BITS as usize || has_huge_fault(&vma) {
+    let inside = addr >= vma.start() && n <= (vma.end().saturating_sub(addr)) / PAGE_SIZE;
+    if n == 0 || n > u64::BITS as usize || !inside || has_huge_fault(&vma) {
         return None;
     }
     let mut scan = PresentScan {
@@ -629,9 +713,8 @@ fn present_entries(vma: MixedMapVma<'_>, addr: usize, n: usize) -> Option<u64> {
     };
     // SAFETY: `vma`'s mmap or VMA read lock is held (`MixedMapVma`'s
     // invariant), which keeps its `mm` alive; `[addr, addr + n pages)` is
-    // part of a batch of [`insert_pages`] whose first call `vm_insert_pages`
-    // accepted as inside `vma` (it stopped with `EBUSY`, not `EFAULT`), and
-    // the VMA cannot change under the read lock; it has no PMD leaf (no
+    // inside `vma` (checked above), which cannot change under the read
+    // lock, so the walk makes no table outside it; it has no PMD leaf (no
     // `.huge_fault`, checked above), so the walk does not `WARN`;
     // `note_present` is a `pte_fn_t` that only records, and `scan` outlives
     // the call that is its only user.

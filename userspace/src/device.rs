@@ -32,6 +32,16 @@ pub enum Share {
     Private,
 }
 
+impl Share {
+    /// `MAP_SHARED` or `MAP_PRIVATE`.
+    pub fn flags(self) -> MapFlags {
+        match self {
+            Share::Shared => MapFlags::MAP_SHARED,
+            Share::Private => MapFlags::MAP_PRIVATE,
+        }
+    }
+}
+
 /// The first address of the kernel half of the address space for 48-bit
 /// virtual addresses, which `access_ok` refuses as a user pointer. Where
 /// the halves split is the instruction set's: x86_64's canonical upper half
@@ -282,11 +292,20 @@ impl Device {
         prot: ProtFlags,
         share: Share,
     ) -> nix::Result<Mapping> {
-        let flags = match share {
-            Share::Shared => MapFlags::MAP_SHARED,
-            Share::Private => MapFlags::MAP_PRIVATE,
-        };
-        Mapping::file(self.file.as_fd(), offset, len, prot, flags)
+        Mapping::file(self.file.as_fd(), offset, len, prot, share.flags())
+    }
+
+    /// [`Device::map`] asking for address `hint` ([`Mapping::file_at_hint`]:
+    /// the kernel may place it elsewhere).
+    pub fn map_at_hint(
+        &self,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        share: Share,
+        hint: usize,
+    ) -> nix::Result<Mapping> {
+        Mapping::file_at_hint(self.file.as_fd(), offset, len, prot, share.flags(), hint)
     }
 }
 

@@ -85,10 +85,31 @@ impl Mapping {
         prot: ProtFlags,
         flags: MapFlags,
     ) -> nix::Result<Mapping> {
+        Self::file_at_hint(
+            fd,
+            offset,
+            len,
+            prot,
+            flags,
+            placement_hint(len, offset).unwrap_or(0),
+        )
+    }
+
+    /// [`Mapping::file`], asking for `hint` as the address instead of
+    /// [`placement_hint`]'s (0: no hint). Still no `MAP_FIXED`: the kernel
+    /// places it elsewhere if the range is not free, so the caller checks
+    /// [`Mapping::addr`].
+    pub fn file_at_hint(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        flags: MapFlags,
+        hint: usize,
+    ) -> nix::Result<Mapping> {
         if flags.intersects(PLACING) {
             return Err(Errno::EINVAL);
         }
-        let hint = placement_hint(len, offset).unwrap_or(0);
         // SAFETY: no MAP_FIXED (refused above): the address is a hint, and
         // the kernel places the mapping in a free range, so no existing
         // memory of this process is replaced.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! content-pread, content-mmap, mode-residency, refault-gap.
+//! content-pread, content-mmap, mode-residency, refault-gap, table-ahead.
 
 use std::ops::Range;
 
@@ -12,7 +12,7 @@ use crate::abi::Mode;
 use crate::content::{check_page, page_hash};
 use crate::debugfs::stat;
 use crate::device::{Device, Geometry, Share};
-use crate::mapping::HUGE_BLOCK;
+use crate::mapping::{HUGE_BLOCK, Mapping};
 use crate::pagemap;
 use nix::sys::mman::MmapAdvise;
 
@@ -25,6 +25,7 @@ pub(super) const CHECKS: &[(Check, CheckFn)] = &[
     (Check::ContentMmap, |ctx| content_mmap(ctx)),
     (Check::ModeResidency, |ctx| mode_residency(ctx)),
     (Check::RefaultGap, |ctx| refault_gap(ctx)),
+    (Check::TableAhead, |ctx| table_ahead(ctx)),
 ];
 
 /// Calls `f(index, page)` for every page, read with pread in chunks.
@@ -256,9 +257,126 @@ fn refault_gap(ctx: &mut Ctx) -> Result<String> {
     ))
 }
 
+/// The page tables of this process, in KiB (`VmPTE` of /proc/self/status).
+fn page_table_kib() -> Result<u64> {
+    vm_pte_kib(&std::fs::read_to_string("/proc/self/status")?)
+        .ok_or_else(|| anyhow!("no VmPTE line in /proc/self/status"))
+}
+
+/// The `VmPTE:` line of a /proc/PID/status text, in KiB.
+fn vm_pte_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmPTE:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+}
+
+/// Maps `pages` pages from offset 0 where the 2 MiB boundary `at`
+/// (a multiple of [`HUGE_BLOCK`]) falls at page `boundary` of the mapping,
+/// in a range this process had free (reserved and given back: the address
+/// is a hint, so it is checked).
+fn map_across_boundary(ctx: &Ctx, pages: usize, boundary: usize) -> Result<Mapping> {
+    let (ps, len) = (ctx.geo.page_size, pages * ctx.geo.page_size);
+    let room = Mapping::reserve(len + 2 * HUGE_BLOCK)?;
+    let at = (room.addr() + boundary * ps).next_multiple_of(HUGE_BLOCK);
+    let hint = at - boundary * ps;
+    drop(room);
+    let map = ctx.dev.map_at_hint(0, len, RO, Share::Shared, hint)?;
+    ensure!(
+        map.addr() == hint,
+        "asked for a mapping of {pages} pages at {hint:#x}, the kernel placed it at {:#x}",
+        map.addr()
+    );
+    Ok(map)
+}
+
+/// A fault that maps pages up to a 2 MiB boundary inside the mapping gives
+/// the block after it its page table (the module's `prepare_next_table`),
+/// so the first read in that block makes none; a mapping that ends at a
+/// boundary gets no table past its end; a huge-mode mapping gets none ahead
+/// (a table there would keep the block from one PMD entry). Page tables are
+/// counted with `VmPTE`; pages with pagemap.
+fn table_ahead(ctx: &mut Ctx) -> Result<String> {
+    let Some(mode) = ctx.mode() else {
+        bail!("unknown mode {}", ctx.info.mode);
+    };
+    let ps = ctx.geo.page_size;
+    let block = HUGE_BLOCK / ps;
+    // A mapping that ends at a boundary: reading all of it makes no table
+    // for the block after its end.
+    let ending = ctx.geo.pages.min(block);
+    let map = map_across_boundary(ctx, ending, ending)?;
+    map.read_u8(0);
+    let first = page_table_kib()?;
+    map.touch_read(ps);
+    let after = page_table_kib()?;
+    ensure!(
+        after == first,
+        "{mode}: reading all {ending} pages of a mapping that ends at a 2 MiB boundary took {} KiB more page tables after its first page, expected none (no table past the end)",
+        after - first
+    );
+    drop(map);
+    if ctx.geo.pages <= block {
+        return Ok(format!(
+            "{mode}: no table past the end of a {ending}-page mapping that ends at a 2 MiB boundary (a {}-page buffer has no boundary inside a mapping)",
+            ctx.geo.pages
+        ));
+    }
+    // A mapping with a boundary inside, from a boundary: read the block
+    // before it, then the first page after it.
+    let pages = ctx.geo.pages.min(2 * block);
+    let map = map_across_boundary(ctx, pages, block)?;
+    let before = page_table_kib()?;
+    map.read_u8(0);
+    for page in 1..block {
+        map.read_u8(ctx.geo.offset(page));
+    }
+    let ahead = page_table_kib()?;
+    map.read_u8(ctx.geo.offset(block));
+    let next = page_table_kib()?;
+    let made_at_boundary = next - ahead;
+    match mode {
+        Mode::Fault | Mode::Faultaround => ensure!(
+            made_at_boundary == 0,
+            "{mode}: the first read after the 2 MiB boundary made {made_at_boundary} KiB of page tables, expected none (the fault before it makes the table)"
+        ),
+        Mode::Prefault => ensure!(
+            ahead == before && next == before,
+            "prefault: reads took page tables ({before} KiB after mmap, {ahead} and {next} KiB after), expected all made by mmap"
+        ),
+        Mode::Huge => {
+            let huge_blocks = stat(&ctx.debugfs()?.stats()?, "huge_blocks")?;
+            let want =
+                huge_block_expected(huge_blocks, &thp_enabled(), map.addr(), pages, ps, block);
+            let present = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
+            let in_block: Vec<usize> = present.into_iter().filter(|&p| p >= block).collect();
+            let expected: Vec<usize> = want.clone().unwrap_or(block..block + 1).collect();
+            ensure!(
+                in_block == expected,
+                "huge: after reading the first block, reading page {block} made pages [{}] present, expected [{}]",
+                list(&in_block),
+                list(&expected)
+            );
+        }
+    }
+    Ok(format!(
+        "{mode}: a read after a 2 MiB boundary made {made_at_boundary} KiB of page tables; none past the end of a mapping"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_vm_pte() {
+        let status =
+            "Name:\tmapdrv\nVmLib:\t       8 kB\nVmPTE:\t      56 kB\nVmSwap:\t       0 kB\n";
+        assert_eq!(vm_pte_kib(status), Some(56));
+        assert_eq!(vm_pte_kib("VmPTE:\t  x kB\n"), None);
+        assert_eq!(vm_pte_kib("Name:\tmapdrv\n"), None);
+    }
 
     #[test]
     fn fault_mode_maps_one_page_per_fault() {

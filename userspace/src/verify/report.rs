@@ -43,6 +43,9 @@ checks! {
     /// A fault among present pages maps only the missing page, in at most
     /// three vm_insert_pages calls (present runs are skipped in one look).
     RefaultGap = "refault-gap",
+    /// A fault that maps up to a 2 MiB boundary gives the next block its page
+    /// table (none past a mapping's end, none ahead in huge mode).
+    TableAhead = "table-ahead",
     /// debugfs `mode` names the mode MAPDRV_IOC_INFO reports.
     DebugfsMode = "debugfs-mode",
     /// Writing debugfs `mode` switches the mode; a bad name is EINVAL.
