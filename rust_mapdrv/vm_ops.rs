@@ -662,7 +662,7 @@ fn insert_pages_counted(
 /// handler returns (`finish_fault`). `vm_insert_pages` cannot take it: it
 /// allocates a table of its own, and the core frees the one it made. So a
 /// fault-around reader paid two table allocations (each a zeroed page) per
-/// 2 MiB where the kernel's own file mappings pay one: 1.7% of `faultaround`'s
+/// 2 MiB where the kernel's own file mappings pay one: 2% of `faultaround`'s
 /// first touch in guest instructions (docs/performance.md). With the next
 /// block's table made here, the fault that comes to it (a sequential
 /// reader's) finds it, and the core allocates nothing. If no fault comes,
