@@ -552,11 +552,11 @@ impl<'p> PageRun<'p> {
 /// (a run of present entries), [`present_entries`] looks at the rest of the
 /// batch in one pass under the PTE lock, and the remaining calls cover only
 /// the runs of pages that were absent, whatever the length of the present
-/// runs between them. Returns how many were inserted and the error that stopped
-/// it, if one did: `EFAULT` if the
-/// range is not inside `vma`, if a page table went away between two steps
-/// of `vm_insert_pages` (see [`Fault::map`]) or an upper-level table could
-/// not be allocated; `ENOMEM` if a page table could not be allocated.
+/// runs between them. Returns how many were inserted and the error that
+/// stopped it, if one did: `EFAULT` if the range is not inside `vma`, if a
+/// page table went away between two steps of `vm_insert_pages` (see
+/// [`Fault::map`]) or an upper-level table could not be allocated; `ENOMEM`
+/// if a page table could not be allocated.
 ///
 /// No memory is allocated here (beyond the page tables the core may need)
 /// and no page pointer is copied: `vm_insert_pages` reads them from the
