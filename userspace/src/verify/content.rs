@@ -272,8 +272,8 @@ fn vm_pte_kib(status: &str) -> Option<u64> {
         .and_then(|kib| kib.trim().parse().ok())
 }
 
-/// Maps `pages` pages from offset 0 where the 2 MiB boundary `at`
-/// (a multiple of [`HUGE_BLOCK`]) falls at page `boundary` of the mapping,
+/// Maps `pages` pages from offset 0 so that a 2 MiB boundary (a multiple of
+/// [`HUGE_BLOCK`]) falls at page `boundary` of the mapping,
 /// in a range this process had free (reserved and given back: the address
 /// is a hint, so it is checked).
 fn map_across_boundary(ctx: &Ctx, pages: usize, boundary: usize) -> Result<Mapping> {
@@ -351,7 +351,7 @@ fn table_ahead(ctx: &mut Ctx) -> Result<String> {
                 huge_block_expected(huge_blocks, &thp_enabled(), map.addr(), pages, ps, block);
             let present = pagemap::present_pages(&pagemap::read_self(map.addr(), pages, ps)?);
             let in_block: Vec<usize> = present.into_iter().filter(|&p| p >= block).collect();
-            let expected: Vec<usize> = want.clone().unwrap_or(block..block + 1).collect();
+            let expected: Vec<usize> = want.unwrap_or(block..block + 1).collect();
             ensure!(
                 in_block == expected,
                 "huge: after reading the first block, reading page {block} made pages [{}] present, expected [{}]",
