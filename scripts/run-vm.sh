@@ -4,8 +4,8 @@
 # in it, or a shell.
 #
 # Usage: scripts/run-vm.sh [options] [-- COMMAND...]
-#   --arch ARCH       the guest's architecture: x86_64 (qemu-system-x86_64,
-#                     PC machine), arm64 (qemu-system-aarch64 -M virt) or
+#   --arch ARCH       the guest's architecture: x86_64 (qemu-system-x86_64
+#                     -M microvm), arm64 (qemu-system-aarch64 -M virt) or
 #                     arm (qemu-system-arm -M virt);
 #                     default $MAPDRV_ARCH, else x86_64
 #   --kernel FILE     kernel image to boot (default: the cached vm kernel of
@@ -30,9 +30,9 @@
 #   --shell           interactive: after COMMAND (if any), a shell on the
 #                     console; the VM ends when it exits
 #   --append ARGS     extra kernel command line arguments
-#   --export FILE     a second serial port (the guest's /dev/ttyS1 on x86_64,
-#                     the virtio console /dev/hvc0 on arm64 and arm, whose virt
-#                     machine has one UART), written to FILE on the host; the
+#   --export FILE     a second port (the virtio console /dev/hvc0: each
+#                     machine has one UART, the console), written to FILE on
+#                     the host; the
 #                     guest gets mapdrv.export=<its tty> on its command line
 #                     (see scripts/guest/export-file)
 #   --kernel-log FILE the guest's whole kernel log (dmesg: every level,
@@ -152,10 +152,20 @@ qemu_base=("$qemu_bin" -nodefaults -no-user-config -no-reboot -display none
 	-smp "$cpus" -m "$mem" -kernel "$kernel" -initrd "$initrd")
 case $arch in
 x86_64)
+	# microvm: one ISA UART (ttyS0), an IO-APIC, virtio-mmio slots and
+	# no ACPI, no PCI: the kernel finds its CPUs in the MP table of the
+	# firmware (qboot) and the virtio devices on its command line (QEMU
+	# adds them). No keyboard controller to reset through: reboot=t
+	# reboots by triple fault, which -no-reboot turns into QEMU's exit.
+	# pit=on: under TCG microvm leaves the i8254 out by default, and
+	# without it the kernel cannot verify the local APIC timer ("APIC
+	# timer disabled due to verification failure"): no one-shot timer, so
+	# no high-resolution timers, and CLOCK_MONOTONIC steps by 4 ms.
 	# no_timer_check: under TCG on a busy host the emulated IO-APIC timer
 	# can tick too slowly for the boot-time check, which then panics
 	# ("IO-APIC + timer doesn't work"); the timer itself works, as in any VM.
-	base_append="console=ttyS0 panic=-1 no_timer_check"
+	qemu_base+=(-M microvm,acpi=off,pit=on)
+	base_append="console=ttyS0 panic=-1 reboot=t no_timer_check"
 	;;
 arm64)
 	# The virt machine: GIC, PL011 UART (ttyAMA0), virtio-mmio slots, RAM
@@ -280,27 +290,18 @@ if $icount; then
 	append="$append mapdrv.icount=1"
 fi
 $shell && append="$append mapdrv.shell=1"
-# More ports after the console, each written to a file on the host: on
-# x86_64 serial ports ttyS1, ttyS2 in this order; on arm64 and arm (one UART) virtio
-# consoles hvc0, hvc1.
+# More ports after the console, each written to a file on the host: virtio
+# consoles hvc0, hvc1 in this order (every machine here has one UART).
 serial_args=()
 extra_ports=0
 # add_port FILE: the next port, written to FILE; sets port to its guest tty.
 add_port() {
 	mkdir -p "$(dirname "$1")"
 	: >"$1"
-	case $arch in
-	x86_64)
-		serial_args+=(-serial "file:$1")
-		port=ttyS$((extra_ports + 1))
-		;;
-	*)
-		[ "$extra_ports" -gt 0 ] || serial_args+=(-device virtio-serial-device)
-		serial_args+=(-chardev "file,id=port$extra_ports,path=$1"
-			-device "virtconsole,chardev=port$extra_ports")
-		port=hvc$extra_ports
-		;;
-	esac
+	[ "$extra_ports" -gt 0 ] || serial_args+=(-device virtio-serial-device)
+	serial_args+=(-chardev "file,id=port$extra_ports,path=$1"
+		-device "virtconsole,chardev=port$extra_ports")
+	port=hvc$extra_ports
 	extra_ports=$((extra_ports + 1))
 }
 if [ -n "$export_file" ]; then

@@ -19,7 +19,7 @@ done
 check "tmpfs on /tmp is writable" sh -c 'echo x >/tmp/boot-check && rm /tmp/boot-check'
 expect_match "at least one CPU is online" '^0' cat /sys/devices/system/cpu/online
 note "CPUs online: $(cat /sys/devices/system/cpu/online), $(grep MemTotal /proc/meminfo)"
-# The serial console: the PC's 8250 UART, or the virt machine's PL011.
+# The serial console: microvm's 8250 UART, or the virt machine's PL011.
 case $(guest_arch) in
 arm64 | arm) console=ttyAMA0 ;;
 *) console=ttyS0 ;;

@@ -53,20 +53,26 @@ pub const HUGE_BLOCK: usize = 2 << 20;
 /// (`/dev/mapdrv` in huge mode). That is the kernel's own rule for files
 /// whose `get_unmapped_area` is `thp_get_unmapped_area` (and for shmem);
 /// the Rust misc device of Linux 7.3 cannot set one, so the tool places its
-/// mappings itself. Found by reserving `len + HUGE_BLOCK` bytes and giving
-/// the range back: the result is a hint, never `MAP_FIXED`, so a racing
-/// thread that takes the range first only costs the alignment. `None` (no
-/// hint) for shorter mappings or when the reservation fails.
+/// mappings itself. `None` (no hint) for shorter mappings or when
+/// [`free_address_congruent`] finds no room.
 fn placement_hint(len: usize, offset: u64) -> Option<usize> {
     if len < HUGE_BLOCK {
         return None;
     }
-    let room = Mapping::reserve(len.checked_add(HUGE_BLOCK)?).ok()?;
-    let want = (offset % HUGE_BLOCK as u64) as usize;
+    free_address_congruent(len, (offset % HUGE_BLOCK as u64) as usize).ok()
+}
+
+/// An address congruent to `residue` modulo [`HUGE_BLOCK`] with `len` free
+/// bytes from it: found by reserving `len + HUGE_BLOCK` bytes and giving the
+/// range back. A hint for mmap, never `MAP_FIXED`: a racing thread that
+/// takes the range first only moves the mapping, so a caller that needs the
+/// address checks where the kernel placed it.
+pub fn free_address_congruent(len: usize, residue: usize) -> nix::Result<usize> {
+    let room = Mapping::reserve(len.checked_add(HUGE_BLOCK).ok_or(Errno::ENOMEM)?)?;
     let start = room.addr();
-    // The first address from `start` congruent to `want`.
-    let skip = (want + HUGE_BLOCK - start % HUGE_BLOCK) % HUGE_BLOCK;
-    Some(start + skip)
+    // The first address from `start` congruent to `residue`.
+    let skip = (residue % HUGE_BLOCK + HUGE_BLOCK - start % HUGE_BLOCK) % HUGE_BLOCK;
+    Ok(start + skip)
 }
 
 impl Mapping {
@@ -372,6 +378,26 @@ mod tests {
 
     fn page() -> usize {
         crate::device::system_page_size().unwrap()
+    }
+
+    #[test]
+    fn free_address_congruent_has_the_residue() {
+        let len = 3 * page();
+        for residue in [
+            0,
+            page(),
+            HUGE_BLOCK - page(),
+            HUGE_BLOCK,
+            HUGE_BLOCK + page(),
+        ] {
+            let addr = free_address_congruent(len, residue).unwrap();
+            assert_eq!(
+                addr % HUGE_BLOCK,
+                residue % HUGE_BLOCK,
+                "residue {residue:#x}"
+            );
+        }
+        assert_eq!(free_address_congruent(usize::MAX, 0), Err(Errno::ENOMEM));
     }
 
     #[test]

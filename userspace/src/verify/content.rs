@@ -12,7 +12,7 @@ use crate::abi::Mode;
 use crate::content::{check_page, page_hash};
 use crate::debugfs::stat;
 use crate::device::{Device, Geometry, Share};
-use crate::mapping::{HUGE_BLOCK, Mapping};
+use crate::mapping::{HUGE_BLOCK, Mapping, free_address_congruent};
 use crate::pagemap;
 use nix::sys::mman::MmapAdvise;
 
@@ -273,15 +273,13 @@ fn vm_pte_kib(status: &str) -> Option<u64> {
 }
 
 /// Maps `pages` pages from offset 0 so that a 2 MiB boundary (a multiple of
-/// [`HUGE_BLOCK`]) falls at page `boundary` of the mapping,
-/// in a range this process had free (reserved and given back: the address
-/// is a hint, so it is checked).
+/// [`HUGE_BLOCK`]) falls at page `boundary` of the mapping, in a range this
+/// process had free ([`free_address_congruent`]: the address is a hint, so
+/// it is checked).
 fn map_across_boundary(ctx: &Ctx, pages: usize, boundary: usize) -> Result<Mapping> {
     let (ps, len) = (ctx.geo.page_size, pages * ctx.geo.page_size);
-    let room = Mapping::reserve(len + 2 * HUGE_BLOCK)?;
-    let at = (room.addr() + boundary * ps).next_multiple_of(HUGE_BLOCK);
-    let hint = at - boundary * ps;
-    drop(room);
+    let skew = boundary * ps % HUGE_BLOCK;
+    let hint = free_address_congruent(len, HUGE_BLOCK - skew)?;
     let map = ctx.dev.map_at_hint(0, len, RO, Share::Shared, hint)?;
     ensure!(
         map.addr() == hint,
