@@ -59,6 +59,9 @@
 # nanosecond steps instead of 4 ms jiffies. Environment: MAPDRV_TSC_KHZ
 # overrides the host TSC frequency read from the host's kernel log or
 # /proc/cpuinfo; MAPDRV_KVM_PROBE_TIMEOUT (default 5) bounds the KVM probe.
+# An x86_64 guest under TCG whose kernel turned its local APIC timer off at
+# boot (no high-resolution timers) is booted again, at most 8 times (see
+# timer_boots below).
 source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '/^# Usage:/,/^# one word/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
