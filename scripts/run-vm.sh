@@ -335,9 +335,10 @@ info "console log: $log"
 # mapdrv.timer_retry=1 asks /init to reboot such a guest at once
 # (MAPDRV-REBOOT); it is booted again, at most timer_boots times in all, the
 # last without the flag, so that a guest that never gets its timer still
-# runs and guest/clock says so.
+# runs and guest/clock says so. Not with --shell or --gdb: someone is at
+# the console or the debugger, and a new QEMU would drop them.
 timer_boots=1
-[ "$arch" = x86_64 ] && [ "$accel" = tcg ] && ! $shell && timer_boots=8
+[ "$arch" = x86_64 ] && [ "$accel" = tcg ] && ! $shell && ! $gdb_stub && timer_boots=8
 qemu_cmd() {
 	local a=$append
 	[ "$1" -lt "$timer_boots" ] && a="$a mapdrv.timer_retry=1"
