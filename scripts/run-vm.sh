@@ -160,10 +160,9 @@ x86_64)
 	# firmware (qboot) and the virtio devices on its command line (QEMU
 	# adds them). No keyboard controller to reset through: reboot=t
 	# reboots by triple fault, which -no-reboot turns into QEMU's exit.
-	# pit=on: under TCG microvm leaves the i8254 out by default, and
-	# without it the kernel cannot verify the local APIC timer ("APIC
-	# timer disabled due to verification failure"): no one-shot timer, so
-	# no high-resolution timers, and CLOCK_MONOTONIC steps by 4 ms.
+	# pit=on: the i8254, the kernel's tick until the local APIC timer is
+	# calibrated (microvm has it by default under TCG too; said here
+	# because the kernel needs it: see timer_boots below).
 	# no_timer_check: under TCG on a busy host the emulated IO-APIC timer
 	# can tick too slowly for the boot-time check, which then panics
 	# ("IO-APIC + timer doesn't work"); the timer itself works, as in any VM.
