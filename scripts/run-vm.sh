@@ -357,12 +357,12 @@ if $shell; then
 		"${qemu[@]}" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	fi
 else
+	limit=()
+	[ "$timeout_secs" -gt 0 ] && limit=(timeout -k 5 "$timeout_secs")
 	boot=1
 	while :; do
 		qemu_cmd "$boot"
 		qemu+=(-serial stdio "${serial_args[@]}")
-		limit=()
-		[ "$timeout_secs" -gt 0 ] && limit=(timeout -k 5 "$timeout_secs")
 		rc=0
 		if $quiet; then
 			# (Not exec'd by the subshell, so that the shell's own "Aborted"

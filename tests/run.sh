@@ -28,7 +28,9 @@
 #                  kernel, for about SECONDS each with new seeds (make soak;
 #                  a benchmark, not a test)
 #   --out DIR      logs and built helpers (env MAPDRV_TEST_OUT; default
-#                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start
+#                  $MAPDRV_CACHE/tests); DIR/logs is emptied at the start.
+#                  One run per DIR at a time: a second one stops with an
+#                  error before it touches DIR (give it its own --out)
 #   --only-arch A  only the runs on architecture A: arm64 or arm (the
 #                  arm64/NAME or arm/NAME runs) or x86_64 (host, guest and
 #                  debug runs)
@@ -247,6 +249,14 @@ leave_out() {
 for a in $EMULATED_ARCHES; do
 	[ -n "$(arch_file "$a" kernel)" ] || leave_out "$a" "no $a kernel given (--$a-kernel, or make test)"
 done
+
+# One run per --out at a time. A second run would empty this one's logs
+# and rebuild its helpers under it, so it stops here, before it changes
+# anything; the lock goes with the last process of this run.
+mkdir -p "$out"
+exec {out_lock}>"$out/.lock"
+flock -n "$out_lock" ||
+	die "another tests/run.sh is using $out: let it finish, or give this run its own --out DIR (MAPDRV_TEST_OUT)"
 
 logs=$out/logs
 rm -rf "$logs"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # The project's shell scripts: they parse, carry the SPDX line and no URL,
-# and the initramfs builder is deterministic.
+# the initramfs builder is deterministic, and tests/run.sh runs once per
+# --out directory at a time.
 # Environment (from tests/run.sh): MAPDRV_TEST_WORK, a scratch directory.
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
@@ -48,6 +49,20 @@ expect_match "run-vm.sh refuses --icount with --kvm on" 'cannot be used with --k
 	bash -c 'bash scripts/run-vm.sh --icount --kvm on -- true 2>&1; [ $? = 2 ]'
 expect_match "make bench refuses an ICOUNT that is not 1 or 0" "ICOUNT takes 1 .* not 'yes'" \
 	bash -c 'make --no-print-directory bench ICOUNT=yes 2>&1; [ $? = 2 ]'
+
+# One test run per --out at a time: while one holds DIR (here flock(1)
+# stands for it), a second stops with an error and leaves DIR's logs as
+# they are, instead of emptying them under the first. (timeout: should the
+# lock not hold, the second run must not go on to run this suite again.)
+busy=$work/busy-out
+rm -rf "$busy"
+mkdir -p "$busy/logs"
+echo "the first run's log" >"$busy/logs/first.log"
+expect_match "a second tests/run.sh on the same --out stops with an error" \
+	'another tests/run.sh is using .*busy-out' \
+	flock "$busy/.lock" bash -c 'timeout 60 bash tests/run.sh --out "$1" host/docs 2>&1; [ $? = 1 ]' _ "$busy"
+check "the second run leaves the first run's logs" grep -qx "the first run's log" "$busy/logs/first.log"
+rm -rf "$busy"
 
 # Every checkout builds the tool in the cache's one cargo target directory
 # (scripts/build-tool.sh), where cargo gives the tool's crate the same units
