@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # The project's shell scripts: they parse, carry the SPDX line and no URL,
-# the initramfs builder is deterministic, and tests/run.sh runs once per
-# --out directory at a time.
-# Environment (from tests/run.sh): MAPDRV_TEST_WORK, a scratch directory.
+# the initramfs builder is deterministic, make shell's VM runs a shell on
+# its console, and tests/run.sh runs once per --out directory at a time.
+# Environment (from tests/run.sh): MAPDRV_KERNEL, MAPDRV_TEST_WORK (a
+# scratch directory).
 # shellcheck source=../guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 cd "$(dirname "$0")/../.." || exit 1
@@ -63,6 +64,33 @@ expect_match "a second tests/run.sh on the same --out stops with an error" \
 	flock "$busy/.lock" bash -c 'timeout 60 bash tests/run.sh --out "$1" host/docs 2>&1; [ $? = 1 ]' _ "$busy"
 check "the second run leaves the first run's logs" grep -qx "the first run's log" "$busy/logs/first.log"
 rm -rf "$busy"
+
+# make shell's VM (run-vm.sh --shell): an interactive shell on the console,
+# under a terminal (script(1) gives it one), whose exit status is the VM's.
+# Typed only once the prompt is there, as a user would.
+if [ -n "${MAPDRV_KERNEL:-}" ] && [ -f "$MAPDRV_KERNEL" ]; then
+	typed=$work/shell.in said=$work/shell.out
+	rm -f "$typed" "$said"
+	mkfifo "$typed"
+	script -qec "bash scripts/run-vm.sh --shell --timeout 300 --kernel '$MAPDRV_KERNEL'" /dev/null \
+		<"$typed" >"$said" 2>&1 &
+	vm=$!
+	exec {keys}>"$typed"
+	for _ in $(seq 300); do
+		grep -aq 'mapdrv-vm:/# ' "$said" && break
+		kill -0 "$vm" 2>/dev/null || break
+		sleep 1
+	done
+	printf 'echo typed-$((6 * 7))\rexit 3\r' >&"$keys"
+	shell_rc=0
+	wait "$vm" || shell_rc=$?
+	exec {keys}>&-
+	check "run-vm.sh --shell runs what is typed at its prompt" grep -aq '^typed-42' "$said"
+	check "run-vm.sh --shell ends with the shell's exit status" test "$shell_rc" = 3
+	rm -f "$typed"
+else
+	fail "run-vm.sh --shell works" "no VM kernel (tests/run.sh --kernel)"
+fi
 
 # Every checkout builds the tool in the cache's one cargo target directory
 # (scripts/build-tool.sh), where cargo gives the tool's crate the same units
